@@ -1,0 +1,231 @@
+"""The one place that knows how to test kitty.
+
+Every session gets its own uv-managed venv filled with `uv sync --locked`, so a package's tests
+run with exactly its declared dependencies (an undeclared import of a sibling fails there).
+
+`uv run nox` (what `.ci/run` calls) runs the default sessions; `bench` and `demo` run on request.
+Each pytest run writes JUnit XML to `.ci/reports/` so `.ci/run` can print one summary line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "standalone_filelock",
+    "wheels",
+    "integration",
+]
+
+ROOT = pathlib.Path(__file__).parent
+REPORTS = ROOT / ".ci" / "reports"
+PACKAGES = {
+    "kitty-filelock": "kitty_filelock",
+    "kitty-auth-refresh": "kitty_auth_refresh",
+    "kitty-daemon-identity": "kitty_daemon_identity",
+    "kitty-orphan-sweep": "kitty_orphan_sweep",
+    "kitty-doctor-cli": "kitty_doctor",
+}
+DIST_NAMES = sorted(PACKAGES)
+
+
+def _sync(session: nox.Session, *args: str) -> None:
+    """Fill this session's venv from uv.lock (exact: anything not asked for is removed)."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )
+
+
+def _junit(name: str) -> str:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    return f"--junitxml={REPORTS / name}.xml"
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    _sync(session, "--only-group", "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+@nox.parametrize("package", DIST_NAMES)
+def typecheck(session: nox.Session, package: str) -> None:
+    """mypy --strict over one package's sources and tests, in that package's own venv."""
+    _sync(session, "--package", package, "--group", "typecheck")
+    pkg_dir = ROOT / "packages" / package
+    session.run(
+        "python",
+        "-m",
+        "mypy",
+        "--strict",
+        str(pkg_dir / "src"),
+        str(pkg_dir / "tests"),
+        env={"MYPYPATH": str(pkg_dir / "src")},
+    )
+
+
+@nox.session
+@nox.parametrize("package", DIST_NAMES)
+def tests(session: nox.Session, package: str) -> None:
+    """One package's unit tests in its own venv, with line+branch coverage >= 90 %."""
+    _sync(session, "--package", package, "--group", "test")
+    pkg_dir = ROOT / "packages" / package
+    cov_file = pathlib.Path(session.create_tmp()) / ".coverage"
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        str(pkg_dir / "tests"),
+        f"--cov={PACKAGES[package]}",
+        "--cov-branch",
+        "--cov-report=term-missing:skip-covered",
+        "--cov-fail-under=90",
+        _junit(f"tests-{package}"),
+        *session.posargs,
+        env={"COVERAGE_FILE": str(cov_file)},
+    )
+
+
+def _build(session: nox.Session, out: pathlib.Path, *packages: str) -> list[pathlib.Path]:
+    """Build wheels with --no-sources so sibling ranges are what a PyPI user would resolve."""
+    for package in packages:
+        session.run(
+            "uv",
+            "build",
+            "--no-sources",
+            "--package",
+            package,
+            "--wheel",
+            "--out-dir",
+            str(out),
+            external=True,
+        )
+    return sorted(out.glob("*.whl"))
+
+
+@nox.session(venv_backend="none")
+def standalone_filelock(session: nox.Session) -> None:
+    """kitty-filelock installs ALONE (no Requires-Dist) and its tests pass with only it present."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-"))
+    try:
+        (wheel,) = _build(session, work / "dist", "kitty-filelock")
+        venv = work / "venv"
+        session.run("uv", "venv", "--quiet", str(venv), external=True)
+        py = str(venv / ("Scripts" if os.name == "nt" else "bin") / "python")
+        session.run("uv", "pip", "install", "--quiet", "--python", py, str(wheel), external=True)
+        check = (
+            "import importlib.metadata as m, json;"
+            "d = m.distribution('kitty-filelock');"
+            "others = sorted(x.metadata['Name'] for x in m.distributions());"
+            "print(json.dumps({'requires': d.requires, 'dists': others}))"
+        )
+        out = session.run(py, "-P", "-c", check, silent=True, external=True)
+        facts = json.loads(str(out).strip().splitlines()[-1])
+        if facts["requires"]:
+            session.error(f"kitty-filelock declares runtime dependencies: {facts['requires']}")
+        if facts["dists"] != ["kitty-filelock"]:
+            session.error(f"standalone venv holds more than kitty-filelock: {facts['dists']}")
+        # Only now add the test tools (never kitty packages) and run the package's tests with -P,
+        # so nothing from the source tree shadows the installed wheel.
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            py,
+            "pytest",
+            "pytest-timeout",
+            "pytest-asyncio",
+            "hypothesis",
+            "psutil",
+            external=True,
+        )
+        session.run(
+            py,
+            "-P",
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "packages" / "kitty-filelock" / "tests"),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(ROOT),
+            _junit("standalone-filelock"),
+            external=True,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@nox.session(venv_backend="none")
+def wheels(session: nox.Session) -> None:
+    """Build every package with --no-sources and install them together: validates sibling ranges."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="kitty-wheels-"))
+    try:
+        built = _build(session, work / "dist", *DIST_NAMES)
+        if len(built) != len(DIST_NAMES):
+            session.error(f"expected {len(DIST_NAMES)} wheels, built {[w.name for w in built]}")
+        venv = work / "venv"
+        session.run("uv", "venv", "--quiet", str(venv), external=True)
+        py = str(venv / ("Scripts" if os.name == "nt" else "bin") / "python")
+        # --find-links + --no-index for kitty names would block third-party deps; instead install
+        # the wheels by path and let the resolver fetch third-party deps and check sibling ranges.
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", py, *map(str, built), external=True
+        )
+        session.run(py, "-P", "-c", "import " + ", ".join(PACKAGES.values()), external=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Live-subprocess matrices: real daemons, real lock holders, a real Authlib OAuth server."""
+    _sync(session, "--all-packages", "--group", "test", "--group", "integration")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        str(ROOT / "tests-integration"),
+        "-p",
+        "no:randomly",
+        _junit("integration"),
+        *session.posargs,
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (never tests): prints tables and rewrites docs/benchmarks.md."""
+    _sync(
+        session, "--all-packages", "--group", "test", "--group", "integration", "--group", "bench"
+    )
+    session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The newcomer's tour (INT-09): a messy home, kitty-doctor, --reset, clean."""
+    _sync(session, "--all-packages", "--group", "test", "--group", "integration")
+    session.run("python", str(ROOT / "tests-integration" / "demo.py"), *session.posargs)

@@ -1,0 +1,13 @@
+"""The distribution's metadata and the import agree on the version."""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import version
+
+import kitty_filelock
+
+
+def test_version_matches_distribution_metadata() -> None:
+    assert kitty_filelock.__version__ == version("kitty-filelock")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", kitty_filelock.__version__)
