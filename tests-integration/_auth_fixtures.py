@@ -1,0 +1,289 @@
+"""Harness for the auth matrices: the OAuth server subprocess, its admin API, worker subprocesses.
+
+Ordering between processes uses files only (`wait_for_file`): bounded polling with a deadline,
+never a sleep that hopes the other side is done. Every process started here is reaped in a
+`finally` (kill, then wait), and every worker's output goes to a file the token-leak check greps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+HERE: Final = Path(__file__).parent
+SERVER_SCRIPT: Final = HERE / "_oauth_server.py"
+WORKER_SCRIPT: Final = HERE / "_auth_workers.py"
+CLIENT_ID: Final = "kitty-cli"
+USERNAME: Final = "alice"
+PASSWORD: Final = "wonderland"
+SERVER_START_TIMEOUT_S: Final = 20.0
+# Polling interval of file barriers: a latency knob only, never an ordering assumption.
+BARRIER_POLL_S: Final = 0.01
+BARRIER_TIMEOUT_S: Final = 20.0
+REAP_TIMEOUT_S: Final = 10.0
+
+
+def token_hash(token: str) -> str:
+    """The server's request log identifies refresh tokens by this hash (see _oauth_server.py)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
+    """Bounded poll: raise AssertionError naming `what` if `predicate()` stays false."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(BARRIER_POLL_S)
+
+
+def wait_for_file(path: Path, timeout: float = BARRIER_TIMEOUT_S) -> None:
+    wait_until(path.exists, timeout=timeout, what=f"barrier file {path}")
+
+
+def reap(proc: subprocess.Popen[Any], timeout: float = REAP_TIMEOUT_S) -> None:
+    """Kill (if still running) and wait: no process outlives the test that started it."""
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            proc.kill()
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout)
+
+
+@dataclass
+class OAuthServer:
+    """Handle on one `_oauth_server.py` subprocess (loopback, ephemeral port)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    stderr_path: Path
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, trust_env=False, timeout=30.0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/oauth/token"
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.client.get("/admin/counters").raise_for_status().json())
+
+    def log(self) -> list[dict[str, Any]]:
+        return list(self.client.get("/admin/log").raise_for_status().json())
+
+    def fault(self, **changes: Any) -> dict[str, Any]:
+        return dict(self.client.post("/admin/fault", json=changes).raise_for_status().json())
+
+    def release(self) -> None:
+        self.client.post("/admin/release").raise_for_status()
+
+    def revoke(self, session_id: str) -> None:
+        self.client.post("/admin/revoke", json={"session_id": session_id}).raise_for_status()
+
+    def reset(self) -> None:
+        self.client.post("/admin/reset").raise_for_status()
+
+    def login(self) -> dict[str, Any]:
+        """Password grant: the raw token response (access, refresh, expires_in, session_id...)."""
+        response = self.client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "username": USERNAME,
+                "password": PASSWORD,
+                "client_id": CLIENT_ID,
+                "scope": "openid offline_access",
+            },
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def raw_refresh(self, refresh_token: str) -> httpx.Response:
+        """A bare RFC 6749 refresh request (what a naive client sends)."""
+        return self.client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": CLIENT_ID,
+            },
+        )
+
+    def me(self, access_token: str) -> int:
+        """Status code of the protected call with this access token."""
+        headers = {"Authorization": f"Bearer {access_token}"}
+        return self.client.get("/api/me", headers=headers).status_code
+
+    def presentations(self, refresh_token: str) -> int:
+        """How many refresh requests presented this token (from the server's hashed log)."""
+        wanted = token_hash(refresh_token)
+        return sum(1 for entry in self.log() if entry["rt"] == wanted)
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.stdin is not None:
+            with suppress(OSError):
+                self.proc.stdin.close()  # EOF: the server exits on its own
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        reap(self.proc)
+        for stream in (self.proc.stdout,):
+            if stream is not None:
+                stream.close()
+
+
+@contextmanager
+def running_server(workdir: Path, *, access_ttl: int = 300) -> Iterator[OAuthServer]:
+    """Start `_oauth_server.py` on an ephemeral loopback port; always reaped on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stderr_path = workdir / f"oauth-server-{os.getpid()}-{time.monotonic_ns()}.err"
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--access-ttl", str(access_ttl)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=_child_env(),
+        )
+    server: OAuthServer | None = None
+    try:
+        port = _read_port(proc, stderr_path)
+        server = OAuthServer(proc=proc, port=port, stderr_path=stderr_path)
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        else:
+            reap(proc)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+
+
+def _read_port(proc: subprocess.Popen[bytes], stderr_path: Path) -> int:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(SERVER_START_TIMEOUT_S):
+            raise AssertionError(f"OAuth server printed no port: {stderr_path.read_text()[-2000:]}")
+    line = proc.stdout.readline()
+    if not line:
+        raise AssertionError(f"OAuth server exited early: {stderr_path.read_text()[-2000:]}")
+    return int(json.loads(line)["port"])
+
+
+def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    # Loopback traffic must never go through a proxy, whatever the developer's shell exports.
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        env.pop(name, None)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class Worker:
+    """One `_auth_workers.py` subprocess; its stdout+stderr go to `log_path`."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    result_path: Path
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            reap(self.proc)
+            raise AssertionError(
+                f"worker {self.name} hung; log tail: {self.log_path.read_text()[-2000:]}"
+            ) from None
+
+    def result(self) -> dict[str, Any]:
+        if not self.result_path.exists():
+            raise AssertionError(
+                f"worker {self.name} wrote no result (exit {self.proc.returncode}); "
+                f"log tail: {self.log_path.read_text()[-2000:]}"
+            )
+        return dict(json.loads(self.result_path.read_text()))
+
+
+def start_worker(
+    name: str,
+    role: str,
+    workdir: Path,
+    *,
+    home: Path,
+    server: OAuthServer,
+    args: Sequence[str] = (),
+) -> Worker:
+    """Start `_auth_workers.py <role>`; the result JSON lands in `<workdir>/<name>.result.json`."""
+    log_path = workdir / f"{name}.log"
+    result_path = workdir / f"{name}.result.json"
+    argv = [
+        sys.executable,
+        str(WORKER_SCRIPT),
+        role,
+        "--token-url",
+        server.token_url,
+        "--api-url",
+        f"{server.url}/api/me",
+        "--result",
+        str(result_path),
+        *args,
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_child_env({"KITTY_HOME": str(home)}),
+        )
+    return Worker(name=name, proc=proc, log_path=log_path, result_path=result_path)
+
+
+@contextmanager
+def reaped(workers: list[Worker]) -> Iterator[list[Worker]]:
+    """Whatever happens in the block, every worker in the (growing) list is reaped."""
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            reap(worker.proc)
+
+
+def assert_no_token_in_logs(paths: Sequence[Path], tokens: Sequence[str]) -> None:
+    """AUTH-27 for the live suite: no captured worker output contains any token we saw."""
+    assert tokens, "leak check needs the tokens it is looking for"
+    for path in paths:
+        text = path.read_text(errors="replace")
+        for token in tokens:
+            assert token not in text, f"a token value leaked into {path.name}"
+            assert token_hash(token) not in text, f"a token hash leaked into {path.name}"
