@@ -1,0 +1,433 @@
+"""``MachineFileLock``: the acquisition algorithm, shared by every platform.
+
+One attempt = stat the path for its (device, inode) -> take the in-process gate for that inode
+(non-blocking) -> open the file -> try the OS lock (non-blocking) -> write the record into the
+locked descriptor. Contention at the gate or at the OS lock backs off adaptively and retries
+until the deadline. Everything that does not change per acquisition (identity, filesystem,
+record bytes around the timestamp) is computed once, so an uncontended acquisition costs little
+more than the system calls themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import random
+import threading
+import time
+import warnings
+from types import TracebackType
+from typing import Final, Self
+
+from ._errors import LockReentryError, LockTimeout, NetworkFilesystemWarning
+from ._fs import FsInfo, detect_filesystem
+from ._platform import LockBackend, backend, check_mode
+from ._record import (
+    LockRecord,
+    RecordTemplate,
+    local_identity,
+    read_lock_record,
+    utc_stamp_now,
+)
+from ._registry import REGISTRY, Held, Key, Owner, file_key
+
+DEFAULT_ACQUIRE_TIMEOUT_S: Final = 10.0
+DEFAULT_POLL_INTERVAL_S: Final = 0.05
+# LCK-03: the first retry comes after ~1 ms so a short critical section hands over in a few ms
+# (fixed 50 ms polling is why peers take 40-250 ms); waits double up to poll_interval.
+FIRST_RETRY_S: Final = 0.001
+JITTER: Final = 0.2
+
+_OPEN_FLAGS: Final = (
+    os.O_RDWR
+    | os.O_CREAT
+    | getattr(os, "O_CLOEXEC", 0)  # exec'd children inherit nothing (LCK-21)
+    | getattr(os, "O_NOINHERIT", 0)  # the Windows spelling of the same
+    | getattr(os, "O_BINARY", 0)
+)
+_HAS_PWRITE: Final = hasattr(os, "pwrite")
+
+# Per directory: the filesystem does not change under a directory while we run.
+_FS_CACHE: dict[str, FsInfo] = {}
+_WARNED: set[str] = set()
+
+
+def _with_path(exc: OSError, path: str) -> OSError:
+    """The same errno (so the same OSError subclass), now naming the lock path."""
+    if exc.filename is not None:
+        return exc
+    return OSError(exc.errno, exc.strerror, path)
+
+
+def _makedirs_0700(directory: str) -> None:
+    # os.makedirs applies `mode` to the leaf only; every directory we create must be 0700.
+    missing: list[str] = []
+    current = directory
+    while current and not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+    return
+
+
+def _fs_for(directory: str) -> FsInfo:
+    info = _FS_CACHE.get(directory)
+    if info is None:
+        info = _FS_CACHE[directory] = detect_filesystem(directory)
+    return info
+
+
+def _check_number(name: str, value: object, *, minimum: float, inclusive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    ok = value >= minimum if inclusive else value > minimum
+    if not ok:
+        op = ">=" if inclusive else ">"
+        raise ValueError(f"{name} must be {op} {minimum}, got {value!r}")
+    return float(value)
+
+
+class MachineFileLock:
+    """A machine-wide exclusive lock on ``path`` with a holder record written inside it.
+
+    Use as ``with lock:``, ``async with lock:``, or ``acquire()``/``release()``. The kernel lock
+    is the truth: a crashed holder's lock is freed by the OS and the next acquirer overwrites its
+    stale record; a live holder is never displaced, however old its record (no TTL takeover).
+    Not re-entrant: the thread (or task) that holds the path gets ``LockReentryError``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        max_hold: float | None = None,
+        label: str | None = None,
+        mode: str = "auto",
+    ) -> None:
+        try:
+            raw: str | bytes = os.fspath(path)
+        except TypeError:
+            raise TypeError(f"path must be str or os.PathLike, got {path!r}") from None
+        if isinstance(raw, bytes) or not raw:
+            raise ValueError(f"path must be a non-empty str path, got {path!r}")
+        self._path = os.path.abspath(raw)
+        self._acquire_timeout = _check_number(
+            "acquire_timeout", acquire_timeout, minimum=0.0, inclusive=True
+        )
+        self._poll_interval = _check_number(
+            "poll_interval", poll_interval, minimum=0.0, inclusive=False
+        )
+        self._max_hold = (
+            None
+            if max_hold is None
+            else _check_number("max_hold", max_hold, minimum=0.0, inclusive=False)
+        )
+        if label is not None and not isinstance(label, str):
+            raise ValueError(f"label must be a str or None, got {label!r}")
+        if not isinstance(mode, str):
+            raise ValueError(f"mode must be a str, got {mode!r}")
+        check_mode(mode)  # UnsupportedPlatformError here, at construction, never at import
+        self._mode = mode
+        self._label = label
+        self._dir = os.path.dirname(self._path)
+        # Resolved lazily (the directory may not exist yet) and re-resolved after a fork.
+        self._template: RecordTemplate | None = None
+        self._backend: LockBackend | None = None
+        self._fs: FsInfo | None = None
+        # Holding state.
+        self._fd: int | None = None
+        self._key: Key | None = None
+        self._gate: threading.Lock | None = None
+        self._stamp = ""
+        self._record: LockRecord | None = None
+        self._waited_s = 0.0
+
+    # ------------------------------------------------------------------ public state
+
+    @property
+    def path(self) -> str:
+        """The absolute lock file path."""
+        return self._path
+
+    @property
+    def mode(self) -> str:
+        """The requested mode (``auto`` until resolved) or, once resolved, the concrete one."""
+        return self._backend.name if self._backend is not None else self._mode
+
+    @property
+    def is_held(self) -> bool:
+        """True while this object holds the lock (False in a forked child)."""
+        return self._fd is not None
+
+    @property
+    def record(self) -> LockRecord | None:
+        """The record this holder wrote, while held; else None."""
+        if self._fd is None or self._template is None:
+            return None
+        if self._record is None:
+            self._record = self._template.record(self._stamp)
+        return self._record
+
+    @property
+    def waited_s(self) -> float:
+        """How long the last successful acquisition waited (seconds)."""
+        return self._waited_s
+
+    def __repr__(self) -> str:
+        state = "held" if self.is_held else "unheld"
+        return f"MachineFileLock({self._path!r}, mode={self.mode!r}, {state})"
+
+    # ------------------------------------------------------------------ acquisition
+
+    def _resolve(self) -> RecordTemplate:
+        ident = local_identity()
+        template = self._template
+        if template is not None and template.pid == ident.pid:
+            return template
+        fs = _fs_for(self._dir)
+        mode = fs.mode if self._mode == "auto" else self._mode
+        if fs.host_local_only and self._path not in _WARNED:
+            _WARNED.add(self._path)
+            warnings.warn(
+                f"{self._path} is on {fs.fs_type}, which does not carry locks to other hosts: "
+                "the lock excludes processes of this host only; keep lock files on a local "
+                "filesystem to exclude other machines",
+                NetworkFilesystemWarning,
+                stacklevel=4,
+            )
+        self._fs = fs
+        self._backend = backend(mode)
+        self._template = RecordTemplate(
+            ident, label=self._label, mode=mode, fs_type=fs.fs_type, max_hold_s=self._max_hold
+        )
+        return self._template
+
+    def _stat_key(self) -> Key:
+        try:
+            return file_key(os.stat(self._path))
+        except FileNotFoundError:
+            pass
+        # Create under a process-wide mutex, re-checking first: opening and closing a
+        # descriptor of a file another thread of ours has just locked in fcntl mode would
+        # silently drop that thread's lock.
+        with REGISTRY.create_mutex:
+            try:
+                return file_key(os.stat(self._path))
+            except FileNotFoundError:
+                pass
+            try:
+                fd = os.open(self._path, _OPEN_FLAGS, 0o600)
+            except FileNotFoundError:
+                _makedirs_0700(self._dir)
+                fd = os.open(self._path, _OPEN_FLAGS, 0o600)
+            try:
+                return file_key(os.fstat(fd))
+            finally:
+                os.close(fd)
+
+    def _attempt(self, owner: Owner) -> bool:
+        """One non-blocking try. True: held. False: contention. Anything else raises."""
+        key = self._stat_key()
+        template = self._resolve()
+        gate = REGISTRY.gate(key)
+        if not gate.acquire(blocking=False):
+            if REGISTRY.is_reentry(key, owner):
+                raise LockReentryError(self._path)
+            return False
+        fd = -1
+        try:
+            fd = os.open(self._path, _OPEN_FLAGS, 0o600)
+            if file_key(os.fstat(fd)) != key:
+                # The path now names another inode than the one our gate protects: try again.
+                os.close(fd)
+                gate.release()
+                return False
+            assert self._backend is not None
+            if not self._backend.try_lock(fd):
+                os.close(fd)
+                gate.release()
+                return False
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            gate.release()
+            raise
+        try:
+            stamp = utc_stamp_now()
+            self._write_record(fd, template.encode(stamp))
+        except BaseException as exc:
+            # LCK-05: a held lock never has an empty record - give the lock back first.
+            try:
+                self._backend.unlock(fd)
+            finally:
+                os.close(fd)
+                gate.release()
+            if isinstance(exc, OSError):
+                raise _with_path(exc, self._path) from exc
+            raise
+        self._fd = fd
+        self._key = key
+        self._gate = gate
+        self._stamp = stamp
+        self._record = None
+        REGISTRY.mark_held(key, Held(owner=owner, fd=fd, mode=self._backend.name, lock=self))
+        return True
+
+    @staticmethod
+    def _write_record(fd: int, data: bytes) -> None:
+        # Into the LOCKED descriptor, never temp+rename: a rename would detach the lock from
+        # the path and the next acquirer would lock a different inode.
+        os.ftruncate(fd, 0)
+        offset = 0
+        view = memoryview(data)
+        while offset < len(data):
+            if _HAS_PWRITE:
+                written = os.pwrite(fd, view[offset:], offset)
+            else:  # pragma: no cover - Windows
+                os.lseek(fd, offset, os.SEEK_SET)
+                written = os.write(fd, view[offset:])
+            if written <= 0:  # pragma: no cover - a regular file never returns 0 for len > 0
+                raise OSError(5, "short write of the lock record")
+            offset += written
+
+    def _check_not_held(self) -> None:
+        if self._fd is not None:
+            raise LockReentryError(self._path)
+
+    def _timeout(self, started: float) -> LockTimeout:
+        return LockTimeout(self._path, read_lock_record(self._path), time.monotonic() - started)
+
+    @staticmethod
+    def _next_delay(delay: float, poll_interval: float) -> tuple[float, float]:
+        """(this wait with +-20 % jitter, the next base wait)."""
+        wait = delay * random.uniform(1.0 - JITTER, 1.0 + JITTER)
+        return wait, min(delay * 2.0, poll_interval)
+
+    def acquire(self, timeout: float | None = None) -> LockRecord:
+        """Block (politely polling) until held or ``timeout`` s passed; return the record.
+
+        ``timeout`` overrides ``acquire_timeout`` for this call; 0 means a single try.
+        Raises ``LockTimeout`` (with the holder's record) or ``LockReentryError``.
+        """
+        limit = self._limit(timeout)
+        self._check_not_held()
+        owner: Owner = (threading.get_ident(), None)
+        started = time.monotonic()
+        deadline = started + limit
+        delay = min(FIRST_RETRY_S, self._poll_interval)
+        while not self._attempt(owner):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timeout(started)
+            wait, delay = self._next_delay(delay, self._poll_interval)
+            time.sleep(min(wait, remaining))
+        self._waited_s = time.monotonic() - started
+        record = self.record
+        assert record is not None
+        return record
+
+    async def acquire_async(self, timeout: float | None = None) -> LockRecord:
+        """Like ``acquire`` but waits with ``asyncio.sleep``: the event loop never blocks."""
+        limit = self._limit(timeout)
+        self._check_not_held()
+        task = asyncio.current_task()
+        owner: Owner = (threading.get_ident(), None if task is None else id(task))
+        started = time.monotonic()
+        deadline = started + limit
+        delay = min(FIRST_RETRY_S, self._poll_interval)
+        while not self._attempt(owner):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timeout(started)
+            wait, delay = self._next_delay(delay, self._poll_interval)
+            await asyncio.sleep(min(wait, remaining))
+        self._waited_s = time.monotonic() - started
+        record = self.record
+        assert record is not None
+        return record
+
+    def _limit(self, timeout: float | None) -> float:
+        if timeout is None:
+            return self._acquire_timeout
+        return _check_number("timeout", timeout, minimum=0.0, inclusive=True)
+
+    # ------------------------------------------------------------------ release
+
+    def release(self) -> None:
+        """Clear the record, unlock, close. Idempotent; a no-op in a forked child.
+
+        Never unlinks the file: a contender's O_CREAT would mint a second inode and two
+        processes would both hold "the" lock.
+        """
+        fd = self._fd
+        key = self._key
+        gate = self._gate
+        if fd is None or key is None or gate is None:
+            return
+        self._fd = None
+        self._key = None
+        self._gate = None
+        self._record = None
+        backend_ = self._backend
+        assert backend_ is not None
+        try:
+            os.ftruncate(fd, 0)
+        except OSError as exc:
+            raise _with_path(exc, self._path) from exc
+        finally:
+            try:
+                backend_.unlock(fd)
+            finally:
+                os.close(fd)
+                REGISTRY.mark_released(key)
+                gate.release()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: we are not the holder. Close our copy WITHOUT unlocking."""
+        fd = self._fd
+        self._fd = None
+        self._key = None
+        self._gate = None
+        self._record = None
+        self._template = None  # the pid in the record template belongs to the parent
+        if fd is not None:
+            with contextlib.suppress(OSError):  # already closed by the application
+                os.close(fd)
+
+    # ------------------------------------------------------------------ context managers
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Self:
+        await self.acquire_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

@@ -1,0 +1,153 @@
+"""Process facts with the standard library only: start time, existence, boot id.
+
+``process_start_time`` must agree with ``psutil.Process(pid).create_time()`` (within
+``START_TIME_TOLERANCE_S``) because lock records written by kitty are compared against it by tools
+that use psutil. On Linux both derive it the same way: ``btime`` from ``/proc/stat`` plus field 22
+of ``/proc/<pid>/stat`` divided by the clock tick rate.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Final
+
+# A plain str (not the Literal mypy narrows on), so every platform branch is type-checked.
+_PLATFORM: str = sys.platform
+
+_PROC: Final = "/proc"
+
+
+def _linux_boot_time() -> float | None:
+    try:
+        with open(f"{_PROC}/stat", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _linux_start_time(pid: int) -> float | None:
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+        # The command name (field 2) is in parentheses and may itself contain spaces or ')':
+        # split after the LAST ')' so a hostile name cannot shift the fields.
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        ticks = int(fields[19])  # field 22 overall; fields[0] here is field 3
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    boot = _linux_boot_time()
+    if boot is None or hz <= 0:
+        return None
+    return boot + ticks / hz
+
+
+def _darwin_start_time(pid: int) -> float | None:  # pragma: no cover - macOS only
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    ctl_kern, kern_proc, kern_proc_pid = 1, 14, 1
+    mib = (ctypes.c_int * 4)(ctl_kern, kern_proc, kern_proc_pid, pid)
+    # struct kinfo_proc is 648 bytes on 64-bit macOS; its first member (extern_proc) starts with
+    # a union whose timeval p_starttime sits at offset 0: {long tv_sec; int tv_usec}.
+    buf = ctypes.create_string_buffer(1024)
+    size = ctypes.c_size_t(ctypes.sizeof(buf))
+    if libc.sysctl(mib, 4, buf, ctypes.byref(size), None, 0) != 0 or size.value == 0:
+        return None
+    sec = ctypes.c_long.from_buffer(buf, 0).value
+    usec = ctypes.c_int.from_buffer(buf, ctypes.sizeof(ctypes.c_long)).value
+    if sec <= 0:
+        return None
+    return sec + usec / 1e6
+
+
+def _windows_start_time(pid: int) -> float | None:  # pragma: no cover - Windows only
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]  # WinDLL exists only on Windows
+    process_query_limited_information = 0x1000
+    handle = kernel32.OpenProcess(process_query_limited_information, False, pid)
+    if not handle:
+        return None
+    try:
+        times = [wintypes.FILETIME() for _ in range(4)]
+        ok = kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times))
+        if not ok:
+            return None
+        created = (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
+        # FILETIME counts 100 ns ticks since 1601-01-01; shift to the Unix epoch.
+        return (created - 116_444_736_000_000_000) / 1e7
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def process_start_time(pid: int | None = None) -> float | None:
+    """Return when process ``pid`` (default: this process) started, as epoch seconds.
+
+    ``None`` when the process does not exist or the platform does not expose it. Never raises for
+    a missing or inaccessible process; a non-integer or negative ``pid`` is a ``ValueError``.
+    """
+    if pid is None:
+        pid = os.getpid()
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+        raise ValueError(f"pid must be a non-negative int, got {pid!r}")
+    if _PLATFORM.startswith("linux"):
+        return _linux_start_time(pid)
+    if _PLATFORM == "darwin":  # pragma: no cover - macOS only
+        return _darwin_start_time(pid)
+    if _PLATFORM == "win32":  # pragma: no cover - Windows only
+        return _windows_start_time(pid)
+    return None  # pragma: no cover - other platforms
+
+
+def pid_exists(pid: int) -> bool:
+    """True if a process with this pid exists (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    if _PLATFORM == "win32":  # pragma: no cover - Windows only
+        # os.kill(pid, 0) would TerminateProcess on Windows: ask for a handle instead.
+        return _windows_start_time(pid) is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def boot_id() -> str | None:
+    """An identifier of the current boot (Linux boot_id, macOS kern.bootsessionuuid), else None."""
+    if _PLATFORM.startswith("linux"):
+        try:
+            with open(f"{_PROC}/sys/kernel/random/boot_id", encoding="ascii") as fh:
+                return fh.read().strip() or None
+        except (OSError, ValueError):
+            return None
+    if _PLATFORM == "darwin":  # pragma: no cover - macOS only
+        return _darwin_boot_session()
+    return None  # pragma: no cover - other platforms
+
+
+def _darwin_boot_session() -> str | None:  # pragma: no cover - macOS only
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    buf = ctypes.create_string_buffer(64)
+    size = ctypes.c_size_t(ctypes.sizeof(buf))
+    if libc.sysctlbyname(b"kern.bootsessionuuid", buf, ctypes.byref(size), None, 0) != 0:
+        return None
+    return buf.value.decode("ascii", "replace") or None
