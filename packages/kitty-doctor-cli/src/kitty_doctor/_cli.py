@@ -1,0 +1,263 @@
+"""The `kitty-doctor` command: option parsing (typer), repairs, report, output, exit code.
+
+click runs in non-standalone mode and every outcome is mapped here (DOC-10): click's own codes
+(1 for an uncaught exception, 130 for Ctrl-C) never reach the shell.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final, TextIO
+
+import typer
+
+from . import __version__
+from ._config import Config, package_versions, resolve_config
+from ._document import dumps, error_document, report_document
+from ._errors import DoctorConfigError, KittyDoctorError
+from ._exit import ExitCode
+from ._model import DEFAULT_STUCK_THRESHOLD_S, Repairs, Report
+from ._redact import Redactor
+
+PROG: Final = "kitty-doctor"
+
+
+class FamilyChoice(StrEnum):
+    SYNC = "sync"
+    DASHBOARD = "dashboard"
+    ALL = "all"
+
+
+class UsageProblem(KittyDoctorError):
+    """A combination of options that makes no sense (exit 2)."""
+
+
+class Interrupted(KittyDoctorError):
+    """Ctrl-C: carried past click, which would otherwise turn it into exit 130."""
+
+
+def _print_versions(value: bool) -> None:
+    if not value:
+        return
+    versions = package_versions()
+    lines = [f"{PROG} {__version__}"] + [f"{name} {v}" for name, v in versions.items()]
+    sys.stdout.write("\n".join(lines) + "\n")
+    raise typer.Exit(0)
+
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+def _is_interactive(json_mode: bool) -> bool:
+    return not json_mode and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _ask(candidates: Sequence[str]) -> bool:
+    """The DOC-05 prompt on the terminal; anything but y/yes (including EOF) is No."""
+    from ._repair import consent_question
+
+    out = sys.stdout
+    out.write("kitty cannot prove these daemons are safe to stop:\n")
+    for line in candidates:
+        out.write(f"  - {line}\n")
+    out.write(consent_question(len(candidates)))
+    out.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _emit_human(report: Report, redactor: Redactor, verbose: bool) -> None:
+    from rich.console import Console
+
+    stdout = sys.stdout
+    buffer = io.StringIO()
+    # Render into a buffer so the redactor sees every byte before the terminal does; colour
+    # decisions still follow the real stdout (TTY or not, NO_COLOR).
+    tty = stdout.isatty()
+    console = Console(
+        file=buffer,
+        force_terminal=tty,
+        no_color=bool(os.environ.get("NO_COLOR")) or not tty,
+        highlight=False,
+        width=None if tty else 100,
+    )
+    from ._render import render
+
+    render(report, console, verbose=verbose)
+    stdout.write(redactor.scrub(buffer.getvalue()))
+    stdout.flush()
+    if verbose:
+        for section in report.sections:
+            if section.traceback:
+                sys.stderr.write(redactor.scrub(section.traceback))
+
+
+def _emit_json(report: Report, redactor: Redactor) -> None:
+    sys.stdout.write(redactor.scrub(dumps(report_document(report))) + "\n")
+    sys.stdout.flush()
+
+
+def run(
+    cfg: Config,
+    *,
+    json_mode: bool,
+    reset: bool,
+    force: bool,
+    unstick_lock: bool,
+    verbose: bool,
+) -> int:
+    from ._report import build_report
+
+    redactor = Redactor()
+    repairs = Repairs()
+    if reset or unstick_lock:
+        from ._repair import run_reset, run_unstick
+
+        reset_block = None
+        if reset:
+            reset_block = run_reset(
+                cfg, force=force, interactive=_is_interactive(json_mode), ask=_ask
+            )
+        unstick = run_unstick(cfg) if unstick_lock else None
+        repairs = Repairs(reset=reset_block, unstick_lock=unstick)
+    report = build_report(
+        cfg,
+        tool_version=__version__,
+        packages=package_versions(),
+        redactor=redactor,
+        repairs=repairs,
+    )
+    if json_mode:
+        _emit_json(report, redactor)
+    else:
+        _emit_human(report, redactor, verbose)
+    return report.exit_code
+
+
+@app.command(help="Explain kitty's local state (offline, read-only) and optionally repair it.")
+def doctor(
+    home: Annotated[
+        Path | None, typer.Option("--home", help="kitty home (default: $KITTY_HOME or ~/.kitty)")
+    ] = None,
+    family: Annotated[
+        FamilyChoice, typer.Option("--family", help="daemon family to inspect")
+    ] = FamilyChoice.ALL,
+    json_mode: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="stop orphan daemons kitty can")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="with --reset: also stop daemons needing consent")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="same as --force")] = False,
+    unstick_lock: Annotated[
+        bool, typer.Option("--unstick-lock", help="clear a stale refresh-lock record")
+    ] = False,
+    stuck_threshold: Annotated[
+        float,
+        typer.Option("--stuck-threshold", metavar="S", help="seconds before a held lock is stuck"),
+    ] = DEFAULT_STUCK_THRESHOLD_S,
+    login_command: Annotated[
+        str | None,
+        typer.Option("--login-command", help="login command (default: $KITTY_LOGIN_COMMAND)"),
+    ] = None,
+    expected_daemon_version: Annotated[
+        str | None, typer.Option("--expected-daemon-version", metavar="V")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="more detail and tracebacks")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_versions, help="print all versions"
+        ),
+    ] = False,
+) -> int:
+    if (force or yes) and not reset:
+        raise UsageProblem("--force/--yes only make sense with --reset")
+    cfg = resolve_config(
+        home=home,
+        family=family.value,
+        stuck_threshold_s=stuck_threshold,
+        expected_daemon_version=expected_daemon_version,
+        login_command=login_command,
+    )
+    try:
+        return run(
+            cfg,
+            json_mode=json_mode,
+            reset=reset,
+            force=force or yes,
+            unstick_lock=unstick_lock,
+            verbose=verbose,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted") from None
+
+
+def _fail(
+    kind: str, message: str, *, json_mode: bool, verbose: bool, stderr: TextIO, tb: str | None
+) -> int:
+    if json_mode:
+        sys.stdout.write(dumps(error_document(kind, message)) + "\n")
+        sys.stdout.flush()
+    else:
+        stderr.write(f"{PROG}: {message} (re-run with --verbose for details)\n")
+    if verbose and tb:
+        stderr.write(tb)
+    return int(ExitCode.ERROR)
+
+
+def main_with_args(args: Sequence[str]) -> int:
+    """Parse `args`, run, and return the exit code; never raises (except SystemExit from
+    nothing: every path returns one of ExitCode)."""
+    argv = list(args)
+    json_mode = "--json" in argv
+    verbose = "--verbose" in argv
+    stderr = sys.stderr
+    command = typer.main.get_command(app)
+    try:
+        rv: Any = command.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors (bad option, bad value)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        return _fail(
+            "usage_error", message, json_mode=json_mode, verbose=False, stderr=stderr, tb=None
+        )
+    except UsageProblem as exc:
+        return _fail(
+            "usage_error", str(exc), json_mode=json_mode, verbose=False, stderr=stderr, tb=None
+        )
+    except DoctorConfigError as exc:
+        return _fail(
+            "config_error",
+            str(exc),
+            json_mode=json_mode,
+            verbose=verbose,
+            stderr=stderr,
+            tb=traceback.format_exc(),
+        )
+    except (Interrupted, KeyboardInterrupt, typer.Abort):
+        return _fail(
+            "interrupted", "interrupted", json_mode=json_mode, verbose=False, stderr=stderr, tb=None
+        )
+    except Exception as exc:
+        return _fail(
+            "internal_error",
+            f"internal error: {type(exc).__name__}: {exc}",
+            json_mode=json_mode,
+            verbose=verbose,
+            stderr=stderr,
+            tb=traceback.format_exc(),
+        )
+    if rv is None:
+        return int(ExitCode.OK)
+    code = int(rv)
+    if code in (0, 1, 2):
+        return code
+    # typer turns Ctrl-C during parsing into Exit(130); anything unexpected is an error.
+    return _fail(
+        "interrupted", "interrupted", json_mode=json_mode, verbose=False, stderr=stderr, tb=None
+    )

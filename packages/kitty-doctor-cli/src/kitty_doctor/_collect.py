@@ -1,0 +1,348 @@
+"""Section collectors: read the machine (files, lock probe, loopback health, scan) into facts.
+
+Every collector is read-only and offline (DOC-01): no writes, no signals, no lock held (only the
+filelock probe's momentary one), TCP only to 127.0.0.1 inside the selected families' ranges.
+Library imports are local so that a section only pays for what it uses (DOC-13) and so that a
+missing or broken library crashes its own section, not the whole report (DOC-02).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any, Final
+
+from ._config import Config
+from ._model import (
+    DaemonFacts,
+    DaemonsFacts,
+    DaemonStatus,
+    IdentityFacts,
+    JsonObject,
+    LockFacts,
+    LockRecordFacts,
+    OrphansFacts,
+    RecordedDaemon,
+    ScopeKeyFacts,
+    StorageFacts,
+    TokenFacts,
+)
+from ._probe import http_request
+from ._redact import Redactor
+
+START_TIME_TOLERANCE_S: Final = 1.0
+_CMDLINE_MAX_CHARS: Final = 200
+_STATE_FILE: Final = {"sync": "state.json", "dashboard": "dashboard-state.json"}
+
+
+def _utc_iso(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return str(value)
+
+
+def _enum_value(value: object) -> str:
+    raw = getattr(value, "value", value)
+    return str(raw)
+
+
+# -- Identity, Tokens, Storage ------------------------------------------------------------------
+
+
+def collect_identity(cfg: Config) -> IdentityFacts:
+    from kitty_auth_refresh import SessionStore, auth_status
+
+    status = auth_status(SessionStore(cfg.auth_dir))
+    return IdentityFacts(
+        state=_enum_value(status.state),
+        subject=status.subject,
+        email=status.email,
+        session_hash=status.session_hash,
+    )
+
+
+def collect_tokens(cfg: Config, redactor: Redactor, now: dt.datetime) -> TokenFacts:
+    from kitty_auth_refresh import CorruptSession, SessionStore
+
+    try:
+        session = SessionStore(cfg.auth_dir).read()
+    except CorruptSession:
+        session = None
+    if session is None:
+        return TokenFacts(False, None, None, None, None, None)
+    # The tokens are read only so they can be masked if anything ever echoes them (DOC-11).
+    redactor.add(session.access_token, session.refresh_token)
+    refresh_at = session.refresh_expires_at
+    return TokenFacts(
+        present=True,
+        access_expires_in_s=round((session.access_expires_at - now).total_seconds(), 1),
+        refresh_expires_in_s=None
+        if refresh_at is None
+        else round((refresh_at - now).total_seconds(), 1),
+        issued_at=_utc_iso(session.issued_at),
+        scope=session.scope,
+        token_type=session.token_type,
+    )
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _perm(st: os.stat_result | None) -> int | None:
+    return None if st is None else stat.S_IMODE(st.st_mode)
+
+
+def _owner_ok(st: os.stat_result) -> bool | None:
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # pragma: no cover - Windows: ownership is the profile ACL's business
+        return None
+    return bool(st.st_uid == getuid())
+
+
+def collect_storage(cfg: Config) -> StorageFacts:
+    from kitty_auth_refresh import CorruptSession, SessionStore
+
+    path = cfg.session_path
+    st = _lstat(path)
+    parse, reason = "missing", None
+    if st is not None:
+        try:
+            parse = "ok" if SessionStore(cfg.auth_dir).read() is not None else "missing"
+        except CorruptSession as exc:
+            parse, reason = "corrupt", str(getattr(exc, "reason", "") or exc)
+    return StorageFacts(
+        path=str(path),
+        exists=st is not None,
+        size=None if st is None else st.st_size,
+        mode=_perm(st),
+        owner_ok=None if st is None else _owner_ok(st),
+        dir_path=str(cfg.auth_dir),
+        dir_mode=_perm(_lstat(cfg.auth_dir)),
+        home_path=str(cfg.home),
+        home_mode=_perm(_lstat(cfg.home)),
+        parse=parse,
+        corrupt_reason=reason,
+    )
+
+
+# -- Refresh lock -------------------------------------------------------------------------------
+
+
+def process_cmdline(pid: int) -> str | None:
+    """A short command line for a pid (Linux /proc; elsewhere unknown). Read-only, no signal."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    text = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    if len(text) > _CMDLINE_MAX_CHARS:
+        text = text[: _CMDLINE_MAX_CHARS - 1] + "…"
+    return text or None
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return path  # pragma: no cover - the filesystem root always exists
+
+
+def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
+    from kitty_filelock import detect_filesystem, probe
+
+    path = cfg.lock_path
+    this_host = socket.gethostname()
+    if not path.exists():
+        # Probing would have to open (create) the file: report from the filesystem alone.
+        fs = detect_filesystem(_existing_ancestor(path))
+        return LockFacts(
+            path=str(path),
+            exists=False,
+            held=False,
+            holder_pid=None,
+            holder_source=None,
+            holder_cmdline=None,
+            record=None,
+            stale_record=False,
+            mode=fs.mode,
+            fs_type=fs.fs_type,
+            network_fs=bool(fs.network),
+            this_host=this_host,
+            stuck_threshold_s=cfg.stuck_threshold_s,
+        )
+    pr = probe(path)
+    rec = pr.record
+    record = None
+    if rec is not None:
+        record = LockRecordFacts(
+            pid=rec.pid,
+            host=rec.host,
+            acquired_at=_utc_iso(rec.acquired_at),
+            age_s=round(rec.age_s(now), 1),
+            label=rec.label,
+            max_hold_s=rec.max_hold_s,
+        )
+    return LockFacts(
+        path=str(path),
+        exists=True,
+        held=pr.held,
+        holder_pid=pr.holder_pid,
+        holder_source=None if pr.holder_source is None else _enum_value(pr.holder_source),
+        holder_cmdline=None if pr.holder_pid is None else process_cmdline(pr.holder_pid),
+        record=record,
+        stale_record=bool(pr.stale_record),
+        mode=None if pr.mode is None else _enum_value(pr.mode),
+        fs_type=pr.fs_type,
+        network_fs=bool(pr.network_fs),
+        this_host=this_host,
+        stuck_threshold_s=cfg.stuck_threshold_s,
+    )
+
+
+# -- Daemon -------------------------------------------------------------------------------------
+
+
+def state_path(root: Path, family: str) -> Path:
+    return root / _STATE_FILE[family]
+
+
+def _pid_gone(pid: int) -> bool | None:
+    """True if the pid certainly does not exist, None if this platform cannot tell without a
+    signal (DOC-01 forbids even signal 0)."""
+    proc = Path("/proc")
+    if not (proc / "self").exists():  # pragma: no cover - non-Linux
+        return None
+    return not (proc / str(pid)).exists()
+
+
+def verify_recorded(
+    family: str,
+    recorded: RecordedDaemon,
+    cfg: Config,
+    *,
+    probe_health: bool = True,
+) -> tuple[DaemonStatus, str | None, Any]:
+    """(status, error, health payload) for a state record, from the process table and one
+    health request. Never signals; connects only inside the family's range."""
+    from kitty_daemon_identity import HealthPayload, parse_health, process_start_time
+
+    started = process_start_time(recorded.pid)
+    if started is None:
+        if _pid_gone(recorded.pid):
+            return DaemonStatus.DEAD, None, None
+        return DaemonStatus.UNVERIFIED, "process start time unavailable", None
+    if abs(started - recorded.process_started_at) > START_TIME_TOLERANCE_S:
+        return DaemonStatus.REUSED, None, None
+    start, stop = cfg.ranges[family]
+    if not start <= recorded.port < stop:
+        return DaemonStatus.UNVERIFIED, f"port {recorded.port} outside {start}-{stop}", None
+    if not probe_health:
+        return DaemonStatus.HEALTHY, None, None
+    reply = http_request(recorded.port, "GET", "/api/health")
+    if reply.error is not None:
+        return DaemonStatus.UNHEALTHY, f"health {reply.error}", None
+    if reply.status != 200:
+        return DaemonStatus.UNHEALTHY, f"health answered HTTP {reply.status}", None
+    payload = parse_health(reply.body)
+    if not isinstance(payload, HealthPayload):
+        return DaemonStatus.UNHEALTHY, f"invalid health payload ({payload.reason})", None
+    mismatch = [
+        name
+        for name, ok in (
+            ("pid", payload.pid == recorded.pid),
+            ("port", payload.port == recorded.port),
+            ("family", payload.daemon_family == family),
+            (
+                "start time",
+                abs(payload.process_started_at - recorded.process_started_at)
+                <= START_TIME_TOLERANCE_S,
+            ),
+        )
+        if not ok
+    ]
+    if mismatch:
+        return DaemonStatus.UNHEALTHY, "health disagrees on " + ", ".join(mismatch), payload
+    if payload.status != "ok":
+        return DaemonStatus.UNHEALTHY, f"health status {payload.status}", payload
+    return DaemonStatus.HEALTHY, None, payload
+
+
+def read_recorded(root: Path, family: str) -> RecordedDaemon | None:
+    from kitty_daemon_identity import DaemonFamily, read_state
+
+    state = read_state(root, DaemonFamily(family))
+    if state is None:
+        return None
+    return RecordedDaemon(
+        pid=state.pid,
+        port=state.port,
+        package_version=state.package_version,
+        protocol_version=state.protocol_version,
+        started_at=state.started_at,
+        process_started_at=state.process_started_at,
+    )
+
+
+def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
+    from kitty_daemon_identity import daemon_root, read_scope_key
+
+    root = daemon_root(cfg.home)
+    daemons: dict[str, DaemonFacts | None] = {}
+    for family in cfg.families:
+        recorded = read_recorded(root, family)
+        if recorded is None:
+            daemons[family] = None
+            continue
+        status, error, payload = verify_recorded(family, recorded, cfg)
+        daemons[family] = DaemonFacts(
+            family=family,
+            state_path=str(state_path(root, family)),
+            recorded=recorded,
+            status=status,
+            health_error=error,
+            health_package_version=None if payload is None else payload.package_version,
+            expected_version=cfg.expected_daemon_version,
+            busy=None if payload is None else payload.busy,
+            idle_s=None if payload is None else payload.idle_s,
+        )
+    key_path = root / "scope.key"
+    key = read_scope_key(root)
+    redactor.add(key)
+    return DaemonsFacts(
+        root=str(root),
+        families=cfg.families,
+        daemons=daemons,
+        scope_key=ScopeKeyFacts(
+            path=str(key_path), exists=key_path.exists(), secure=key is not None
+        ),
+    )
+
+
+# -- Orphans ------------------------------------------------------------------------------------
+
+
+def scan_family(cfg: Config, family: str) -> list[Any]:
+    from kitty_daemon_identity import DaemonFamily
+    from kitty_orphan_sweep import scan
+
+    return list(scan(DaemonFamily(family), home=cfg.home))
+
+
+def collect_orphans(cfg: Config) -> OrphansFacts:
+    records: dict[str, tuple[JsonObject, ...]] = {}
+    for family in cfg.families:
+        records[family] = tuple(
+            r.to_dict() for r in scan_family(cfg, family) if not r.is_recorded_singleton
+        )
+    return OrphansFacts(families=cfg.families, records=records)

@@ -1,0 +1,126 @@
+"""Resolve what one run looks at (home, families, ranges) before any section runs.
+
+Configuration problems (a relative `KITTY_HOME`, a malformed `KITTY_SYNC_PORTS`) are fatal for the
+whole run (exit 2 with the error envelope) rather than a crashed section: no section could be
+trusted with them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Final
+
+from ._errors import DoctorConfigError
+from ._model import DEFAULT_STUCK_THRESHOLD_S, HomeSource
+
+FAMILIES: Final = ("sync", "dashboard")
+PACKAGES: Final = (
+    "kitty-filelock",
+    "kitty-auth-refresh",
+    "kitty-daemon-identity",
+    "kitty-orphan-sweep",
+    "kitty-doctor-cli",
+)
+UNKNOWN_VERSION: Final = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    home: Path
+    home_source: HomeSource
+    families: tuple[str, ...]
+    ranges: dict[str, tuple[int, int]]
+    stuck_threshold_s: float = DEFAULT_STUCK_THRESHOLD_S
+    expected_daemon_version: str | None = None
+    login_command: str | None = None
+    home_flag: str | None = None
+    family_flag: str = "all"
+
+    @property
+    def auth_dir(self) -> Path:
+        return self.home / "auth"
+
+    @property
+    def session_path(self) -> Path:
+        return self.auth_dir / "session.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.auth_dir / "refresh.lock"
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the five packages; `unknown` when metadata is missing (IMP-24)."""
+    out: dict[str, str] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = UNKNOWN_VERSION
+    return out
+
+
+def _resolve_home(flag: Path | None) -> tuple[Path, HomeSource]:
+    if flag is not None:
+        return Path(os.path.abspath(os.path.expanduser(flag))), HomeSource.FLAG
+    from kitty_daemon_identity import default_home
+
+    try:
+        home = default_home()
+    except ValueError as exc:  # the library's ConfigError names the variable and the fix
+        raise DoctorConfigError("KITTY_HOME", os.environ.get("KITTY_HOME", ""), str(exc)) from exc
+    source = HomeSource.ENV if os.environ.get("KITTY_HOME") else HomeSource.DEFAULT
+    return Path(home), source
+
+
+def _resolve_ranges(families: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    from kitty_daemon_identity import DaemonFamily, family_range
+
+    ranges: dict[str, tuple[int, int]] = {}
+    for family in families:
+        try:
+            rng = family_range(DaemonFamily(family))
+        except ValueError as exc:  # RangeConfigError names the variable and the value
+            raise DoctorConfigError(
+                f"KITTY_{family.upper()}_PORTS",
+                os.environ.get(f"KITTY_{family.upper()}_PORTS", ""),
+                str(exc),
+            ) from exc
+        ranges[family] = (rng.start, rng.stop)
+    return ranges
+
+
+def resolve_config(
+    *,
+    home: Path | None,
+    family: str,
+    stuck_threshold_s: float,
+    expected_daemon_version: str | None,
+    login_command: str | None,
+) -> Config:
+    if stuck_threshold_s < 0 or stuck_threshold_s != stuck_threshold_s:
+        raise DoctorConfigError(
+            "--stuck-threshold", str(stuck_threshold_s), "give a number of seconds >= 0"
+        )
+    families = FAMILIES if family == "all" else (family,)
+    resolved_home, source = _resolve_home(home)
+    if login_command is None:
+        login_command = os.environ.get("KITTY_LOGIN_COMMAND") or None
+    if expected_daemon_version is None:
+        # The same default ensure_daemon uses: the installed kitty-daemon-identity.
+        installed = package_versions()["kitty-daemon-identity"]
+        expected_daemon_version = None if installed == UNKNOWN_VERSION else installed
+    return Config(
+        home=resolved_home,
+        home_source=source,
+        families=families,
+        ranges=_resolve_ranges(families),
+        stuck_threshold_s=stuck_threshold_s,
+        expected_daemon_version=expected_daemon_version,
+        login_command=login_command or None,
+        home_flag=None if home is None else str(resolved_home),
+        family_flag=family,
+    )

@@ -1,0 +1,362 @@
+"""The findings engine (DOC-04): pure facts -> findings with exact, runnable remediations.
+
+No I/O and no clock: everything it needs is in the facts and the `FindingContext`, so the table in
+SPEC §5 is tested row by row without touching the machine.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ._model import (
+    DEFAULT_STUCK_THRESHOLD_S,
+    DaemonsFacts,
+    DaemonStatus,
+    Finding,
+    IdentityFacts,
+    LockFacts,
+    OrphansFacts,
+    Remediation,
+    SectionResult,
+    SectionStatus,
+    Severity,
+    StorageFacts,
+    TokenFacts,
+)
+
+LOGIN_FALLBACK: Final = "log in again with your application"
+LOCAL_DISK_COMMAND: Final = "export KITTY_HOME=<path on a local disk>"
+
+_GROUP_OTHER_BITS: Final = 0o077
+
+
+@dataclass(frozen=True, slots=True)
+class FindingContext:
+    """What remediation commands must repeat so they act on what this run looked at."""
+
+    session_path: str
+    login_command: str | None = None
+    home_flag: str | None = None
+    """The `--home` value of this run, repeated in `kitty-doctor` remediations (None = resolved
+    from the environment, which the next run resolves the same way)."""
+    family: str = "all"
+    stuck_threshold_s: float = DEFAULT_STUCK_THRESHOLD_S
+
+
+def doctor_command(ctx: FindingContext, *flags: str, threshold: bool = False) -> str:
+    """A `kitty-doctor` command line for this run's home and family plus `flags`."""
+    parts = ["kitty-doctor"]
+    if ctx.home_flag is not None:
+        parts += ["--home", ctx.home_flag]
+    if ctx.family != "all":
+        parts += ["--family", ctx.family]
+    parts += flags
+    if threshold and ctx.stuck_threshold_s != DEFAULT_STUCK_THRESHOLD_S:
+        parts += ["--stuck-threshold", f"{ctx.stuck_threshold_s:g}"]
+    return shlex.join(parts)
+
+
+def _login(ctx: FindingContext, prefix: str = "") -> Remediation:
+    if ctx.login_command:
+        return Remediation(ctx.login_command, f"{prefix}log in again")
+    return Remediation(None, f"{prefix}{LOGIN_FALLBACK}")
+
+
+def _finding(
+    id_: str, name: str, severity: Severity, summary: str, remediation: Remediation
+) -> Finding:
+    return Finding(id_, name, severity, summary, remediation)
+
+
+def _ports(ports: Iterable[object]) -> str:
+    return ", ".join(str(p) for p in ports)
+
+
+def _session_findings(
+    identity: IdentityFacts | None,
+    tokens: TokenFacts | None,
+    storage: StorageFacts | None,
+    ctx: FindingContext,
+) -> list[Finding]:
+    state = identity.state if identity is not None else None
+    if state is None and storage is not None:
+        state = {"missing": "not_authenticated", "corrupt": "corrupt"}.get(storage.parse)
+    out: list[Finding] = []
+    if state == "not_authenticated":
+        out.append(
+            _finding(
+                "KD101",
+                "no_session",
+                Severity.CRITICAL,
+                f"no kitty session at {ctx.session_path}",
+                _login(ctx),
+            )
+        )
+    elif state == "corrupt":
+        reason = storage.corrupt_reason if storage is not None else None
+        path = ctx.session_path
+        login = ctx.login_command or LOGIN_FALLBACK
+        out.append(
+            _finding(
+                "KD102",
+                "storage_corrupt",
+                Severity.CRITICAL,
+                f"session file is corrupt ({reason or 'unreadable'})",
+                Remediation(
+                    shlex.join(["mv", path, path + ".corrupt"]),
+                    f"move the corrupt file aside, then: {login}",
+                ),
+            )
+        )
+    elif state == "expired":
+        out.append(
+            _finding(
+                "KD103",
+                "session_expired",
+                Severity.CRITICAL,
+                "session expired: the refresh token is past its lifetime",
+                _login(ctx),
+            )
+        )
+    elif (
+        state == "authenticated"
+        and tokens is not None
+        and tokens.present
+        and tokens.access_expires_in_s is not None
+        and tokens.access_expires_in_s <= 0
+        and (tokens.refresh_expires_in_s is None or tokens.refresh_expires_in_s > 0)
+    ):
+        out.append(
+            _finding(
+                "KD104",
+                "access_expired",
+                Severity.INFO,
+                "access token expired; the refresh token is still valid",
+                Remediation(None, "none needed: refreshed on next use"),
+            )
+        )
+    if storage is not None:
+        out += _permission_findings(storage)
+    return out
+
+
+def _permission_findings(storage: StorageFacts) -> list[Finding]:
+    problems: list[str] = []
+    commands: list[str] = []
+    if storage.exists and storage.mode is not None and storage.mode & _GROUP_OTHER_BITS:
+        problems.append(f"session file mode {storage.mode:04o}")
+        commands.append(shlex.join(["chmod", "600", storage.path]))
+    if storage.dir_mode is not None and storage.dir_mode & _GROUP_OTHER_BITS:
+        problems.append(f"auth dir mode {storage.dir_mode:04o}")
+        commands.append(shlex.join(["chmod", "700", storage.dir_path]))
+    if storage.home_mode is not None and storage.home_mode & _GROUP_OTHER_BITS:
+        problems.append(f"home mode {storage.home_mode:04o}")
+        commands.append(shlex.join(["chmod", "700", storage.home_path]))
+    if storage.exists and storage.owner_ok is False:
+        problems.append("session file owned by another user")
+    if not problems:
+        return []
+    if commands:
+        remediation = Remediation(" && ".join(commands), "remove group/other access")
+    else:
+        remediation = Remediation(None, "log in as the file's owner, or remove the file")
+    return [
+        _finding(
+            "KD105",
+            "storage_permissions",
+            Severity.WARN,
+            "session storage is not private: " + ", ".join(problems),
+            remediation,
+        )
+    ]
+
+
+def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
+    out: list[Finding] = []
+    if lock.stuck and lock.holder_pid is not None:
+        age = lock.holder_age_s or 0.0
+        cmd = f" ({lock.holder_cmdline})" if lock.holder_cmdline else ""
+        out.append(
+            _finding(
+                "KD201",
+                "lock_stuck",
+                Severity.CRITICAL,
+                f"refresh lock held by pid {lock.holder_pid}{cmd} for {age:.0f} s",
+                Remediation(
+                    f"kill {lock.holder_pid}",
+                    "stop the process that holds the lock (--unstick-lock cannot free a held lock)",
+                ),
+            )
+        )
+    elif lock.stale_and_old and lock.record is not None:
+        age = lock.record.age_s or 0.0
+        out.append(
+            _finding(
+                "KD202",
+                "lock_stale_record",
+                Severity.INFO,
+                f"stale lock record from pid {lock.record.pid} ({age:.0f} s old); the lock is free",
+                Remediation(
+                    doctor_command(ctx, "--unstick-lock", threshold=True),
+                    "clear the leftover record (cosmetic: the next holder overwrites it anyway)",
+                ),
+            )
+        )
+    if lock.network_fs:
+        out.append(
+            _finding(
+                "KD203",
+                "lock_network_fs",
+                Severity.WARN,
+                f"refresh lock is on a network filesystem ({lock.fs_type}, mode {lock.mode}):"
+                " cross-host exclusion depends on the server's lock support",
+                Remediation(LOCAL_DISK_COMMAND, "keep kitty's home on a local disk"),
+            )
+        )
+    if lock.foreign_host and lock.record is not None:
+        out.append(
+            _finding(
+                "KD204",
+                "lock_foreign_host",
+                Severity.WARN,
+                f"lock record written by host {lock.record.host!s}, not {lock.this_host}:"
+                " the home is shared between machines",
+                Remediation(LOCAL_DISK_COMMAND, "give each machine its own kitty home"),
+            )
+        )
+    return out
+
+
+def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding]:
+    out: list[Finding] = []
+    for family in daemons.families:
+        facts = daemons.daemons.get(family)
+        if facts is None:
+            continue
+        rec = facts.recorded
+        if facts.status is DaemonStatus.HEALTHY and facts.version_drift:
+            actual = facts.health_package_version or rec.package_version
+            out.append(
+                _finding(
+                    "KD301",
+                    "daemon_version_drift",
+                    Severity.WARN,
+                    f"{family} daemon pid {rec.pid} runs {actual}, expected"
+                    f" {facts.expected_version}",
+                    Remediation(doctor_command(ctx, "--reset"), "replace it on next use"),
+                )
+            )
+        elif facts.status is DaemonStatus.UNHEALTHY:
+            out.append(
+                _finding(
+                    "KD302",
+                    "daemon_unhealthy",
+                    Severity.WARN,
+                    f"{family} daemon pid {rec.pid} on port {rec.port} is alive but unhealthy"
+                    f" ({facts.health_error or 'no answer'})",
+                    Remediation(
+                        doctor_command(ctx, "--reset", "--force"), "stop it (with your consent)"
+                    ),
+                )
+            )
+        elif facts.status in (DaemonStatus.DEAD, DaemonStatus.REUSED):
+            what = "no longer running" if facts.status is DaemonStatus.DEAD else "reused"
+            out.append(
+                _finding(
+                    "KD303",
+                    "daemon_record_stale",
+                    Severity.INFO,
+                    f"{family} state record names pid {rec.pid}, which is {what}",
+                    Remediation(doctor_command(ctx, "--reset"), "remove the stale record"),
+                )
+            )
+    key = daemons.scope_key
+    if key.exists and not key.secure:
+        out.append(
+            _finding(
+                "KD304",
+                "scope_key_insecure",
+                Severity.WARN,
+                f"scope key {key.path} is readable by others or not yours; daemons ignore it",
+                Remediation(shlex.join(["chmod", "600", key.path]), "make the key private"),
+            )
+        )
+    return out
+
+
+def _orphan_findings(orphans: OrphansFacts, ctx: FindingContext) -> list[Finding]:
+    safe: list[object] = []
+    operator: list[str] = []
+    for family in orphans.families:
+        for rec in orphans.records.get(family, ()):
+            klass = rec.get("cleanup_class")
+            if klass == "safe_auto":
+                safe.append(rec.get("port"))
+            elif klass == "operator_required":
+                operator.append(f"{rec.get('port')} {rec.get('skip_reason')}")
+    out: list[Finding] = []
+    if safe:
+        noun = "daemon" if len(safe) == 1 else "daemons"
+        out.append(
+            _finding(
+                "KD401",
+                "orphans_safe_auto",
+                Severity.WARN,
+                f"{len(safe)} orphan {noun} kitty can stop safely (port {_ports(safe)})",
+                Remediation(doctor_command(ctx, "--reset"), "stop safe orphans"),
+            )
+        )
+    if operator:
+        noun = "daemon" if len(operator) == 1 else "daemons"
+        out.append(
+            _finding(
+                "KD402",
+                "orphans_operator_required",
+                Severity.WARN,
+                f"{len(operator)} {noun} kitty cannot prove safe to stop ({', '.join(operator)})",
+                Remediation(
+                    doctor_command(ctx, "--reset", "--force"), "review them, then stop them"
+                ),
+            )
+        )
+    return out
+
+
+def _crash_findings(sections: Sequence[SectionResult], ctx: FindingContext) -> list[Finding]:
+    return [
+        _finding(
+            "KD901",
+            "section_crashed",
+            Severity.CRITICAL,
+            f"the {s.name.title} section crashed: {s.error}",
+            Remediation(doctor_command(ctx, "--verbose"), "re-run with --verbose and report it"),
+        )
+        for s in sections
+        if s.status is SectionStatus.CRASHED
+    ]
+
+
+def derive_findings(
+    *,
+    identity: IdentityFacts | None,
+    tokens: TokenFacts | None,
+    storage: StorageFacts | None,
+    lock: LockFacts | None,
+    daemons: DaemonsFacts | None,
+    orphans: OrphansFacts | None,
+    sections: Sequence[SectionResult],
+    ctx: FindingContext,
+) -> tuple[Finding, ...]:
+    """Every finding the facts support, ordered by ID (stable across runs)."""
+    found = _session_findings(identity, tokens, storage, ctx)
+    if lock is not None:
+        found += _lock_findings(lock, ctx)
+    if daemons is not None:
+        found += _daemon_findings(daemons, ctx)
+    if orphans is not None:
+        found += _orphan_findings(orphans, ctx)
+    found += _crash_findings(sections, ctx)
+    return tuple(sorted(found, key=lambda f: f.id))

@@ -1,0 +1,300 @@
+"""The report model: plain frozen facts per section, findings, repairs, and the whole report.
+
+Collectors (I/O) turn the machine's state into these facts; the findings engine (pure) turns facts
+into findings; the document builder and the renderer only read them. Nothing here holds a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+REPORT_SCHEMA_VERSION: Final = 1
+DEFAULT_STUCK_THRESHOLD_S: Final = 60.0
+OVERDUE_SLACK_S: Final = 5.0
+
+JsonObject = Mapping[str, object]
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARN = "warn"
+    CRITICAL = "critical"
+
+
+class SectionName(StrEnum):
+    """The seven sections, in display order (DOC-02)."""
+
+    IDENTITY = "identity"
+    TOKENS = "tokens"
+    STORAGE = "storage"
+    REFRESH_LOCK = "refresh_lock"
+    DAEMONS = "daemons"
+    ORPHANS = "orphans"
+    FINDINGS = "findings"
+
+    @property
+    def title(self) -> str:
+        return _TITLES[self]
+
+
+_TITLES: Final = {
+    SectionName.IDENTITY: "Identity",
+    SectionName.TOKENS: "Tokens",
+    SectionName.STORAGE: "Storage",
+    SectionName.REFRESH_LOCK: "Refresh lock",
+    SectionName.DAEMONS: "Daemon",
+    SectionName.ORPHANS: "Orphans",
+    SectionName.FINDINGS: "Findings",
+}
+
+
+class SectionStatus(StrEnum):
+    OK = "ok"
+    CRASHED = "crashed"
+
+
+class HomeSource(StrEnum):
+    DEFAULT = "default"
+    ENV = "env"
+    FLAG = "flag"
+
+
+@dataclass(frozen=True, slots=True)
+class HomeFacts:
+    path: str
+    source: HomeSource
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityFacts:
+    state: str  # authenticated | not_authenticated | expired | corrupt
+    subject: str | None
+    email: str | None
+    session_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFacts:
+    present: bool
+    access_expires_in_s: float | None
+    refresh_expires_in_s: float | None
+    """None with `present` means server-managed (the client never invents a refresh expiry)."""
+    issued_at: str | None
+    scope: str | None
+    token_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageFacts:
+    path: str
+    exists: bool
+    size: int | None
+    mode: int | None
+    owner_ok: bool | None
+    dir_path: str
+    dir_mode: int | None
+    home_path: str
+    home_mode: int | None
+    parse: str  # ok | missing | corrupt
+    corrupt_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockRecordFacts:
+    pid: int
+    host: str | None
+    acquired_at: str | None
+    age_s: float | None
+    label: str | None
+    max_hold_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockFacts:
+    path: str
+    exists: bool
+    held: bool | None
+    holder_pid: int | None
+    holder_source: str | None
+    holder_cmdline: str | None
+    record: LockRecordFacts | None
+    stale_record: bool
+    mode: str | None
+    fs_type: str | None
+    network_fs: bool
+    this_host: str
+    stuck_threshold_s: float
+
+    @property
+    def foreign_host(self) -> bool:
+        return self.record is not None and self.record.host not in (None, self.this_host)
+
+    @property
+    def holder_age_s(self) -> float | None:
+        """Age of the hold, when the record belongs to the true holder (else unknown)."""
+        if not self.held or self.record is None:
+            return None
+        if self.holder_pid is not None and self.record.pid != self.holder_pid:
+            return None
+        return self.record.age_s
+
+    @property
+    def stuck(self) -> bool:
+        """KD201: a live holder past the threshold or past its own `max_hold_s + 5`."""
+        age = self.holder_age_s
+        if age is None:
+            return False
+        if age > self.stuck_threshold_s:
+            return True
+        max_hold = self.record.max_hold_s if self.record is not None else None
+        return max_hold is not None and age > max_hold + OVERDUE_SLACK_S
+
+    @property
+    def stale_and_old(self) -> bool:
+        """KD202: a record with no holder, older than the threshold."""
+        if not self.stale_record or self.record is None or self.record.age_s is None:
+            return False
+        return self.record.age_s > self.stuck_threshold_s
+
+
+class DaemonStatus(StrEnum):
+    HEALTHY = "healthy"
+    """Recorded pid alive, start time matches, health answers with the recorded identity."""
+    UNHEALTHY = "unhealthy"
+    """Recorded pid alive with the recorded start time, but health fails or disagrees."""
+    DEAD = "dead"
+    REUSED = "reused"
+    """The pid exists but started at another time: someone else's process now."""
+    UNVERIFIED = "unverified"
+    """Neither alive-and-verified nor provably dead (e.g. start time unavailable, port outside
+    the family range): kitty will not act on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedDaemon:
+    pid: int
+    port: int
+    package_version: str
+    protocol_version: int
+    started_at: str
+    process_started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonFacts:
+    family: str
+    state_path: str
+    recorded: RecordedDaemon
+    status: DaemonStatus
+    health_error: str | None
+    health_package_version: str | None
+    expected_version: str | None
+    busy: bool | None
+    idle_s: float | None
+
+    @property
+    def version_drift(self) -> bool | None:
+        """None when either version is unknown (IMP-24: say so rather than guess)."""
+        actual = self.health_package_version or self.recorded.package_version
+        if self.expected_version is None or not actual:
+            return None
+        return actual != self.expected_version
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeKeyFacts:
+    path: str
+    exists: bool
+    secure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonsFacts:
+    root: str
+    families: tuple[str, ...]
+    daemons: Mapping[str, DaemonFacts | None]
+    scope_key: ScopeKeyFacts
+
+
+@dataclass(frozen=True, slots=True)
+class OrphansFacts:
+    families: tuple[str, ...]
+    records: Mapping[str, tuple[JsonObject, ...]]
+    """Per family: `DaemonIdentityRecord.to_dict()` of every in-range listener except the
+    recorded singleton."""
+
+
+@dataclass(frozen=True, slots=True)
+class Remediation:
+    command: str | None
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    id: str
+    name: str
+    severity: Severity
+    summary: str
+    remediation: Remediation
+
+
+@dataclass(frozen=True, slots=True)
+class SectionResult:
+    name: SectionName
+    status: SectionStatus
+    duration_ms: float
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnstickResult:
+    released: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Repairs:
+    reset: JsonObject | None = None
+    unstick_lock: UnstickResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    tool_version: str
+    packages: Mapping[str, str]
+    generated_at: str
+    duration_ms: float
+    home: HomeFacts
+    families: tuple[str, ...]
+    identity: IdentityFacts | None
+    tokens: TokenFacts | None
+    storage: StorageFacts | None
+    refresh_lock: LockFacts | None
+    daemons: DaemonsFacts | None
+    orphans: OrphansFacts | None
+    findings: tuple[Finding, ...]
+    sections: tuple[SectionResult, ...]
+    repairs: Repairs = field(default_factory=Repairs)
+
+    @property
+    def crashed(self) -> bool:
+        return any(s.status is SectionStatus.CRASHED for s in self.sections)
+
+    @property
+    def exit_code(self) -> int:
+        """DOC-10: 2 for a crashed section, 1 for a remaining critical finding, else 0."""
+        if self.crashed:
+            return 2
+        if any(f.severity is Severity.CRITICAL for f in self.findings):
+            return 1
+        return 0
+
+    def counts(self) -> tuple[int, int, int]:
+        """(critical, warn, info)."""
+        sev = [f.severity for f in self.findings]
+        return (sev.count(Severity.CRITICAL), sev.count(Severity.WARN), sev.count(Severity.INFO))

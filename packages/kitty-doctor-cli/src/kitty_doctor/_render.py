@@ -1,0 +1,299 @@
+"""Human output (DOC-02, DOC-03): the report as marked lines on a `rich.Console`.
+
+Imported only for human output; `--json` never loads rich (DOC-13). The console is injected so
+tests render into `Console(file=StringIO())`; colour follows rich's own rules (none when not a
+TTY or when `NO_COLOR` is set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from rich.console import Console
+from rich.text import Text
+
+from ._durations import humanize_age, humanize_remaining
+from ._model import (
+    DaemonFacts,
+    DaemonsFacts,
+    DaemonStatus,
+    Finding,
+    IdentityFacts,
+    LockFacts,
+    OrphansFacts,
+    Report,
+    SectionName,
+    SectionResult,
+    SectionStatus,
+    Severity,
+    StorageFacts,
+    TokenFacts,
+)
+
+OK: Final = ("✓", "green")
+WARN: Final = ("!", "yellow")
+BAD: Final = ("✗", "red")
+INFO: Final = ("·", "cyan")
+
+_SEVERITY_MARK: Final = {Severity.CRITICAL: BAD, Severity.WARN: WARN, Severity.INFO: INFO}
+
+Mark = tuple[str, str]
+
+
+class _Out:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def heading(self, title: str) -> None:
+        self.console.print(Text(title, style="bold"))
+
+    def line(self, mark: Mark | None, text: str, indent: int = 2) -> None:
+        out = Text(" " * indent)
+        if mark is None:
+            out.append("  ")
+        else:
+            out.append(mark[0], style=mark[1])
+            out.append(" ")
+        out.append(text)
+        self.console.print(out, soft_wrap=True)
+
+    def detail(self, text: str) -> None:
+        self.console.print(Text("      " + text, style="dim"), soft_wrap=True)
+
+
+def _identity(out: _Out, facts: IdentityFacts, home: str, source: str) -> None:
+    who = facts.subject or "unknown subject"
+    if facts.email:
+        who += f" <{facts.email}>"
+    if facts.state == "authenticated":
+        out.line(OK, f"authenticated as {who} (session {facts.session_hash})")
+    elif facts.state == "expired":
+        out.line(BAD, f"session expired for {who} (session {facts.session_hash})")
+    elif facts.state == "corrupt":
+        out.line(BAD, "session file is corrupt")
+    else:
+        out.line(BAD, "not logged in")
+    origin = {"env": "from KITTY_HOME", "flag": "from --home", "default": "default"}[source]
+    out.detail(f"home {home} ({origin})")
+
+
+def _tokens(out: _Out, facts: TokenFacts) -> None:
+    if not facts.present:
+        out.line(None, "no tokens (no readable session)")
+        return
+    access = facts.access_expires_in_s
+    if access is not None:
+        left = humanize_remaining(access)
+        mark = OK if access > 0 else INFO
+        out.line(mark, f"access token: {left}" + ("" if access <= 0 else " left"))
+    refresh = facts.refresh_expires_in_s
+    if refresh is None:
+        out.line(OK, "refresh token: server-managed")
+    else:
+        left = humanize_remaining(refresh)
+        out.line(OK if refresh > 0 else BAD, f"refresh token: {left}" + (" left" * (refresh > 0)))
+    out.detail(
+        f"issued at {facts.issued_at or '?'}, scope {facts.scope or '-'},"
+        f" type {facts.token_type or '?'}"
+    )
+
+
+def _mode(mode: int | None) -> str:
+    return "?" if mode is None else f"{mode:04o}"
+
+
+def _storage(out: _Out, facts: StorageFacts) -> None:
+    private = (facts.mode or 0) & 0o077 == 0 and (facts.dir_mode or 0) & 0o077 == 0
+    if not facts.exists:
+        out.line(BAD, f"{facts.path}: missing")
+    elif facts.parse == "corrupt":
+        out.line(BAD, f"{facts.path}: corrupt ({facts.corrupt_reason})")
+    else:
+        mark = OK if private and facts.owner_ok is not False else WARN
+        out.line(mark, f"{facts.path}: parses ok")
+    owner = {True: "owner ok", False: "owned by another user", None: "owner ?"}[facts.owner_ok]
+    size = "-" if facts.size is None else f"{facts.size} bytes"
+    out.detail(f"{size}, mode {_mode(facts.mode)}, dir mode {_mode(facts.dir_mode)}, {owner}")
+
+
+def _lock(out: _Out, facts: LockFacts) -> None:
+    where = f"{facts.mode or '?'} on {facts.fs_type or '?'}" + (
+        " (network filesystem)" if facts.network_fs else ""
+    )
+    rec = facts.record
+    if facts.held:
+        age = facts.holder_age_s
+        age_text = "unknown time" if age is None else humanize_age(age)
+        cmd = f" ({facts.holder_cmdline})" if facts.holder_cmdline else ""
+        mark = BAD if facts.stuck else OK
+        out.line(mark, f"held by pid {facts.holder_pid}{cmd} for {age_text}")
+        src = facts.holder_source or "?"
+        label = rec.label if rec is not None else None
+        out.detail(
+            f"holder from {src}; record pid {rec.pid if rec else '-'}, label {label or '-'},"
+            f" max hold {rec.max_hold_s if rec else '-'} s"
+        )
+    elif facts.held is None:
+        out.line(WARN, "could not tell whether the lock is held")
+    elif rec is not None:
+        age = rec.age_s
+        mark = INFO if facts.stale_and_old else OK
+        out.line(
+            mark,
+            f"unheld; stale record from pid {rec.pid} on {rec.host or '?'}"
+            f" ({'?' if age is None else humanize_age(age)} old, harmless)",
+        )
+    else:
+        out.line(OK, "unheld")
+    out.detail(f"{facts.path}; {where}; stuck after {facts.stuck_threshold_s:g} s")
+
+
+def _daemon(out: _Out, family: str, facts: DaemonFacts | None) -> None:
+    if facts is None:
+        out.line(None, f"{family}: no state record")
+        return
+    rec = facts.recorded
+    version = facts.health_package_version or rec.package_version
+    head = f"{family}: pid {rec.pid} port {rec.port} v{version}"
+    status = facts.status
+    if status is DaemonStatus.HEALTHY:
+        drift = facts.version_drift
+        mark = WARN if drift else OK
+        extra = ""
+        if drift:
+            extra = f", expected v{facts.expected_version}"
+        elif drift is None:
+            extra = ", expected version unknown"
+        busy = "busy" if facts.busy else f"idle {humanize_age(facts.idle_s or 0.0)}"
+        out.line(mark, f"{head} healthy ({busy}{extra})")
+    elif status is DaemonStatus.UNHEALTHY:
+        out.line(WARN, f"{head} alive but unhealthy: {facts.health_error or 'no answer'}")
+    elif status is DaemonStatus.UNVERIFIED:
+        out.line(WARN, f"{head} unverified: {facts.health_error or 'cannot verify'}")
+    else:
+        out.line(INFO, f"{head}: recorded process is {status.value} (stale record)")
+
+
+def _daemons(out: _Out, facts: DaemonsFacts) -> None:
+    for family in facts.families:
+        _daemon(out, family, facts.daemons.get(family))
+    key = facts.scope_key
+    if key.exists and not key.secure:
+        out.line(WARN, f"scope key {key.path} is not private (ignored by daemons)")
+
+
+def _orphans(out: _Out, facts: OrphansFacts, verbose: bool) -> None:
+    for family in facts.families:
+        records: Sequence[Mapping[str, object]] = facts.records.get(family, ())
+        hidden = 0
+        shown = 0
+        for rec in records:
+            klass = rec.get("cleanup_class")
+            if klass == "never_touch" and not verbose:
+                hidden += 1
+                continue
+            shown += 1
+            mark = {"safe_auto": WARN, "operator_required": WARN}.get(str(klass), INFO)
+            reason = rec.get("skip_reason")
+            out.line(
+                mark,
+                f"{family} port {rec.get('port')} pid {rec.get('pid') or '?'}"
+                f" v{rec.get('package_version') or '?'}: {klass}"
+                + (f" ({reason})" if reason else "")
+                + f", health {rec.get('health_status') or '?'},"
+                f" identity {rec.get('identity_source') or '?'}",
+            )
+        if not shown:
+            out.line(OK, f"{family}: no orphans")
+        if hidden:
+            noun = "listener" if hidden == 1 else "listeners"
+            out.detail(f"{hidden} other {noun} kitty never touches (--verbose lists them)")
+
+
+def _findings(out: _Out, findings: Sequence[Finding]) -> None:
+    if not findings:
+        out.line(OK, "nothing to fix")
+    for f in findings:
+        out.line(_SEVERITY_MARK[f.severity], f"{f.id} {f.name}: {f.summary}")
+        fix = f.remediation
+        if fix.command:
+            out.console.print(
+                Text("      → ", style="dim")
+                + Text(fix.command, style="bold")
+                + Text(f"  ({fix.description})", style="dim"),
+                soft_wrap=True,
+            )
+        else:
+            out.detail(f"→ {fix.description}")
+
+
+def _repairs(out: _Out, report: Report) -> None:
+    reset = report.repairs.reset
+    unstick = report.repairs.unstick_lock
+    if reset is None and unstick is None:
+        return
+    out.heading("Repairs")
+    if reset is not None:
+        for key, mark in (("swept", OK), ("skipped", INFO), ("failed", BAD)):
+            entries = reset.get(key)
+            for entry in entries if isinstance(entries, list) else ():
+                if isinstance(entry, Mapping):
+                    why = entry.get("cleanup_path") or entry.get("skip_reason")
+                    why = why or entry.get("failure_reason")
+                    out.line(mark, f"{key} port {entry.get('port')} pid {entry.get('pid')}: {why}")
+        recorded = reset.get("recorded_daemons")
+        for entry in recorded if isinstance(recorded, list) else ():
+            if isinstance(entry, Mapping):
+                out.line(
+                    INFO,
+                    f"{entry.get('family')} daemon pid {entry.get('pid')}:"
+                    f" {entry.get('action')} -> {entry.get('result')}",
+                )
+        hint = reset.get("hint")
+        if isinstance(hint, str):
+            out.detail(hint)
+    if unstick is not None:
+        out.line(OK if unstick.released else INFO, f"unstick lock: {unstick.message}")
+    out.console.print()
+
+
+def _crashed(out: _Out, section: SectionResult) -> None:
+    out.line(BAD, f"crashed: {section.error} (re-run with --verbose for details)")
+
+
+def render(report: Report, console: Console, *, verbose: bool = False) -> None:
+    """Print the whole human report: repairs (if any), seven sections, the closing count line."""
+    out = _Out(console)
+    console.print(
+        Text(f"kitty-doctor {report.tool_version}", style="bold")
+        + Text(f"  home {report.home.path}", style="dim")
+    )
+    console.print()
+    _repairs(out, report)
+    by_name = {s.name: s for s in report.sections}
+    for name in SectionName:
+        out.heading(name.title)
+        section = by_name.get(name)
+        if section is not None and section.status is SectionStatus.CRASHED:
+            _crashed(out, section)
+            continue
+        if name is SectionName.IDENTITY and report.identity is not None:
+            _identity(out, report.identity, report.home.path, report.home.source.value)
+        elif name is SectionName.TOKENS and report.tokens is not None:
+            _tokens(out, report.tokens)
+        elif name is SectionName.STORAGE and report.storage is not None:
+            _storage(out, report.storage)
+        elif name is SectionName.REFRESH_LOCK and report.refresh_lock is not None:
+            _lock(out, report.refresh_lock)
+        elif name is SectionName.DAEMONS and report.daemons is not None:
+            _daemons(out, report.daemons)
+        elif name is SectionName.ORPHANS and report.orphans is not None:
+            _orphans(out, report.orphans, verbose)
+        elif name is SectionName.FINDINGS:
+            _findings(out, report.findings)
+    critical, warn, info = report.counts()
+    console.print()
+    warnings = "warning" if warn == 1 else "warnings"
+    style = "red" if critical else ("yellow" if warn else "green")
+    console.print(Text(f"{critical} critical, {warn} {warnings}, {info} info", style=style))
