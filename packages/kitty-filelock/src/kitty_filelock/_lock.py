@@ -145,6 +145,7 @@ class MachineFileLock:
         # Resolved lazily (the directory may not exist yet) and re-resolved after a fork.
         self._template: RecordTemplate | None = None
         self._backend: LockBackend | None = None
+        self._per_process_lock = False
         self._fs: FsInfo | None = None
         # Holding state.
         self._fd: int | None = None
@@ -209,10 +210,18 @@ class MachineFileLock:
             )
         self._fs = fs
         self._backend = backend(mode)
+        self._per_process_lock = mode == "fcntl"
         self._template = RecordTemplate(
             ident, label=self._label, mode=mode, fs_type=fs.fs_type, max_hold_s=self._max_hold
         )
         return self._template
+
+    def _open(self) -> int:
+        try:
+            return os.open(self._path, _OPEN_FLAGS, 0o600)
+        except FileNotFoundError:
+            _makedirs_0700(self._dir)
+            return os.open(self._path, _OPEN_FLAGS, 0o600)
 
     def _stat_key(self) -> Key:
         try:
@@ -227,50 +236,76 @@ class MachineFileLock:
                 return file_key(os.stat(self._path))
             except FileNotFoundError:
                 pass
-            try:
-                fd = os.open(self._path, _OPEN_FLAGS, 0o600)
-            except FileNotFoundError:
-                _makedirs_0700(self._dir)
-                fd = os.open(self._path, _OPEN_FLAGS, 0o600)
+            fd = self._open()
             try:
                 return file_key(os.fstat(fd))
             finally:
                 os.close(fd)
 
-    def _attempt(self, owner: Owner) -> bool:
-        """One non-blocking try. True: held. False: contention. Anything else raises."""
-        key = self._stat_key()
-        template = self._resolve()
+    def _gated_fd(self, owner: Owner) -> tuple[int, Key, threading.Lock] | None:
+        """Open the file and take its in-process gate; None if another thread of ours has it.
+
+        Per-descriptor locks (flock, msvcrt) survive a second descriptor being closed, so the
+        cheap order applies: open, fstat for the key, gate. fcntl locks belong to the process
+        and die with ANY close, so there the gate comes first (keyed by a path stat) and the
+        descriptor is opened only once no thread of ours can be holding the inode.
+        """
+        if self._per_process_lock:
+            key = self._stat_key()
+            gate = REGISTRY.gate(key)
+            if not gate.acquire(blocking=False):
+                if REGISTRY.is_reentry(key, owner):
+                    raise LockReentryError(self._path)
+                return None
+            try:
+                fd = self._open()
+            except BaseException:
+                gate.release()
+                raise
+            if file_key(os.fstat(fd)) != key:
+                # The path names another inode than the one our gate protects: try again.
+                os.close(fd)
+                gate.release()
+                return None
+            return fd, key, gate
+        fd = self._open()
+        key = file_key(os.fstat(fd))
         gate = REGISTRY.gate(key)
         if not gate.acquire(blocking=False):
+            os.close(fd)
             if REGISTRY.is_reentry(key, owner):
                 raise LockReentryError(self._path)
+            return None
+        return fd, key, gate
+
+    def _attempt(self, owner: Owner) -> bool:
+        """One non-blocking try. True: held. False: contention. Anything else raises."""
+        template = self._template
+        if template is None or template.pid != os.getpid():
+            template = self._resolve()
+        opened = self._gated_fd(owner)
+        if opened is None:
             return False
-        fd = -1
+        fd, key, gate = opened
+        lock_impl = self._backend
+        assert lock_impl is not None
         try:
-            fd = os.open(self._path, _OPEN_FLAGS, 0o600)
-            if file_key(os.fstat(fd)) != key:
-                # The path now names another inode than the one our gate protects: try again.
-                os.close(fd)
-                gate.release()
-                return False
-            assert self._backend is not None
-            if not self._backend.try_lock(fd):
-                os.close(fd)
-                gate.release()
-                return False
+            taken = lock_impl.try_lock(fd)
         except BaseException:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
             gate.release()
             raise
+        if not taken:
+            os.close(fd)
+            gate.release()
+            return False
+        stamp = utc_stamp_now()
         try:
-            stamp = utc_stamp_now()
             self._write_record(fd, template.encode(stamp))
         except BaseException as exc:
             # LCK-05: a held lock never has an empty record - give the lock back first.
             try:
-                self._backend.unlock(fd)
+                lock_impl.unlock(fd)
             finally:
                 os.close(fd)
                 gate.release()
@@ -282,7 +317,7 @@ class MachineFileLock:
         self._gate = gate
         self._stamp = stamp
         self._record = None
-        REGISTRY.mark_held(key, Held(owner=owner, fd=fd, mode=self._backend.name, lock=self))
+        REGISTRY.mark_held(key, Held(owner, fd, lock_impl.name, self))
         return True
 
     @staticmethod
@@ -315,8 +350,9 @@ class MachineFileLock:
         wait = delay * random.uniform(1.0 - JITTER, 1.0 + JITTER)
         return wait, min(delay * 2.0, poll_interval)
 
-    def acquire(self, timeout: float | None = None) -> LockRecord:
-        """Block (politely polling) until held or ``timeout`` s passed; return the record.
+    def acquire(self, timeout: float | None = None) -> None:
+        """Block (politely polling) until held or ``timeout`` s passed (``.record`` says what
+        was written; it is built on first access, keeping acquisition cheap).
 
         ``timeout`` overrides ``acquire_timeout`` for this call; 0 means a single try.
         Raises ``LockTimeout`` (with the holder's record) or ``LockReentryError``.
@@ -334,11 +370,8 @@ class MachineFileLock:
             wait, delay = self._next_delay(delay, self._poll_interval)
             time.sleep(min(wait, remaining))
         self._waited_s = time.monotonic() - started
-        record = self.record
-        assert record is not None
-        return record
 
-    async def acquire_async(self, timeout: float | None = None) -> LockRecord:
+    async def acquire_async(self, timeout: float | None = None) -> None:
         """Like ``acquire`` but waits with ``asyncio.sleep``: the event loop never blocks."""
         limit = self._limit(timeout)
         self._check_not_held()
@@ -354,9 +387,6 @@ class MachineFileLock:
             wait, delay = self._next_delay(delay, self._poll_interval)
             await asyncio.sleep(min(wait, remaining))
         self._waited_s = time.monotonic() - started
-        record = self.record
-        assert record is not None
-        return record
 
     def _limit(self, timeout: float | None) -> float:
         if timeout is None:
