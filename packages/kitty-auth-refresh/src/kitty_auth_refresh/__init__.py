@@ -1,15 +1,68 @@
-"""kitty-auth-refresh: the locked refresh transaction and compare-then-clear reconciler.
+"""kitty-auth-refresh: keep one OAuth session alive across many processes on one machine.
 
-Not implemented yet: this release holds only the package metadata.
+Every refresh runs as one transaction under a machine-wide lock: re-read the persisted session,
+adopt newer material if a peer already refreshed, otherwise present the *persisted* refresh
+token once, and delete the session only when the server rejected exactly the material that is
+still persisted (compare-then-clear). Transient failures never log anyone out.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._clock import Clock
+from ._endpoint import TokenEndpoint
+from ._errors import (
+    ConfigError,
+    CorruptSession,
+    KittyAuthError,
+    NotAuthenticated,
+    RefreshLockBusy,
+    RefreshProtocolError,
+    RefreshRejected,
+    RefreshReplay,
+    ReloginRequired,
+    StoreWriteFailed,
+    TransientRefreshError,
+)
+from ._home import default_home
+from ._manager import SyncTokenManager, TokenManager
+from ._session import Session, same_material
+from ._status import AuthState, AuthStatus, auth_status
+from ._store import SessionStore
+from ._transaction import RefreshOutcome, RefreshResult, RejectionCause, run_refresh_transaction
+
 try:
     __version__: str = version("kitty-auth-refresh")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = [
+    "AuthState",
+    "AuthStatus",
+    "Clock",
+    "ConfigError",
+    "CorruptSession",
+    "KittyAuthError",
+    "NotAuthenticated",
+    "RefreshLockBusy",
+    "RefreshOutcome",
+    "RefreshProtocolError",
+    "RefreshRejected",
+    "RefreshReplay",
+    "RefreshResult",
+    "RejectionCause",
+    "ReloginRequired",
+    "Session",
+    "SessionStore",
+    "StoreWriteFailed",
+    "SyncTokenManager",
+    "TokenEndpoint",
+    "TokenManager",
+    "TransientRefreshError",
+    "__version__",
+    "auth_status",
+    "default_home",
+    "run_refresh_transaction",
+    "same_material",
+]

@@ -1,0 +1,242 @@
+"""``TokenEndpoint``: the RFC 6749 refresh grant over httpx (AUTH-09 .. AUTH-14).
+
+Every answer is turned into either a new ``Session`` or one typed error; which error decides
+what the transaction may do (only ``RefreshRejected`` can ever lead to a delete).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import email.utils
+import ipaddress
+import logging
+import math
+import threading
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, Final, TypeGuard
+
+import httpx
+
+from ._errors import (
+    RefreshProtocolError,
+    RefreshRejected,
+    RefreshReplay,
+    TransientRefreshError,
+)
+from ._session import Session, as_utc, parse_time, utc_now
+
+logger = logging.getLogger("kitty_auth_refresh")
+
+DEFAULT_HTTP_TIMEOUT_S: Final = 10.0
+DEFAULT_ACCESS_TTL_S: Final = 300
+CLOCK_SKEW_WARN_S: Final = 60
+REPLAY_RETRY_AFTER_MAX_S: Final = 5
+MAX_ERROR_TEXT_CHARS: Final = 200
+REJECTION_STATUSES: Final = frozenset({400, 401, 403})
+REJECTION_KINDS: Final = frozenset({"invalid_grant", "session_invalid"})
+REPLAY_ERROR: Final = "refresh_replay_benign_retry"
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost."})
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def scrub(text: object, *secrets: str) -> str | None:
+    """Server-supplied text, cut to 200 chars, with every occurrence of a token replaced."""
+    if not isinstance(text, str) or not text:
+        return None
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text[:MAX_ERROR_TEXT_CHARS]
+
+
+class TokenEndpoint:
+    """A client for one OAuth token endpoint.
+
+    ``transport`` accepts any httpx transport (``httpx.MockTransport`` in tests). ``now`` is the
+    wall-clock seam used for receipt-time expiry. For loopback URLs proxy environment variables
+    are ignored (a loopback request must never leave the machine); remote URLs honour them.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        timeout: float = DEFAULT_HTTP_TIMEOUT_S,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        now: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
+        if scheme not in ("http", "https"):
+            raise ValueError(f"TokenEndpoint url must be an http(s) URL, got {url!r}")
+        if not isinstance(client_id, str) or not client_id:
+            raise ValueError("TokenEndpoint client_id must be a non-empty string")
+        if not (isinstance(timeout, int | float) and timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"TokenEndpoint timeout must be a positive number, got {timeout!r}")
+        self.url = url
+        self.client_id = client_id
+        self.timeout = float(timeout)
+        self._transport = transport
+        self._now = now
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r})"
+
+    def _http(self) -> httpx.Client:
+        # One pooled client, created on first use: building an httpx client (SSL context) costs
+        # milliseconds, which would otherwise land inside every lock hold.
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    transport=self._transport,
+                    trust_env=not is_loopback_url(self.url),
+                    follow_redirects=False,
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> TokenEndpoint:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def refresh(self, session: Session, timeout: float | None = None) -> Session:
+        """Present ``session.refresh_token`` once; return the new session or raise a typed error."""
+        limit = self.timeout if timeout is None else max(0.001, min(timeout, self.timeout))
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": session.refresh_token,
+            "client_id": self.client_id,
+        }
+        try:
+            response = self._http().post(
+                self.url,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=httpx.Timeout(limit),
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientRefreshError("timeout", None, type(exc).__name__) from None
+        except httpx.TransportError as exc:
+            raise TransientRefreshError("transport", None, type(exc).__name__) from None
+        received = as_utc(self._now())
+        self._check_skew(response, received)
+        return self._interpret(response, session, received)
+
+    def _check_skew(self, response: httpx.Response, received: dt.datetime) -> None:
+        raw = response.headers.get("date")
+        if not raw:
+            return
+        try:
+            server_time = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return
+        skew = (as_utc(server_time) - received).total_seconds()
+        if abs(skew) > CLOCK_SKEW_WARN_S:
+            logger.warning("clock skew detected skew_s=%d", round(skew))
+
+    def _interpret(self, response: httpx.Response, old: Session, received: dt.datetime) -> Session:
+        status = response.status_code
+        secrets = (old.refresh_token, old.access_token)
+        body = _json_object(response)
+        error = body.get("error") if body is not None else None
+        description = scrub(body.get("error_description"), *secrets) if body else None
+        if status == 200:
+            if body is None:
+                raise RefreshProtocolError(status, "the 200 response is not a JSON object")
+            return self._new_session(body, old, received)
+        if status in REJECTION_STATUSES and error in REJECTION_KINDS:
+            raise RefreshRejected(str(error), description, status)
+        if status == 409:
+            if error == REPLAY_ERROR and body is not None:
+                raise RefreshReplay(_retry_after(body, response))
+            raise RefreshProtocolError(status, scrub(error, *secrets) or description)
+        if status >= 500:
+            raise TransientRefreshError("server_error", status, description)
+        if status == 408:
+            raise TransientRefreshError("timeout", status, description)
+        if status == 429:
+            raise TransientRefreshError("rate_limited", status, description)
+        raise RefreshProtocolError(status, scrub(error, *secrets) or description)
+
+    def _new_session(self, body: dict[str, Any], old: Session, received: dt.datetime) -> Session:
+        access = body.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise RefreshProtocolError(200, "the 200 response has no access_token string")
+        expires_in = body.get("expires_in")
+        if expires_in is None:
+            logger.warning("token response has no expires_in; assuming %d s", DEFAULT_ACCESS_TTL_S)
+            expires_in = DEFAULT_ACCESS_TTL_S
+        if not _is_number(expires_in):
+            raise RefreshProtocolError(200, "expires_in is not a number")
+        changes: dict[str, Any] = {
+            "access_token": access,
+            "issued_at": received,
+            # Receipt time + lifetime: immune to a skewed server or local clock.
+            "access_expires_at": received + dt.timedelta(seconds=float(expires_in)),
+        }
+        refresh = body.get("refresh_token")
+        if isinstance(refresh, str) and refresh:
+            changes["refresh_token"] = refresh  # a non-rotating server omits it: keep ours
+        refresh_at = body.get("refresh_token_expires_at")
+        refresh_in = body.get("refresh_token_expires_in")
+        if isinstance(refresh_at, str):
+            try:
+                changes["refresh_expires_at"] = parse_time(refresh_at)
+            except ValueError:
+                reason = "refresh_token_expires_at is not ISO-8601"
+                raise RefreshProtocolError(200, reason) from None
+        elif _is_number(refresh_at):
+            changes["refresh_expires_at"] = dt.datetime.fromtimestamp(float(refresh_at), dt.UTC)
+        elif _is_number(refresh_in):
+            changes["refresh_expires_at"] = received + dt.timedelta(seconds=float(refresh_in))
+        for name in ("session_id", "scope", "token_type", "subject", "email"):
+            value = body.get(name)
+            if isinstance(value, str) and value:
+                changes[name] = value
+        return dataclasses.replace(old, **changes)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _retry_after(body: dict[str, Any], response: httpx.Response) -> int:
+    raw: object = body.get("retry_after")
+    if raw is None:
+        raw = response.headers.get("retry-after")
+    value = 0
+    if _is_number(raw):
+        value = int(raw)
+    elif isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            value = int(raw.strip())
+    return max(0, min(REPLAY_RETRY_AFTER_MAX_S, value))

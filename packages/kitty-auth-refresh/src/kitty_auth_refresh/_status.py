@@ -1,0 +1,63 @@
+"""``auth_status``: what is on disk right now, for humans and the doctor (AUTH-08).
+
+Reads the file on every call: no cache, no network, no lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+
+from ._errors import CorruptSession
+from ._session import as_utc, utc_now
+from ._store import SessionStore
+
+
+class AuthState(enum.StrEnum):
+    AUTHENTICATED = "authenticated"
+    NOT_AUTHENTICATED = "not_authenticated"
+    EXPIRED = "expired"
+    CORRUPT = "corrupt"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthStatus:
+    """A token-free summary of the persisted session."""
+
+    state: AuthState
+    path: str
+    session_hash: str | None = None
+    subject: str | None = None
+    email: str | None = None
+    access_expires_in_s: float | None = None
+    refresh_expires_in_s: float | None = None  # None: server-managed (or no session)
+    error: str | None = None
+
+
+def auth_status(store: SessionStore | None = None, *, now: dt.datetime | None = None) -> AuthStatus:
+    store = store if store is not None else SessionStore()
+    at = as_utc(now) if now is not None else utc_now()
+    path = str(store.path)
+    try:
+        session = store.read()
+    except CorruptSession as exc:
+        return AuthStatus(AuthState.CORRUPT, path, error=exc.reason)
+    if session is None:
+        return AuthStatus(AuthState.NOT_AUTHENTICATED, path)
+    refresh_in = (
+        (session.refresh_expires_at - at).total_seconds() if session.refresh_expires_at else None
+    )
+    # Only a known, passed refresh expiry is "expired"; an expired access token is routine.
+    state = (
+        AuthState.EXPIRED if refresh_in is not None and refresh_in <= 0 else AuthState.AUTHENTICATED
+    )
+    return AuthStatus(
+        state,
+        path,
+        session_hash=session.session_hash,
+        subject=session.subject,
+        email=session.email,
+        access_expires_in_s=session.access_ttl_s(at),
+        refresh_expires_in_s=refresh_in,
+    )
