@@ -1,15 +1,84 @@
-"""kitty-orphan-sweep: scan, sweep and reuse-or-spawn for kitty daemons.
+"""kitty-orphan-sweep: scan a family's port range, sweep orphans, reuse-or-spawn the singleton.
 
-Not implemented yet: this release holds only the package metadata.
+- `scan(family)` observes every listener of the family's range and classifies it with
+  kitty-daemon-identity's pure classifier (`safe_auto`, `operator_required`, `never_touch`).
+- `sweep(records)` stops `safe_auto` records (and `operator_required` ones with `force=True`):
+  authenticated shutdown → SIGTERM → SIGKILL, all targets in parallel, never a signal without
+  the target's identity re-checked (PID + create time, root marker, never self or an ancestor).
+- `ensure_daemon(command)` returns the family singleton of this scope, reaping orphans and
+  spawning exactly one daemon when needed, even with many concurrent callers.
+
+psutil is imported by this package only; the classifier it feeds stays stdlib-pure.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._constants import (
+    CONNECT_TIMEOUT_S,
+    HEALTH_TIMEOUT_S,
+    HTTP_STAGE_S,
+    KILL_STAGE_S,
+    LOG_ROTATE_BYTES,
+    LSOF_TIMEOUT_S,
+    PORT_CLOSE_WAIT_S,
+    SPAWN_LOCK_TIMEOUT_S,
+    SPAWN_PORT_RETRIES,
+    SPAWN_TIMEOUT_S,
+    STOP_RECORDED_GRACE_S,
+    TERM_STAGE_S,
+)
+from ._ensure import DaemonHandle, ensure_daemon
+from ._errors import DaemonStartError, KittySweepError, NoFreePortError, SweepGuardError
+from ._proctable import ProcessHandle, ProcessTable, PsutilProcessTable
+from ._results import (
+    CleanupPath,
+    EscalationBudgets,
+    FailedEntry,
+    FailureReason,
+    ResetResult,
+    SkippedEntry,
+    SweptEntry,
+)
+from ._scan import scan
+from ._sweep import sweep
+
 try:
     __version__: str = version("kitty-orphan-sweep")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "HEALTH_TIMEOUT_S",
+    "HTTP_STAGE_S",
+    "KILL_STAGE_S",
+    "LOG_ROTATE_BYTES",
+    "LSOF_TIMEOUT_S",
+    "PORT_CLOSE_WAIT_S",
+    "SPAWN_LOCK_TIMEOUT_S",
+    "SPAWN_PORT_RETRIES",
+    "SPAWN_TIMEOUT_S",
+    "STOP_RECORDED_GRACE_S",
+    "TERM_STAGE_S",
+    "CleanupPath",
+    "DaemonHandle",
+    "DaemonStartError",
+    "EscalationBudgets",
+    "FailedEntry",
+    "FailureReason",
+    "KittySweepError",
+    "NoFreePortError",
+    "ProcessHandle",
+    "ProcessTable",
+    "PsutilProcessTable",
+    "ResetResult",
+    "SkippedEntry",
+    "SweepGuardError",
+    "SweptEntry",
+    "__version__",
+    "ensure_daemon",
+    "scan",
+    "sweep",
+]

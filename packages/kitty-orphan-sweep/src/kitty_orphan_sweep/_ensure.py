@@ -1,0 +1,383 @@
+"""ensure_daemon(): reuse the verified singleton or spawn exactly one (SWP-14..SWP-22).
+
+Everything happens under the family's spawn lock, so K concurrent callers in one scope
+serialise: the first spawns and records the daemon, the others find it in the state record,
+verify it over health and reuse it. Orphans of the scope are reaped on both paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Final
+
+import psutil
+
+import kitty_daemon_identity as kdi
+from kitty_daemon_identity import (
+    DaemonFamily,
+    HealthPayload,
+    StateRecord,
+    daemon_root,
+    default_home,
+    ensure_scope_key,
+    family_range,
+    log_path,
+    marker_args,
+    parse_markers,
+    read_state,
+    scope_id,
+    spawn_lock_path,
+    state_path,
+    write_state,
+)
+from kitty_filelock import MachineFileLock
+
+from . import _constants
+from ._errors import DaemonStartError, NoFreePortError
+from ._escalate import Target, escalate
+from ._net import can_bind, port_refuses
+from ._proctable import ProcessTable, PsutilProcessTable
+from ._results import EscalationBudgets, ResetResult
+from ._scan import coerce_family, probe_health, scan
+from ._sweep import sweep
+
+#: Reference-daemon exit status for "port already taken" (DID-24): a port race, not a failure.
+EXIT_PORT_TAKEN: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonHandle:
+    """The family singleton this call reused or spawned, plus what was reaped on the way."""
+
+    pid: int
+    port: int
+    base_url: str
+    reused: bool
+    reaped: ResetResult
+    state: StateRecord
+
+
+class _Recorded(StrEnum):
+    REUSE = "reuse"
+    INCOMPATIBLE = "incompatible"
+    ALIVE_UNRESPONSIVE = "alive_unresponsive"
+    GONE = "gone"
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= _constants.START_TIME_TOLERANCE_S
+
+
+def _identity_matches(
+    payload: HealthPayload, state: StateRecord, family: DaemonFamily, scope: str
+) -> bool:
+    return (
+        payload.pid == state.pid
+        and payload.port == state.port
+        and _close(payload.process_started_at, state.process_started_at)
+        and payload.singleton_scope_id == scope
+        and state.scope_id == scope
+        and payload.daemon_family == family.value
+    )
+
+
+def _judge_recorded(
+    state: StateRecord,
+    family: DaemonFamily,
+    root: Path,
+    scope: str,
+    expected_version: str,
+    table: ProcessTable,
+) -> _Recorded:
+    probe = probe_health([state.port], _constants.HEALTH_TIMEOUT_S)[state.port]
+    payload = probe.payload
+    if payload is not None and _identity_matches(payload, state, family, scope):
+        compatible = (
+            payload.protocol_version == kdi.DAEMON_PROTOCOL_VERSION
+            and payload.package_version == expected_version
+        )
+        return _Recorded.REUSE if compatible else _Recorded.INCOMPATIBLE
+    # No verified answer: look at the recorded process itself. A dead or recycled PID is never
+    # signalled; a live daemon of ours that does not answer is left alone (a timeout is never
+    # kill authority) and retires by itself once a new singleton is recorded (DID-22 rule 2).
+    try:
+        proc = table.process(state.pid)
+        if not _close(proc.create_time(), state.process_started_at):
+            return _Recorded.GONE
+        if parse_markers(proc.cmdline()).root == str(root):
+            return _Recorded.ALIVE_UNRESPONSIVE
+    except psutil.Error:
+        pass
+    return _Recorded.GONE
+
+
+def _stop_recorded(state: StateRecord, root: Path, table: ProcessTable) -> None:
+    """SWP-16: authenticated shutdown with a 2 s grace, then TERM/KILL after the guards."""
+    target = Target(
+        port=state.port,
+        pid=state.pid,
+        create_time=state.process_started_at,
+        cleanup_class="recorded_singleton",
+        marker_root=str(root),
+        key_root=root,
+        package_version=state.package_version,
+        protocol_version=state.protocol_version,
+    )
+    budgets = EscalationBudgets(http_s=_constants.STOP_RECORDED_GRACE_S)
+    # A failure here is not fatal: the old daemon keeps its port, the new one takes another and
+    # the old one retires as superseded once the new record is written.
+    escalate(target, budgets, table, table.protected_pids())
+
+
+def _remove_state(root: Path, family: DaemonFamily) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        state_path(root, family).unlink()
+
+
+def _free_port(family: DaemonFamily, skip: set[int]) -> int:
+    rng = family_range(family)
+    for port in rng:
+        if port in skip:
+            continue
+        if port_refuses(port, _constants.FREE_PORT_CONNECT_S) and can_bind(port):
+            return port
+    raise NoFreePortError(family.value, str(rng))
+
+
+def _rotate(log: Path) -> None:
+    try:
+        size = log.stat().st_size
+    except FileNotFoundError:
+        return
+    if size > _constants.LOG_ROTATE_BYTES:
+        os.replace(log, log.with_name(log.name + ".1"))
+
+
+def _tail(log: Path, offset: int) -> str:
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-_constants.LOG_TAIL_LINES :])
+
+
+def _spawn(
+    command: Sequence[str], root: Path, home: Path, port: int, family: DaemonFamily
+) -> tuple[subprocess.Popen[bytes], Path, int]:
+    log = log_path(root, family)
+    _rotate(log)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        offset = os.fstat(fd).st_size
+        env = dict(os.environ)
+        env["KITTY_DAEMON_PORT"] = str(port)
+        env["KITTY_HOME"] = str(home)
+        extra: dict[str, object] = {}
+        if os.name == "nt":  # pragma: no cover - Windows only
+            extra["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
+                subprocess, "DETACHED_PROCESS", 0
+            )
+        else:
+            # Its own session: a Ctrl-C in the caller's terminal must not reach the daemon.
+            extra["start_new_session"] = True
+        child = subprocess.Popen(
+            [*command, *marker_args(root, sys.executable)],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            close_fds=True,
+            env=env,
+            **extra,  # type: ignore[call-overload]  # platform-specific keyword set above
+        )
+    finally:
+        os.close(fd)
+    return child, log, offset
+
+
+def _kill_child(child: subprocess.Popen[bytes]) -> None:
+    # Our own fresh child: its identity is the Popen object, and its group is its own session.
+    with contextlib.suppress(OSError):
+        if os.name == "nt":  # pragma: no cover - Windows only
+            child.kill()
+        else:
+            os.killpg(child.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=5)
+
+
+def _is_child_or_descendant(pid: int, child: subprocess.Popen[bytes]) -> bool:
+    if pid == child.pid:
+        return True
+    try:
+        return pid in {p.pid for p in psutil.Process(child.pid).children(recursive=True)}
+    except psutil.Error:
+        return False
+
+
+def _wait_healthy(
+    child: subprocess.Popen[bytes],
+    port: int,
+    family: DaemonFamily,
+    scope: str,
+    timeout: float,
+) -> HealthPayload | int:
+    """The matching payload once healthy, or the child's exit code if it exited first."""
+    deadline = time.monotonic() + timeout
+    delay = _constants.SPAWN_POLL_INITIAL_S
+    while True:
+        code = child.poll()
+        if code is not None:
+            return code
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        probe = probe_health([port], min(_constants.HEALTH_TIMEOUT_S, remaining))[port]
+        payload = probe.payload
+        if (
+            payload is not None
+            and payload.port == port
+            and payload.daemon_family == family.value
+            and payload.singleton_scope_id == scope
+            and _is_child_or_descendant(payload.pid, child)
+        ):
+            return payload
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            time.sleep(min(delay, remaining))
+        delay = min(delay * 2, _constants.SPAWN_POLL_MAX_S)
+
+
+def _validate_command(command: Sequence[str]) -> list[str]:
+    if isinstance(command, str | bytes) or not command:
+        raise ValueError(
+            f"command must be a non-empty argv list such as [sys.executable, '-m', "
+            f"'kitty_daemon_identity'], got {command!r}"
+        )
+    argv = list(command)
+    bad = [a for a in argv if not isinstance(a, str) or not a]
+    if bad:
+        raise ValueError(f"command elements must be non-empty strings, got {bad!r}")
+    return argv
+
+
+def ensure_daemon(
+    command: Sequence[str],
+    *,
+    family: DaemonFamily | str = DaemonFamily.SYNC,
+    home: Path | str | None = None,
+    expected_version: str | None = None,
+    spawn_timeout: float | None = None,
+    process_table: ProcessTable | None = None,
+) -> DaemonHandle:
+    """Return the family singleton of this scope, spawning it if needed (reuse-or-spawn).
+
+    `command` is the daemon argv without markers; kitty appends the root/exec markers and passes
+    the chosen port in `KITTY_DAEMON_PORT`. Safe to call from many threads and processes at once.
+    """
+    argv = _validate_command(command)
+    fam = coerce_family(family)
+    family_range(fam)  # a bad KITTY_*_PORTS fails here, before anything is locked or spawned
+    home_path = (Path(home) if home is not None else default_home()).expanduser().absolute()
+    root = daemon_root(home_path)
+    expected = expected_version if expected_version is not None else kdi.__version__
+    timeout = _constants.SPAWN_TIMEOUT_S if spawn_timeout is None else spawn_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"spawn_timeout must be a positive number of seconds, got {timeout!r}")
+    table = process_table if process_table is not None else PsutilProcessTable()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = MachineFileLock(
+        spawn_lock_path(root, fam),
+        acquire_timeout=_constants.SPAWN_LOCK_TIMEOUT_S,
+        label=f"spawn:{fam.value}",
+    )
+    with lock:
+        ensure_scope_key(root)
+        return _ensure_locked(argv, fam, home_path, root, expected, float(timeout), table)
+
+
+def _reap(family: DaemonFamily, home: Path, expected: str, table: ProcessTable) -> ResetResult:
+    records = scan(family, home=home, expected_version=expected, process_table=table)
+    return sweep(records, force=False, home=home, family=family, process_table=table)
+
+
+def _handle(payload_or_state: StateRecord, reused: bool, reaped: ResetResult) -> DaemonHandle:
+    s = payload_or_state
+    return DaemonHandle(s.pid, s.port, f"http://127.0.0.1:{s.port}", reused, reaped, s)
+
+
+def _ensure_locked(
+    argv: list[str],
+    family: DaemonFamily,
+    home: Path,
+    root: Path,
+    expected: str,
+    timeout: float,
+    table: ProcessTable,
+) -> DaemonHandle:
+    scope = scope_id(root)
+    state = read_state(root, family)
+    if state is not None:
+        verdict = _judge_recorded(state, family, root, scope, expected, table)
+        if verdict is _Recorded.REUSE:
+            return _handle(state, True, _reap(family, home, expected, table))
+        if verdict is _Recorded.INCOMPATIBLE:
+            _stop_recorded(state, root, table)
+        _remove_state(root, family)
+    # Reap first: a stale orphan must free its port before we pick one (SWP-17).
+    reaped = _reap(family, home, expected, table)
+    tried: set[int] = set()
+    for _ in range(1 + _constants.SPAWN_PORT_RETRIES):
+        port = _free_port(family, tried)
+        tried.add(port)
+        child, log, offset = _spawn(argv, root, home, port, family)
+        try:
+            outcome = _wait_healthy(child, port, family, scope, timeout)
+        except TimeoutError:
+            _kill_child(child)
+            raise DaemonStartError(
+                f"the {family.value} daemon did not become healthy on port {port} within "
+                f"{timeout:g} s",
+                child.returncode,
+                _tail(log, offset),
+            ) from None
+        except BaseException:
+            _kill_child(child)
+            raise
+        if isinstance(outcome, int):
+            if outcome == EXIT_PORT_TAKEN:
+                continue  # somebody took the port between our check and its bind: next one
+            raise DaemonStartError(
+                f"the {family.value} daemon exited during start on port {port}",
+                outcome,
+                _tail(log, offset),
+            )
+        record = StateRecord(
+            family=family,
+            pid=outcome.pid,
+            port=outcome.port,
+            process_started_at=outcome.process_started_at,
+            package_version=outcome.package_version,
+            protocol_version=outcome.protocol_version,
+            started_at=outcome.started_at,
+            instance_id=outcome.instance_id,
+            scope_id=outcome.singleton_scope_id,
+        )
+        write_state(root, record)
+        return _handle(record, False, reaped)
+    raise DaemonStartError(
+        f"the {family.value} daemon lost the race for a port {len(tried)} times "
+        f"(tried {sorted(tried)})",
+        EXIT_PORT_TAKEN,
+        "",
+    )

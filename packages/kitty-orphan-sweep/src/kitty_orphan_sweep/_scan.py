@@ -1,0 +1,346 @@
+"""scan(): observe every listener of a family's range and classify it (SWP-01..SWP-06).
+
+Order matters for speed and safety: connect probes first (all ports at once), health only on
+open ports, PID lookups only for open/suspect ports, then the pure classifier. Nothing here
+sends a signal; a scan is read-only apart from connecting to loopback ports of its own range.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import psutil
+
+import kitty_daemon_identity as kdi
+from kitty_daemon_identity import (
+    DEFAULT_ENTRY_SIGNATURES,
+    ArgvError,
+    ConnectState,
+    DaemonFamily,
+    DaemonIdentityRecord,
+    Foreground,
+    HealthOutcome,
+    HealthProbe,
+    ListenerObservation,
+    PidError,
+    classify,
+    daemon_root,
+    default_home,
+    family_range,
+    parse_health,
+    parse_markers,
+    read_state,
+    scope_id,
+)
+
+from . import _constants
+from ._net import ConnectState as NetConnect
+from ._net import HttpOutcome, HttpRequest, HttpResult, connect_probe, http_exchange_many
+from ._proctable import ProcessTable, PsutilProcessTable
+
+#: Root-marker values seen by scans in this process, keyed by (port, pid, start time). sweep()
+#: uses them to re-check that a forced cross-root target still carries the marker it was
+#: scanned with, and to find that root's scope key. Bounded: oldest entries are dropped.
+_SCANNED_MARKERS: dict[tuple[int, int, float], str] = {}
+_SCANNED_MARKERS_LOCK: Final = threading.Lock()
+_SCANNED_MARKERS_MAX: Final = 4096
+
+
+def scanned_marker_root(port: int, pid: int | None, started: float | None) -> str | None:
+    """The root marker a scan in this process saw for that listener, if any."""
+    if pid is None or started is None:
+        return None
+    with _SCANNED_MARKERS_LOCK:
+        return _SCANNED_MARKERS.get((port, pid, started))
+
+
+def _remember_marker(port: int, pid: int, started: float, root: str) -> None:
+    with _SCANNED_MARKERS_LOCK:
+        _SCANNED_MARKERS[(port, pid, started)] = root
+        while len(_SCANNED_MARKERS) > _SCANNED_MARKERS_MAX:
+            del _SCANNED_MARKERS[next(iter(_SCANNED_MARKERS))]
+
+
+def coerce_family(family: DaemonFamily | str) -> DaemonFamily:
+    try:
+        return DaemonFamily(family)
+    except ValueError:
+        choices = ", ".join(f.value for f in DaemonFamily)
+        raise ValueError(f"unknown daemon family {family!r}; use one of: {choices}") from None
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _PidLookup:
+    pid: int | None
+    error: PidError | None
+    source: str | None
+
+
+def health_request(port: int) -> HttpRequest:
+    return HttpRequest(port, "GET", "/api/health", {"Accept": "application/json"})
+
+
+def to_probe(result: HttpResult) -> HealthProbe:
+    """Map a transport result to the classifier's HealthProbe (payload parsed, never trusted)."""
+    if result.outcome is HttpOutcome.RESPONSE and result.status is not None:
+        body = result.body if result.body is not None else b""
+        return HealthProbe.from_response(
+            result.status, parse_health(body), elapsed_ms=result.elapsed_ms
+        )
+    outcome = {
+        HttpOutcome.TIMEOUT: HealthOutcome.TIMEOUT,
+        HttpOutcome.REFUSED: HealthOutcome.REFUSED,
+    }.get(result.outcome, HealthOutcome.NON_HTTP)
+    return HealthProbe(outcome, error=result.error, elapsed_ms=result.elapsed_ms)
+
+
+def probe_health(ports: Iterable[int], timeout: float) -> dict[int, HealthProbe]:
+    """Concurrent `GET /api/health` on loopback (no proxy can ever be involved)."""
+    results = http_exchange_many(
+        [health_request(p) for p in ports], timeout, body_cap=_constants.HEALTH_BODY_CAP_BYTES
+    )
+    return {port: to_probe(result) for port, result in results.items()}
+
+
+def _claimed_pid(port: int, probe: HealthProbe) -> int | None:
+    payload = probe.payload
+    if probe.outcome is HealthOutcome.OK and payload is not None and payload.port == port:
+        return payload.pid
+    return None
+
+
+def _fallback(port: int, claimed: int | None, table: ProcessTable) -> _PidLookup:
+    """macOS without privileges: the health-claimed PID's own sockets, then lsof (SWP-04)."""
+    if claimed is not None:
+        try:
+            if table.pid_listens_on(claimed, port):
+                return _PidLookup(claimed, None, "claimed")
+        except psutil.Error:
+            pass
+    pids = table.lsof_pids(port, _constants.LSOF_TIMEOUT_S)
+    if pids is not None and len(set(pids)) == 1:
+        return _PidLookup(pids[0], None, "lsof")
+    if pids is not None:
+        return _PidLookup(None, PidError.LOOKUP_FAILED, "lsof")
+    return _PidLookup(None, PidError.ACCESS_DENIED, None)
+
+
+def resolve_pids(
+    ports: Iterable[int], claimed: Mapping[int, int | None], table: ProcessTable
+) -> dict[int, _PidLookup]:
+    """Listener PID per port: one system-wide socket-table call, fallbacks only where needed."""
+    ports = list(ports)
+    if not ports:
+        return {}
+    try:
+        listening: dict[int, set[int | None]] | None = table.listening_pids()
+        global_error: PidError | None = None
+    except psutil.AccessDenied:
+        listening, global_error = None, PidError.ACCESS_DENIED
+    except (psutil.Error, OSError):
+        listening, global_error = None, PidError.LOOKUP_FAILED
+    out: dict[int, _PidLookup] = {}
+    need_fallback: list[int] = []
+    for port in ports:
+        if listening is None:
+            if global_error is PidError.ACCESS_DENIED:
+                need_fallback.append(port)
+            else:
+                out[port] = _PidLookup(None, global_error, None)
+            continue
+        owners = listening.get(port)
+        if owners is None:
+            # Not in the table: the listener went away, or listens only on another address.
+            out[port] = _PidLookup(None, PidError.NOT_FOUND, None)
+            continue
+        known = {p for p in owners if p is not None}
+        if len(known) == 1:
+            out[port] = _PidLookup(known.pop(), None, "net_connections")
+        elif len(known) > 1:
+            # A socket shared by several processes (fork): only the self-reported one is named.
+            mine = claimed.get(port)
+            if mine in known:
+                out[port] = _PidLookup(mine, None, "net_connections")
+            else:
+                out[port] = _PidLookup(None, PidError.LOOKUP_FAILED, "net_connections")
+        else:
+            # The OS hides the owner (another user's process): try the claimed PID only.
+            mine = claimed.get(port)
+            out[port] = _PidLookup(None, PidError.ACCESS_DENIED, None)
+            if mine is not None:
+                try:
+                    if table.pid_listens_on(mine, port):
+                        out[port] = _PidLookup(mine, None, "claimed")
+                except psutil.Error:
+                    pass
+    if need_fallback:
+        with ThreadPoolExecutor(max_workers=min(8, len(need_fallback))) as pool:
+            found = pool.map(lambda p: _fallback(p, claimed.get(p), table), need_fallback)
+            out.update(zip(need_fallback, found, strict=True))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _ProcFacts:
+    argv: tuple[str, ...] | None
+    argv_error: ArgvError | None
+    create_time: float | None
+    exe: str | None
+
+
+def process_facts(pid: int, table: ProcessTable) -> _ProcFacts:
+    """argv, create time and exe of one PID; every OS error becomes an `argv_error`, not a fact."""
+    try:
+        proc = table.process(pid)
+    except psutil.AccessDenied:
+        return _ProcFacts(None, ArgvError.ACCESS_DENIED, None, None)
+    except psutil.Error:
+        return _ProcFacts(None, ArgvError.GONE, None, None)
+    try:
+        created: float | None = proc.create_time()
+    except psutil.Error:
+        created = None
+    try:
+        exe: str | None = proc.exe() or None
+    except psutil.Error:
+        exe = None
+    argv: tuple[str, ...] | None = None
+    argv_error: ArgvError | None = None
+    try:
+        argv = tuple(proc.cmdline())
+    except psutil.ZombieProcess:
+        argv_error = ArgvError.ZOMBIE
+    except psutil.NoSuchProcess:
+        argv_error = ArgvError.GONE
+    except psutil.Error:
+        argv_error = ArgvError.ACCESS_DENIED
+    if argv is not None and not argv:
+        # Linux shows an empty cmdline for zombies and kernel threads: unreadable, not "no markers".
+        try:
+            zombie = proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            zombie = False
+        argv, argv_error = None, (ArgvError.ZOMBIE if zombie else ArgvError.GONE)
+    return _ProcFacts(argv, argv_error, created, exe)
+
+
+def foreground(
+    family: DaemonFamily,
+    home: Path | None,
+    *,
+    expected_version: str | None = None,
+    extra_entry_signatures: Iterable[str] = (),
+) -> Foreground:
+    """The caller's own view (SWP-06): resolved root, scope id, interpreter, version, singleton."""
+    root = daemon_root(home if home is not None else default_home())
+    extra = tuple(s for s in extra_entry_signatures if s and s not in DEFAULT_ENTRY_SIGNATURES)
+    return Foreground(
+        family=family,
+        range=family_range(family),
+        daemon_root=root,
+        scope_id=scope_id(root),
+        executable=sys.executable,
+        package_version=expected_version if expected_version is not None else kdi.__version__,
+        protocol_version=kdi.DAEMON_PROTOCOL_VERSION,
+        singleton=read_state(root, family),
+        entry_signatures=(*DEFAULT_ENTRY_SIGNATURES, *extra),
+    )
+
+
+def scan(
+    family: DaemonFamily | str,
+    *,
+    home: Path | str | None = None,
+    ports: Iterable[int] | None = None,
+    connect_timeout: float | None = None,
+    health_timeout: float | None = None,
+    extra_entry_signatures: Iterable[str] = (),
+    expected_version: str | None = None,
+    process_table: ProcessTable | None = None,
+) -> list[DaemonIdentityRecord]:
+    """Classify every open or suspect listener of the family's range, sorted by port.
+
+    Free (refused) ports are absent; every other port yields exactly one record, `never_touch`
+    ones included. `ports` narrows the scan and must lie inside `family_range(family)`.
+    """
+    fam = coerce_family(family)
+    rng = family_range(fam)
+    if ports is None:
+        wanted = list(rng)
+    else:
+        wanted = sorted(set(ports))
+        outside = [p for p in wanted if p not in rng]
+        if outside:
+            raise ValueError(
+                f"ports {outside[:5]} are outside the {fam.value} range {rng}; a family scan only "
+                f"connects inside its own range (change KITTY_{fam.value.upper()}_PORTS to move it)"
+            )
+    c_timeout = _positive(
+        "connect_timeout",
+        _constants.CONNECT_TIMEOUT_S if connect_timeout is None else connect_timeout,
+    )
+    h_timeout = _positive(
+        "health_timeout", _constants.HEALTH_TIMEOUT_S if health_timeout is None else health_timeout
+    )
+    table = process_table if process_table is not None else PsutilProcessTable()
+    fg = foreground(
+        fam,
+        Path(home) if home is not None else None,
+        expected_version=expected_version,
+        extra_entry_signatures=extra_entry_signatures,
+    )
+    states = connect_probe(wanted, c_timeout)
+    if not states:
+        return []
+    open_ports = [p for p, s in states.items() if s is NetConnect.OPEN]
+    health = probe_health(open_ports, h_timeout)
+    for port, state in states.items():
+        if state is NetConnect.SUSPECT:
+            # Never an HTTP attempt on a hung listener: it would only burn the health budget.
+            health[port] = HealthProbe(HealthOutcome.TIMEOUT, error="connect_suspect")
+    claimed = {port: _claimed_pid(port, probe) for port, probe in health.items()}
+    pids = resolve_pids(sorted(states), claimed, table)
+    facts: dict[int, _ProcFacts] = {}
+    records: list[DaemonIdentityRecord] = []
+    for port in sorted(states):
+        lookup = pids[port]
+        fact = _ProcFacts(None, None, None, None)
+        if lookup.pid is not None:
+            fact = facts.get(lookup.pid) or process_facts(lookup.pid, table)
+            facts[lookup.pid] = fact
+        obs = ListenerObservation(
+            family=fam,
+            port=port,
+            connect=ConnectState(states[port].value),
+            pid=lookup.pid,
+            pid_error=lookup.error,
+            argv=fact.argv,
+            argv_error=fact.argv_error,
+            create_time=fact.create_time,
+            exe=fact.exe,
+            health=health[port],
+            pid_source=lookup.source,
+        )
+        record = classify(obs, fg)
+        if (
+            lookup.pid is not None
+            and fact.argv is not None
+            and record.process_started_at is not None
+        ):
+            markers = parse_markers(fact.argv)
+            if markers.root_present and not markers.conflict and markers.root:
+                _remember_marker(port, lookup.pid, record.process_started_at, markers.root)
+        records.append(record)
+    return records

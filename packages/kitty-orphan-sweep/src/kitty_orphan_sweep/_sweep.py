@@ -1,0 +1,138 @@
+"""sweep(): stop the records a scan allows, in parallel, with no wrong kill (SWP-07..SWP-13)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from kitty_daemon_identity import (
+    CleanupClass,
+    DaemonFamily,
+    DaemonIdentityRecord,
+    SkipReason,
+    daemon_root,
+    default_home,
+    family_range,
+    scope_id,
+)
+
+from ._errors import SweepGuardError
+from ._escalate import Target, escalate
+from ._proctable import ProcessTable, PsutilProcessTable
+from ._results import EscalationBudgets, FailedEntry, ResetResult, SkippedEntry, SweptEntry
+from ._scan import scanned_marker_root
+
+#: Reasons whose records passed DID-12 row 9: their root marker equals the caller's root.
+_OUR_MARKER = frozenset(
+    {
+        SkipReason.UNRESPONSIVE,
+        SkipReason.OTHER_NAMESPACE,
+        SkipReason.PID_PORT_MISMATCH,
+        SkipReason.CREATE_TIME_MISMATCH,
+    }
+)
+
+
+def _static_guard(record: DaemonIdentityRecord, family: DaemonFamily | None) -> None:
+    """SWP-08: programming errors, checked for every record before anything is signalled."""
+    try:
+        rec_family = DaemonFamily(record.daemon_family)
+    except ValueError:
+        raise SweepGuardError(record, "known_family") from None
+    if family is not None and rec_family is not DaemonFamily(family):
+        raise SweepGuardError(record, "scanned_family")
+    if record.port not in family_range(rec_family):
+        raise SweepGuardError(record, "port_in_family_range")
+    try:
+        cls = CleanupClass(record.cleanup_class)
+    except ValueError:
+        raise SweepGuardError(record, "known_cleanup_class") from None
+    # A safe_auto record always names a PID with a start time and carries no skip reason.
+    if cls is CleanupClass.SAFE_AUTO and (
+        record.skip_reason is not None or record.pid is None or record.process_started_at is None
+    ):
+        raise SweepGuardError(record, "consistent_cleanup_class")
+    if cls is not CleanupClass.SAFE_AUTO and record.skip_reason is None:
+        raise SweepGuardError(record, "consistent_cleanup_class")
+
+
+def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
+    reason = record.skip_reason
+    marker: str | None = None
+    key_root: Path | None = None
+    if reason is None or reason in _OUR_MARKER:
+        marker, key_root = str(root), root
+    elif reason is SkipReason.CROSS_ROOT:
+        # The marker it was scanned with is kill authority for its own root only.
+        marker = scanned_marker_root(record.port, record.pid, record.process_started_at)
+        key_root = Path(marker) if marker else None
+    elif reason is SkipReason.MISSING_PID:
+        if record.singleton_scope_id == my_scope:
+            key_root = root
+        elif record.daemon_root:
+            key_root = Path(record.daemon_root)
+    label = str(CleanupClass(record.cleanup_class).value)
+    if record.stale_version:
+        label += " stale_version"
+    return Target(
+        port=record.port,
+        pid=record.pid,
+        create_time=record.process_started_at,
+        cleanup_class=record.cleanup_class,
+        marker_root=marker,
+        key_root=key_root,
+        package_version=record.package_version,
+        protocol_version=record.protocol_version,
+        reason=label,
+        requires_marker=reason is SkipReason.CROSS_ROOT,
+    )
+
+
+def sweep(
+    records: Iterable[DaemonIdentityRecord],
+    *,
+    force: bool = False,
+    home: Path | str | None = None,
+    budgets: EscalationBudgets | None = None,
+    family: DaemonFamily | str | None = None,
+    process_table: ProcessTable | None = None,
+) -> ResetResult:
+    """Stop every `safe_auto` record (and `operator_required` ones with `force=True`).
+
+    `never_touch` records are never signalled. Static guards run for all records first
+    (violation → `SweepGuardError`, nothing signalled); runtime guards run before every signal;
+    all targets escalate in parallel, so the whole sweep takes at most one target's budget.
+    """
+    items = list(records)
+    fam = DaemonFamily(family) if family is not None else None
+    for record in items:
+        _static_guard(record, fam)
+    budgets = budgets if budgets is not None else EscalationBudgets()
+    table = process_table if process_table is not None else PsutilProcessTable()
+    root = daemon_root(Path(home) if home is not None else default_home())
+    allowed = {CleanupClass.SAFE_AUTO} | ({CleanupClass.OPERATOR_REQUIRED} if force else set())
+    skipped: list[SkippedEntry] = []
+    targets: list[Target] = []
+    my_scope = (
+        scope_id(root) if any(CleanupClass(r.cleanup_class) in allowed for r in items) else ""
+    )
+    for record in items:
+        if CleanupClass(record.cleanup_class) in allowed:
+            targets.append(_target(record, root, my_scope))
+        else:
+            skipped.append(
+                SkippedEntry(record.pid, record.port, record.cleanup_class, record.skip_reason)
+            )
+    outcomes: list[SweptEntry | FailedEntry] = []
+    if targets:
+        protected = table.protected_pids()
+        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="kitty-sweep") as pool:
+            outcomes = list(pool.map(lambda t: escalate(t, budgets, table, protected), targets))
+    swept = [o for o in outcomes if isinstance(o, SweptEntry)]
+    failed = [o for o in outcomes if isinstance(o, FailedEntry)]
+    return ResetResult(
+        swept=tuple(sorted(swept, key=lambda e: e.port)),
+        skipped=tuple(sorted(skipped, key=lambda e: e.port)),
+        failed=tuple(sorted(failed, key=lambda e: e.port)),
+    )
