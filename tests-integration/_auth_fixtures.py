@@ -18,9 +18,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
+
+if TYPE_CHECKING:
+    from kitty_auth_refresh import Session
 
 HERE: Final = Path(__file__).parent
 SERVER_SCRIPT: Final = HERE / "_oauth_server.py"
@@ -38,6 +41,66 @@ REAP_TIMEOUT_S: Final = 10.0
 def token_hash(token: str) -> str:
     """The server's request log identifies refresh tokens by this hash (see _oauth_server.py)."""
     return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def material_fp(session: Session | None) -> str | None:
+    """Material identity (session_id + refresh token) as a short fingerprint tests can compare."""
+    if session is None:
+        return None
+    raw = f"{session.session_id}\0{session.refresh_token}".encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def session_from_token(
+    token: Mapping[str, Any], *, expired: bool = False, remaining_s: float | None = None
+) -> Session:
+    """A kitty Session for a token response, as received now.
+
+    `expired` backdates it by one lifetime; `remaining_s` backdates it so that only that many
+    seconds of its lifetime are left (still valid, but inside the refresh margin).
+    """
+    import datetime as dt
+
+    from kitty_auth_refresh import Session
+
+    lifetime = dt.timedelta(seconds=int(token["expires_in"]))
+    issued = dt.datetime.now(dt.UTC)
+    if expired:
+        issued -= lifetime + dt.timedelta(seconds=1)
+    elif remaining_s is not None:
+        issued -= lifetime - dt.timedelta(seconds=remaining_s)
+    return Session(
+        session_id=token["session_id"],
+        access_token=token["access_token"],
+        refresh_token=token["refresh_token"],
+        access_expires_at=issued + lifetime,
+        issued_at=issued,
+        scope=token.get("scope"),
+        token_type=token.get("token_type", "Bearer"),
+        subject=token.get("subject"),
+        email=token.get("email"),
+    )
+
+
+def login_to_home(
+    server: OAuthServer, home: Path, *, expired: bool = False, remaining_s: float | None = None
+) -> Session:
+    """Log in with the password grant and persist the session under `home`, as a CLI login would."""
+    from kitty_auth_refresh import SessionStore
+
+    session = session_from_token(server.login(), expired=expired, remaining_s=remaining_s)
+    SessionStore(home / "auth").write(session)
+    return session
+
+
+def read_home(home: Path) -> Session | None:
+    from kitty_auth_refresh import SessionStore
+
+    return SessionStore(home / "auth").read()
+
+
+def session_file(home: Path) -> Path:
+    return home / "auth" / "session.json"
 
 
 def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
@@ -277,6 +340,11 @@ def reaped(workers: list[Worker]) -> Iterator[list[Worker]]:
     finally:
         for worker in workers:
             reap(worker.proc)
+
+
+def tokens_of(*sessions: Session | None) -> list[str]:
+    """Every token value of these sessions (what the leak check looks for)."""
+    return [t for s in sessions if s is not None for t in (s.access_token, s.refresh_token)]
 
 
 def assert_no_token_in_logs(paths: Sequence[Path], tokens: Sequence[str]) -> None:

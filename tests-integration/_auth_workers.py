@@ -1,0 +1,258 @@
+"""Worker processes for the auth matrices: ``python _auth_workers.py <role> [options]``.
+
+Each worker uses the shared session in ``$KITTY_HOME/auth`` exactly as a real CLI or daemon
+would (kitty_auth_refresh's public API only), logs at DEBUG to its stdout/stderr (captured by
+the test to prove no token leaks), orders itself against other processes with files only, and
+writes what it saw to ``--result`` as JSON (outcomes, material fingerprints, status codes —
+never a token).
+
+Roles:
+  manager      SyncTokenManager: load the session, optionally touch --ready, wait for --wait,
+               then --action (refresh_force | refresh_if_needed | get_token), call GET /api/me
+  transaction  run_refresh_transaction once on the session loaded before --ready/--wait
+  naive        the negative control: no lock, refresh with the in-memory token, delete the file
+               on invalid_grant (what the incident's client did)
+  soak_cli     INT-07 short-lived CLI: load, get a token, one protected call, exit
+  soak_daemon  INT-07 long-lived: keep one manager, loop get-token + protected call until --stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from _auth_fixtures import material_fp
+from kitty_auth_refresh import (
+    KittyAuthError,
+    RefreshResult,
+    SessionStore,
+    SyncTokenManager,
+    TokenEndpoint,
+    run_refresh_transaction,
+)
+
+CLIENT_ID: Final = "kitty-cli"
+BARRIER_POLL_S: Final = 0.01  # latency of a file barrier, not an ordering assumption
+BARRIER_TIMEOUT_S: Final = 25.0
+LOGIN_COMMAND: Final = "kitty-demo login"
+
+
+def wait_for_file(path: Path, timeout: float = BARRIER_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"barrier {path.name} never appeared within {timeout} s")
+        time.sleep(BARRIER_POLL_S)
+
+
+def touch(path: Path | None) -> None:
+    if path is not None:
+        path.touch()
+
+
+def store() -> SessionStore:
+    return SessionStore()  # <KITTY_HOME>/auth, resolved from the environment at call time
+
+
+def protected_call(api_url: str, access_token: str) -> int:
+    with httpx.Client(trust_env=False, timeout=10.0) as client:
+        headers = {"Authorization": f"Bearer {access_token}"}
+        return client.get(api_url, headers=headers).status_code
+
+
+def describe(result: RefreshResult | None) -> dict[str, Any]:
+    if result is None:
+        return {"outcome": None}
+    return {
+        "outcome": result.outcome.value,
+        "network_call": result.network_call,
+        "held_s": result.held_s,
+        "waited_s": result.waited_s,
+        "cause": result.cause.value if result.cause is not None else None,
+        "error_kind": result.error_kind,
+        "retry_after": result.retry_after,
+        "material": material_fp(result.session),
+    }
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    return {"error_type": type(exc).__name__, "error": str(exc)}
+
+
+def make_manager(args: argparse.Namespace, st: SessionStore) -> SyncTokenManager:
+    endpoint = TokenEndpoint(args.token_url, CLIENT_ID)
+    kwargs: dict[str, Any] = {"max_hold": args.max_hold, "login_command": LOGIN_COMMAND}
+    if args.margin is not None:
+        kwargs["refresh_margin"] = args.margin
+    if args.jitter is not None:
+        kwargs["jitter"] = args.jitter
+    return SyncTokenManager(st, endpoint, **kwargs)
+
+
+def role_manager(args: argparse.Namespace) -> dict[str, Any]:
+    st = store()
+    manager = make_manager(args, st)
+    out: dict[str, Any] = {}
+    if args.preload:
+        manager.get_access_token()  # loads the session into memory (fresh: no lock, no network)
+    out["loaded"] = material_fp(manager.session)
+    touch(args.ready)
+    if args.wait:
+        wait_for_file(args.wait)
+    try:
+        if args.action == "refresh_force":
+            out.update(describe(manager.refresh_if_needed(force=True)))
+        elif args.action == "refresh_if_needed":
+            out.update(describe(manager.refresh_if_needed()))
+        token = manager.get_access_token()
+        out["api_status"] = protected_call(args.api_url, token)
+    except KittyAuthError as exc:
+        out.update(error_info(exc))
+    out["final"] = material_fp(manager.session)
+    touch(args.done)
+    return out
+
+
+def role_transaction(args: argparse.Namespace) -> dict[str, Any]:
+    st = store()
+    in_memory = st.read()
+    if in_memory is None:
+        raise SystemExit("no session to load")
+    out: dict[str, Any] = {"loaded": material_fp(in_memory)}
+    touch(args.ready)
+    if args.wait:
+        wait_for_file(args.wait)
+    endpoint = TokenEndpoint(args.token_url, CLIENT_ID)
+    try:
+        result = run_refresh_transaction(
+            st, in_memory, endpoint, st.root / "refresh.lock", max_hold=args.max_hold
+        )
+    except KittyAuthError as exc:
+        out.update(error_info(exc))
+    else:
+        out.update(describe(result))
+        if result.session is not None:
+            out["api_status"] = protected_call(args.api_url, result.session.access_token)
+    touch(args.done)
+    return out
+
+
+def role_naive(args: argparse.Namespace) -> dict[str, Any]:
+    """The pre-kitty client: no lock, refresh with the in-memory token, delete on invalid_grant."""
+    path = store().path
+    in_memory = json.loads(path.read_text())
+    touch(args.ready)
+    if args.wait:
+        wait_for_file(args.wait)
+    with httpx.Client(trust_env=False, timeout=10.0) as client:
+        response = client.post(
+            args.token_url,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": in_memory["refresh_token"],
+                "client_id": CLIENT_ID,
+            },
+        )
+    body = response.json()
+    out: dict[str, Any] = {"status": response.status_code, "deleted": False}
+    if response.status_code == 200:
+        in_memory.update(access_token=body["access_token"], refresh_token=body["refresh_token"])
+        path.write_text(json.dumps(in_memory))
+    elif response.status_code == 400 and body.get("error") == "invalid_grant":
+        path.unlink()  # the incident: a stale process deletes the newer session
+        out["deleted"] = True
+    touch(args.done)
+    return out
+
+
+def role_soak_cli(args: argparse.Namespace) -> dict[str, Any]:
+    manager = make_manager(args, store())
+    out: dict[str, Any] = {}
+    try:
+        token = manager.get_access_token()
+        out["api_status"] = protected_call(args.api_url, token)
+    except KittyAuthError as exc:
+        out.update(error_info(exc))
+    return out
+
+
+def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
+    """Long-lived: one manager for the whole run, a protected call per loop, until --stop."""
+    assert args.stop is not None
+    manager = make_manager(args, store())
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    calls = 0
+    deadline = time.monotonic() + args.max_run
+    touch(args.ready)
+    while not args.stop.exists() and time.monotonic() < deadline:
+        calls += 1
+        try:
+            status = protected_call(args.api_url, manager.get_access_token())
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+        except KittyAuthError as exc:
+            errors.append(type(exc).__name__)
+        # Pacing of a polling daemon: how often it calls the API, not an ordering device.
+        time.sleep(args.interval)
+    final: dict[str, Any] = {}
+    try:
+        final["final_api_status"] = protected_call(args.api_url, manager.get_access_token())
+    except KittyAuthError as exc:
+        final.update(error_info(exc))
+    return {"calls": calls, "statuses": statuses, "errors": errors, **final}
+
+
+ROLES: Final[dict[str, Callable[[argparse.Namespace], dict[str, Any]]]] = {
+    "manager": role_manager,
+    "transaction": role_transaction,
+    "naive": role_naive,
+    "soak_cli": role_soak_cli,
+    "soak_daemon": role_soak_daemon,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="kitty auth integration worker")
+    parser.add_argument("role", choices=sorted(ROLES))
+    parser.add_argument("--token-url", required=True)
+    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--ready", type=Path, help="touch after loading the session")
+    parser.add_argument("--wait", type=Path, help="wait for this file before acting")
+    parser.add_argument("--done", type=Path, help="touch when finished")
+    parser.add_argument("--stop", type=Path, help="soak_daemon: stop when this file exists")
+    parser.add_argument("--action", default="refresh_force")
+    parser.add_argument("--no-preload", dest="preload", action="store_false")
+    parser.add_argument("--max-hold", type=float, default=10.0)
+    parser.add_argument("--margin", type=float)
+    parser.add_argument("--jitter", type=float)
+    parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--max-run", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    # Everything at DEBUG goes to the captured log: the leak check greps all of it.
+    logging.basicConfig(
+        level=logging.DEBUG,
+        stream=sys.stderr,
+        format=f"%(asctime)s {os.getpid()} %(name)s %(levelname)s %(message)s",
+    )
+    out = {"role": args.role, "pid": os.getpid(), **ROLES[args.role](args)}
+    tmp = args.result.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(args.result)  # the test never sees a half-written result
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
