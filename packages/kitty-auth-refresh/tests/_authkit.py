@@ -144,3 +144,56 @@ def refresh_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
         and r.levelno == logging.INFO
         and r.getMessage().startswith("refresh ")
     ]
+
+
+class TokenServer:
+    """A tiny real token endpoint on 127.0.0.1 (stdlib only) that rotates on every refresh.
+
+    ``delay_s`` holds each answer back (on an Event, so teardown never waits it out);
+    ``presented`` records every refresh token received.
+    """
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.delay_s = delay_s
+        self.presented: list[str] = []
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                outer.presented.append(form["refresh_token"][0])
+                if outer.delay_s:
+                    outer.release.wait(outer.delay_s)
+                n = len(outer.presented)
+                body = json.dumps(
+                    {"access_token": f"acc-{n}", "refresh_token": f"ref-{n}", "expires_in": 3600}
+                ).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client gave up (timeout): that is the point of the test
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/oauth/token"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)

@@ -1,0 +1,317 @@
+"""``TokenEndpoint``: request shape, response interpretation, proxies, skew (AUTH-09 .. AUTH-14)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import pathlib
+import pickle
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from _authkit import T0, FakeClock, Script, TokenServer, make_session, ok, status
+from kitty_auth_refresh import (
+    RefreshOutcome,
+    RefreshProtocolError,
+    RefreshRejected,
+    RefreshReplay,
+    SessionStore,
+    TokenEndpoint,
+    TransientRefreshError,
+    run_refresh_transaction,
+)
+
+EndpointFor = Callable[..., TokenEndpoint]
+
+
+def test_request_is_an_rfc6749_refresh_grant(endpoint_for: EndpointFor) -> None:
+    session = make_session()
+    script = Script([ok()])
+    endpoint_for(script).refresh(session)
+    (request,) = script.requests
+    assert request.method == "POST"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    form = urllib.parse.parse_qs(request.content.decode())
+    assert form == {
+        "grant_type": ["refresh_token"],
+        "refresh_token": [session.refresh_token],
+        "client_id": ["kitty-cli"],
+    }
+
+
+def test_success_builds_new_session_from_receipt_time(
+    endpoint_for: EndpointFor, fake_clock: FakeClock
+) -> None:
+    old = make_session(extra={"team_hint": "t"}, scope="a")
+    body = {
+        "access_token": "new-acc",
+        "refresh_token": "new-ref",
+        "expires_in": 120,
+        "scope": "a b",
+        "session_id": "sess-2",
+        "subject": "user-2",
+        "refresh_token_expires_in": 86400,
+    }
+    new = endpoint_for(Script([status(200, body)])).refresh(old)
+    assert new.access_token == "new-acc"
+    assert new.refresh_token == "new-ref"
+    assert new.issued_at == fake_clock.wall
+    assert new.access_expires_at == fake_clock.wall + dt.timedelta(seconds=120)
+    assert new.refresh_expires_at == fake_clock.wall + dt.timedelta(days=1)
+    assert (new.scope, new.session_id, new.subject, new.email) == (
+        "a b",
+        "sess-2",
+        "user-2",
+        old.email,
+    )
+    assert dict(new.extra) == {"team_hint": "t"}
+
+
+def test_non_rotating_server_keeps_refresh_token_and_expiry(endpoint_for: EndpointFor) -> None:
+    old = make_session(refresh_expires_at=T0 + dt.timedelta(days=3))
+    new = endpoint_for(Script([ok(refresh="", expires_in=60)])).refresh(old)
+    assert new.refresh_token == old.refresh_token
+    assert new.session_id == old.session_id
+    assert new.refresh_expires_at == old.refresh_expires_at
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2031-02-03T04:05:06Z", dt.datetime(2031, 2, 3, 4, 5, 6, tzinfo=dt.UTC)),
+        (1_900_000_000, dt.datetime.fromtimestamp(1_900_000_000, dt.UTC)),
+    ],
+)
+def test_absolute_refresh_expiry(endpoint_for: EndpointFor, value: Any, expected: Any) -> None:
+    new = endpoint_for(
+        Script([ok(refresh_token_expires_at=value, refresh_token_expires_in=5)])
+    ).refresh(make_session())
+    assert new.refresh_expires_at == expected
+
+
+def test_missing_expires_in_defaults_to_300_with_one_warning(
+    endpoint_for: EndpointFor, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    def no_expiry(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "a"})
+
+    new = endpoint_for(Script([no_expiry])).refresh(make_session())
+    assert new.access_expires_at == fake_clock.wall + dt.timedelta(seconds=300)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "expires_in" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token": "a", "expires_in": "soon"},
+        {"access_token": "a", "expires_in": True},
+        {"access_token": "", "expires_in": 5},
+        {"access_token": 5},
+        {"access_token": "a", "refresh_token_expires_at": "later"},
+        ["not", "an", "object"],
+    ],
+)
+def test_malformed_success_is_a_protocol_error(endpoint_for: EndpointFor, body: Any) -> None:
+    with pytest.raises(RefreshProtocolError) as info:
+        endpoint_for(Script([status(200, body)])).refresh(make_session())
+    assert info.value.status == 200
+    assert info.value.kind == "protocol"
+
+
+@pytest.mark.parametrize("code", [400, 401, 403])
+@pytest.mark.parametrize("kind", ["invalid_grant", "session_invalid"])
+def test_rejections(endpoint_for: EndpointFor, code: int, kind: str) -> None:
+    with pytest.raises(RefreshRejected) as info:
+        endpoint_for(Script([status(code, {"error": kind})])).refresh(make_session())
+    assert info.value.kind == kind
+    assert info.value.status == code
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "expected"),
+    [
+        ({"error": "refresh_replay_benign_retry"}, {}, 0),
+        ({"error": "refresh_replay_benign_retry", "retry_after": 2}, {}, 2),
+        ({"error": "refresh_replay_benign_retry", "retry_after": 99}, {}, 5),
+        ({"error": "refresh_replay_benign_retry", "retry_after": -3}, {}, 0),
+        ({"error": "refresh_replay_benign_retry", "retry_after": "x"}, {}, 0),
+        ({"error": "refresh_replay_benign_retry"}, {"Retry-After": "3"}, 3),
+        ({"error": "refresh_replay_benign_retry"}, {"Retry-After": "soon"}, 0),
+    ],
+)
+def test_replay_retry_after_is_clamped(
+    endpoint_for: EndpointFor, body: Any, headers: dict[str, str], expected: int
+) -> None:
+    with pytest.raises(RefreshReplay) as info:
+        endpoint_for(Script([status(409, body, **headers)])).refresh(make_session())
+    assert info.value.retry_after == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [(500, "server_error"), (502, "server_error"), (408, "timeout"), (429, "rate_limited")],
+)
+def test_transient_statuses(endpoint_for: EndpointFor, code: int, kind: str) -> None:
+    with pytest.raises(TransientRefreshError) as info:
+        endpoint_for(Script([status(code, {"error": "x"})])).refresh(make_session())
+    assert (info.value.kind, info.value.status) == (kind, code)
+    assert isinstance(info.value, ConnectionError)
+
+
+def test_error_text_is_scrubbed_and_truncated(endpoint_for: EndpointFor) -> None:
+    session = make_session()
+    description = f"token {session.refresh_token} and {session.access_token} " + "x" * 500
+    with pytest.raises(RefreshRejected) as info:
+        endpoint_for(
+            Script([status(400, {"error": "invalid_grant", "error_description": description})])
+        ).refresh(session)
+    text = str(info.value)
+    assert session.refresh_token not in text
+    assert session.access_token not in text
+    assert "***" in text
+    assert info.value.description is not None
+    assert len(info.value.description) <= 200
+    clone = pickle.loads(pickle.dumps(info.value))  # noqa: S301 - our own bytes
+    assert str(clone) == text
+
+
+def test_protocol_error_names_status_and_server_error(endpoint_for: EndpointFor) -> None:
+    with pytest.raises(RefreshProtocolError) as info:
+        endpoint_for(Script([status(418, {"error": "teapot"})])).refresh(make_session())
+    assert "HTTP 418" in str(info.value)
+    assert "teapot" in str(info.value)
+
+
+@pytest.mark.parametrize("skew_s", [-3600, 3600])
+def test_clock_skew_warns_once(
+    endpoint_for: EndpointFor, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture, skew_s: int
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server_time = fake_clock.wall + dt.timedelta(seconds=skew_s)
+
+    def dated(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={"access_token": "a", "expires_in": 60},
+            headers={"Date": email.utils.format_datetime(server_time, usegmt=True)},
+        )
+
+    new = endpoint_for(Script([dated])).refresh(make_session())
+    # Expiry still uses local receipt time: skew cannot make a fresh token look expired.
+    assert new.access_expires_at == fake_clock.wall + dt.timedelta(seconds=60)
+    skews = [r.getMessage() for r in caplog.records if "clock skew" in r.getMessage()]
+    assert skews == [f"clock skew detected skew_s={skew_s}"]
+
+
+@pytest.mark.parametrize("date", ["garbage", email.utils.format_datetime(T0, usegmt=True)])
+def test_no_skew_warning_for_small_or_unparseable_dates(
+    endpoint_for: EndpointFor, caplog: pytest.LogCaptureFixture, date: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    def dated(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "a"}, headers={"Date": date})
+
+    endpoint_for(Script([dated])).refresh(make_session())
+    assert not [r for r in caplog.records if "clock skew" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"url": "ftp://x/token"}, "http"),
+        ({"url": "not a url"}, "http"),
+        ({"client_id": ""}, "client_id"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),
+    ],
+)
+def test_constructor_validates(kwargs: dict[str, Any], fragment: str) -> None:
+    args: dict[str, Any] = {"url": "http://127.0.0.1:1/t", "client_id": "c", "timeout": 1.0}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=fragment):
+        TokenEndpoint(args["url"], args["client_id"], args["timeout"])
+
+
+@pytest.mark.parametrize(
+    ("url", "trust_env"),
+    [
+        ("http://127.0.0.1:8080/t", False),
+        ("http://[::1]:8080/t", False),
+        ("http://localhost:8080/t", False),
+        ("https://auth.example.com/t", True),
+    ],
+)
+def test_proxy_environment_ignored_only_for_loopback(url: str, trust_env: bool) -> None:
+    with TokenEndpoint(url, "c") as endpoint:
+        assert endpoint._http().trust_env is trust_env
+        assert "c" in repr(endpoint)
+
+
+# ---- real loopback socket ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def server() -> Iterator[TokenServer]:
+    srv = TokenServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def test_loopback_request_bypasses_a_hostile_proxy(
+    server: TokenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that does not exist: going through it would fail with a transport error.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = make_session()
+    with TokenEndpoint(server.url, "c") as endpoint:
+        new = endpoint.refresh(session)
+    assert new.access_token == "acc-1"
+    assert server.presented == [session.refresh_token]
+
+
+def test_connection_refused_is_transient() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        endpoint = TokenEndpoint(f"http://127.0.0.1:{port}/t", "c", 2.0)
+        with endpoint, pytest.raises(TransientRefreshError) as info:
+            endpoint.refresh(make_session())
+    assert info.value.kind == "transport"
+
+
+def test_slow_endpoint_is_bounded_by_max_hold(tmp_path: pathlib.Path) -> None:
+    """AUTH-24: endpoint delayed 3 s, max_hold=1 → released within 1.5 s, session kept."""
+    srv = TokenServer(delay_s=3.0)
+    try:
+        store = SessionStore(tmp_path / "auth")
+        session = make_session(ttl_s=-1, now=dt.datetime.now(dt.UTC))
+        store.write(session)
+        before = store.path.read_bytes()
+        with TokenEndpoint(srv.url, "c", 10.0) as endpoint:
+            result = run_refresh_transaction(
+                store, session, endpoint, tmp_path / "auth" / "refresh.lock", max_hold=1.0
+            )
+        assert result.outcome is RefreshOutcome.TRANSIENT_ERROR_PRESERVED
+        assert result.error_kind == "timeout"
+        assert result.held_s <= 1.5  # a safety bound (AUTH-24), not a speed target
+        assert store.path.read_bytes() == before
+    finally:
+        srv.close()
