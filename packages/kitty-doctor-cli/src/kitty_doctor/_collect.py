@@ -35,7 +35,6 @@ from ._redact import Redactor
 
 START_TIME_TOLERANCE_S: Final = 1.0
 _CMDLINE_MAX_CHARS: Final = 200
-_STATE_FILE: Final = {"sync": "state.json", "dashboard": "dashboard-state.json"}
 
 
 def _utc_iso(value: object) -> str | None:
@@ -213,8 +212,10 @@ def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
 # -- Daemon -------------------------------------------------------------------------------------
 
 
-def state_path(root: Path, family: str) -> Path:
-    return root / _STATE_FILE[family]
+def family_state_path(root: Path, family: str) -> Path:
+    from kitty_daemon_identity import DaemonFamily, state_path
+
+    return state_path(root, DaemonFamily(family))
 
 
 def _pid_gone(pid: int) -> bool | None:
@@ -295,7 +296,7 @@ def read_recorded(root: Path, family: str) -> RecordedDaemon | None:
 
 
 def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
-    from kitty_daemon_identity import daemon_root, read_scope_key
+    from kitty_daemon_identity import daemon_root, read_scope_key, scope_key_path
 
     root = daemon_root(cfg.home)
     daemons: dict[str, DaemonFacts | None] = {}
@@ -307,7 +308,7 @@ def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
         status, error, payload = verify_recorded(family, recorded, cfg)
         daemons[family] = DaemonFacts(
             family=family,
-            state_path=str(state_path(root, family)),
+            state_path=str(family_state_path(root, family)),
             recorded=recorded,
             status=status,
             health_error=error,
@@ -316,7 +317,7 @@ def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
             busy=None if payload is None else payload.busy,
             idle_s=None if payload is None else payload.idle_s,
         )
-    key_path = root / "scope.key"
+    key_path = scope_key_path(root)
     key = read_scope_key(root)
     redactor.add(key)
     return DaemonsFacts(
@@ -336,7 +337,9 @@ def scan_family(cfg: Config, family: str) -> list[Any]:
     from kitty_daemon_identity import DaemonFamily
     from kitty_orphan_sweep import scan
 
-    return list(scan(DaemonFamily(family), home=cfg.home))
+    return list(
+        scan(DaemonFamily(family), home=cfg.home, expected_version=cfg.expected_daemon_version)
+    )
 
 
 def collect_orphans(cfg: Config) -> OrphansFacts:

@@ -187,7 +187,7 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
                 f"refresh lock held by pid {lock.holder_pid}{cmd} for {age:.0f} s",
                 Remediation(
                     f"kill {lock.holder_pid}",
-                    "stop the process that holds the lock (--unstick-lock cannot free a held lock)",
+                    "stop the process that holds the lock; --unstick-lock cannot free a held lock",
                 ),
             )
         )
@@ -331,7 +331,7 @@ def _crash_findings(sections: Sequence[SectionResult], ctx: FindingContext) -> l
             "KD901",
             "section_crashed",
             Severity.CRITICAL,
-            f"the {s.name.title} section crashed: {s.error}",
+            f"the {s.name.heading} section crashed: {s.error}",
             Remediation(doctor_command(ctx, "--verbose"), "re-run with --verbose and report it"),
         )
         for s in sections

@@ -36,7 +36,7 @@ class SectionName(StrEnum):
     FINDINGS = "findings"
 
     @property
-    def title(self) -> str:
+    def heading(self) -> str:
         return _TITLES[self]
 
 

@@ -273,7 +273,7 @@ def render(report: Report, console: Console, *, verbose: bool = False) -> None:
     _repairs(out, report)
     by_name = {s.name: s for s in report.sections}
     for name in SectionName:
-        out.heading(name.title)
+        out.heading(name.heading)
         section = by_name.get(name)
         if section is not None and section.status is SectionStatus.CRASHED:
             _crashed(out, section)

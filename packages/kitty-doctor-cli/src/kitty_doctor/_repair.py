@@ -18,10 +18,10 @@ from typing import Any, Final
 from ._collect import (
     START_TIME_TOLERANCE_S,
     _enum_value,
+    family_state_path,
     process_cmdline,
     read_recorded,
     scan_family,
-    state_path,
     verify_recorded,
 )
 from ._config import Config
@@ -35,7 +35,6 @@ SHUTDOWN_WAIT_S: Final = 2.0
 TERM_WAIT_S: Final = 1.5
 KILL_WAIT_S: Final = 0.5
 _POLL_S: Final = 0.05
-_SPAWN_LOCK: Final = {"sync": "spawn.lock", "dashboard": "dashboard-spawn.lock"}
 
 FORCE_HINT: Final = (
     "{n} daemon(s) kitty cannot prove are safe to stop were skipped;"
@@ -147,7 +146,7 @@ def _remove_state(path: Path, expected: RecordedDaemon, root: Path, family: str)
 
 
 def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, Any] | None:
-    from kitty_daemon_identity import daemon_root
+    from kitty_daemon_identity import DaemonFamily, daemon_root, spawn_lock_path
     from kitty_filelock import LockTimeout, MachineFileLock
 
     root = daemon_root(cfg.home)
@@ -157,7 +156,7 @@ def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, An
     entry: dict[str, Any] = {"family": family, "pid": rec.pid, "port": rec.port}
     try:
         with MachineFileLock(
-            root / _SPAWN_LOCK[family],
+            spawn_lock_path(root, DaemonFamily(family)),
             acquire_timeout=SPAWN_LOCK_TIMEOUT_S,
             label=f"doctor-reset:{family}",
         ):
@@ -165,7 +164,7 @@ def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, An
             if rec is None:
                 return None
             status, error, payload = verify_recorded(family, rec, cfg)
-            path = state_path(root, family)
+            path = family_state_path(root, family)
             if status in (DaemonStatus.DEAD, DaemonStatus.REUSED):
                 removed = _remove_state(path, rec, root, family)
                 entry |= {
@@ -240,10 +239,10 @@ def run_reset(
     swept: list[Any] = []
     skipped: list[Any] = []
     failed: list[Any] = []
-    for records in scanned.values():
+    for family, records in scanned.items():
         if not records:
             continue
-        result = sweep(records, force=consent.granted, home=cfg.home)
+        result = sweep(records, force=consent.granted, home=cfg.home, family=family)
         swept += jsonable(result.swept)
         skipped += jsonable(result.skipped)
         failed += jsonable(result.failed)

@@ -1,0 +1,177 @@
+"""Human output: golden text for a representative report, marks, colour rules, durations."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import pytest
+from _doctorkit import STORAGE_OK, TOKENS_OK
+from _reports import representative
+from kitty_doctor._durations import humanize_age, humanize_remaining
+from kitty_doctor._model import Repairs, SectionName, SectionResult, SectionStatus, UnstickResult
+from kitty_doctor._render import render
+from rich.console import Console
+
+GOLDEN = """\
+kitty-doctor 0.1.0  home /h
+
+Identity
+  ✓ authenticated as user-1 <a@example.com> (session 1a2b3c4d)
+      home /h (default)
+Tokens
+  ✓ access token: 30 minutes left
+  ✓ refresh token: server-managed
+      issued at 2025-05-01T10:00:00Z, scope openid, type Bearer
+Storage
+  ✓ /h/auth/session.json: parses ok
+      612 bytes, mode 0600, dir mode 0700, owner ok
+Refresh lock
+  ✗ held by pid 4242 (python worker.py) for 1 minute
+      holder from proc_locks; record pid 4242, label refresh, max hold 10.0 s
+      /h/auth/refresh.lock; flock on ext4; stuck after 60 s
+Daemon
+  ✓ sync: pid 5150 port 9401 v0.4.0 healthy (idle < 1 minute)
+    dashboard: no state record
+Orphans
+  ! sync port 20403 pid 6003 v3.2.2: safe_auto, health ok, identity health_self_report
+  ! sync port 20404 pid 6004 v3.2.2: operator_required (pre_marker), health ok, identity none
+      1 other listener kitty never touches (--verbose lists them)
+  ✓ dashboard: no orphans
+Findings
+  ✗ KD201 lock_stuck: refresh lock held by pid 4242 (python worker.py) for 75 s
+      → kill 4242  (stop the process that holds the lock; --unstick-lock cannot free a held lock)
+  ! KD401 orphans_safe_auto: 1 orphan daemon kitty can stop safely (port 20403)
+      → kitty-doctor --reset  (stop safe orphans)
+  ! KD402 orphans_operator_required: 1 daemon kitty cannot prove safe to stop (20404 pre_marker)
+      → kitty-doctor --reset --force  (review them, then stop them)
+
+1 critical, 2 warnings, 0 info
+"""
+
+
+def _text(report: object, *, verbose: bool = False, **console_kw: object) -> str:
+    buf = io.StringIO()
+    kw: dict[str, object] = {"width": 100, "highlight": False}
+    kw.update(console_kw)
+    render(report, Console(file=buf, **kw), verbose=verbose)  # type: ignore[arg-type]  # kw is Console's
+    return buf.getvalue()
+
+
+def test_golden_representative_report() -> None:
+    assert _text(representative()) == GOLDEN
+
+
+def test_verbose_lists_never_touch_rows() -> None:
+    text = _text(representative(), verbose=True)
+    assert "sync port 20405 pid 7001 v?: never_touch (third_party)" in text
+    assert "kitty never touches" not in text
+
+
+def test_no_colour_when_not_a_tty_or_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert "\x1b[" not in _text(representative())  # StringIO is not a TTY
+    coloured = _text(representative(), force_terminal=True, color_system="standard")
+    assert "\x1b[" in coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    no_color = _text(representative(), force_terminal=True, color_system="standard")
+    assert "\x1b[3" not in no_color  # no foreground colours, whatever bold/dim styles remain
+
+
+def test_crashed_section_renders_and_others_still_do() -> None:
+    sections = tuple(
+        SectionResult(n, SectionStatus.CRASHED, 1.0, error="OSError: disk on fire")
+        if n is SectionName.STORAGE
+        else SectionResult(n, SectionStatus.OK, 1.0)
+        for n in SectionName
+    )
+    text = _text(replace(representative(storage=None), sections=sections))
+    assert "Storage\n  ✗ crashed: OSError: disk on fire (re-run with --verbose for details)" in text
+    assert "authenticated as user-1" in text
+    assert "healthy" in text
+
+
+def test_repairs_block_is_rendered_first() -> None:
+    reset = {
+        "swept": [
+            {
+                "port": 20403,
+                "pid": 6003,
+                "cleanup_class": "safe_auto",
+                "cleanup_path": "http_shutdown",
+            }
+        ],
+        "skipped": [
+            {
+                "port": 20404,
+                "pid": 6004,
+                "cleanup_class": "operator_required",
+                "skip_reason": "pre_marker",
+            }
+        ],
+        "failed": [
+            {
+                "port": 20406,
+                "pid": 6006,
+                "cleanup_class": "safe_auto",
+                "failure_reason": "pid_reused",
+            }
+        ],
+        "consent": "not_asked",
+        "recorded_daemons": [
+            {
+                "family": "sync",
+                "pid": 5150,
+                "port": 9401,
+                "action": "remove_stale_record",
+                "result": "removed",
+            }
+        ],
+        "hint": "1 daemon(s) kitty cannot prove are safe to stop were skipped; re-run with --force",
+    }
+    repairs = Repairs(
+        reset=reset, unstick_lock=UnstickResult(True, "cleared the stale lock record")
+    )
+    text = _text(replace(representative(), repairs=repairs))
+    head = text.split("Identity")[0]
+    assert "  ✓ swept port 20403 pid 6003: http_shutdown" in head
+    assert "  · skipped port 20404 pid 6004: pre_marker" in head
+    assert "  ✗ failed port 20406 pid 6006: pid_reused" in head
+    assert "sync daemon pid 5150: remove_stale_record -> removed" in head
+    assert "re-run with --force" in head
+    assert "unstick lock: cleared the stale lock record" in head
+
+
+def test_token_states_render() -> None:
+    expired_access = replace(TOKENS_OK, access_expires_in_s=-3.0, refresh_expires_in_s=7200.0)
+    text = _text(representative(tokens=expired_access))
+    assert "access token: expired" in text
+    assert "refresh token: 2 hours left" in text
+    text = _text(representative(storage=replace(STORAGE_OK, parse="corrupt", corrupt_reason="bad")))
+    assert "session.json: corrupt (bad)" in text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-1.0, "expired"),
+        (0.0, "expired"),
+        (0.5, "< 1 minute"),
+        (59.9, "< 1 minute"),
+        (60.0, "1 minute"),
+        (119.0, "1 minute"),
+        (120.0, "2 minutes"),
+        (3599.0, "59 minutes"),
+        (3600.0, "1 hour"),
+        (7200.0, "2 hours"),
+        (86399.0, "23 hours"),
+        (86400.0, "1 day"),
+        (3 * 86400.0, "3 days"),
+    ],
+)
+def test_durations(seconds: float, text: str) -> None:
+    assert humanize_remaining(seconds) == text
+
+
+def test_age_of_zero_is_not_expired() -> None:
+    assert humanize_age(0.0) == "< 1 minute"
