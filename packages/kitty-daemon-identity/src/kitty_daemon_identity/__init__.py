@@ -1,15 +1,140 @@
-"""kitty-daemon-identity: the daemon identity contract and the pure cleanup classifier.
+"""kitty-daemon-identity: the identity contract between kitty daemons and their cleaners.
 
-Not implemented yet: this release holds only the package metadata.
+It holds (stdlib only):
+
+* families and their half-open port ranges (``DaemonFamily``, ``PortRange``, ``family_range``),
+  the home/daemon-root resolution and the scope id of a daemon root on this machine;
+* the argv markers a spawner appends (``marker_args``, ``parse_markers``, ``spawn_shaped``);
+* the health payload a daemon serves (``HealthPayload``; ``parse_health`` never raises);
+* the family state record and the scope key file (``read_state``/``write_state``,
+  ``ensure_scope_key``/``read_scope_key``);
+* the pure cleanup classifier (``classify``) and the self-retirement decision (``should_retire``);
+* ``DaemonServer``, a tiny loopback-only HTTP server for daemons, and the reference daemon
+  ``python -m kitty_daemon_identity`` (console script ``kitty-daemon``).
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._classify import (
+    ArgvError,
+    CleanupClass,
+    ConnectState,
+    DaemonIdentityRecord,
+    Foreground,
+    HealthOutcome,
+    HealthProbe,
+    IdentitySource,
+    ListenerObservation,
+    PidError,
+    SkipReason,
+    classify,
+)
+from ._constants import (
+    DAEMON_PROTOCOL_VERSION,
+    DAEMON_TICK_SECONDS,
+    DEFAULT_ENTRY_SIGNATURES,
+    EXEC_MARKER_PREFIX,
+    HEALTH_MAX_BYTES,
+    HEALTH_PAYLOAD_MAX_BYTES,
+    HEALTH_SCHEMA_VERSION,
+    IDLE_RETIREMENT_SECONDS,
+    LISTEN_BACKLOG,
+    REQUEST_BODY_MAX_BYTES,
+    RETIRE_GRACE_SECONDS,
+    ROOT_MARKER_PREFIX,
+    START_TIME_TOLERANCE_S,
+    STATE_SCHEMA_VERSION,
+)
+from ._errors import ConfigError, KittyDaemonError, RangeConfigError
+from ._family import (
+    DASHBOARD_RANGE,
+    SYNC_RANGE,
+    DaemonFamily,
+    PortRange,
+    family_range,
+    log_path,
+    range_variable,
+    scope_key_path,
+    spawn_lock_path,
+    state_path,
+)
+from ._health import HEALTH_KEYS, HealthParseError, HealthPayload, parse_health
+from ._home import daemon_root, default_home
+from ._markers import Markers, marker_args, parse_markers, spawn_shaped
+from ._proctime import process_alive_since, process_start_time
+from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
+from ._scope import namespace_id, scope_id
+from ._state import StateRecord, ensure_scope_key, read_scope_key, read_state, write_state
+
 try:
     __version__: str = version("kitty-daemon-identity")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = [
+    "DAEMON_PROTOCOL_VERSION",
+    "DAEMON_TICK_SECONDS",
+    "DASHBOARD_RANGE",
+    "DEFAULT_ENTRY_SIGNATURES",
+    "EXEC_MARKER_PREFIX",
+    "HEALTH_KEYS",
+    "HEALTH_MAX_BYTES",
+    "HEALTH_PAYLOAD_MAX_BYTES",
+    "HEALTH_SCHEMA_VERSION",
+    "IDLE_RETIREMENT_SECONDS",
+    "LISTEN_BACKLOG",
+    "REQUEST_BODY_MAX_BYTES",
+    "RETIRE_GRACE_SECONDS",
+    "ROOT_MARKER_PREFIX",
+    "START_TIME_TOLERANCE_S",
+    "STATE_SCHEMA_VERSION",
+    "SYNC_RANGE",
+    "ArgvError",
+    "CleanupClass",
+    "ConfigError",
+    "ConnectState",
+    "DaemonFamily",
+    "DaemonIdentityRecord",
+    "DaemonSelf",
+    "Foreground",
+    "HealthOutcome",
+    "HealthParseError",
+    "HealthPayload",
+    "HealthProbe",
+    "IdentitySource",
+    "KittyDaemonError",
+    "ListenerObservation",
+    "Markers",
+    "PidError",
+    "PortRange",
+    "RangeConfigError",
+    "RetireDecision",
+    "RetireReason",
+    "SkipReason",
+    "StateRecord",
+    "__version__",
+    "classify",
+    "daemon_root",
+    "default_home",
+    "ensure_scope_key",
+    "family_range",
+    "log_path",
+    "marker_args",
+    "namespace_id",
+    "parse_health",
+    "parse_markers",
+    "process_alive_since",
+    "process_start_time",
+    "range_variable",
+    "read_scope_key",
+    "read_state",
+    "scope_id",
+    "scope_key_path",
+    "should_retire",
+    "spawn_lock_path",
+    "spawn_shaped",
+    "state_path",
+    "write_state",
+]

@@ -1,0 +1,39 @@
+"""Module-level constants of the daemon identity contract (SPEC §0.7); tests may patch them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DAEMON_PROTOCOL_VERSION",
+    "DAEMON_TICK_SECONDS",
+    "DEFAULT_ENTRY_SIGNATURES",
+    "EXEC_MARKER_PREFIX",
+    "HEALTH_MAX_BYTES",
+    "HEALTH_PAYLOAD_MAX_BYTES",
+    "HEALTH_SCHEMA_VERSION",
+    "IDLE_RETIREMENT_SECONDS",
+    "LISTEN_BACKLOG",
+    "REQUEST_BODY_MAX_BYTES",
+    "RETIRE_GRACE_SECONDS",
+    "ROOT_MARKER_PREFIX",
+    "START_TIME_TOLERANCE_S",
+    "STATE_SCHEMA_VERSION",
+]
+
+DAEMON_PROTOCOL_VERSION: Final = 1
+HEALTH_SCHEMA_VERSION: Final = 2
+STATE_SCHEMA_VERSION: Final = 1
+DAEMON_TICK_SECONDS: Final[float] = 30.0
+IDLE_RETIREMENT_SECONDS: Final[float] = 900.0
+RETIRE_GRACE_SECONDS: Final[float] = 5.0
+# Process start times come from different clocks (/proc ticks vs. psutil vs. a JSON float);
+# one second absorbs rounding without letting a reused PID (started later) pass as the original.
+START_TIME_TOLERANCE_S: Final[float] = 1.0
+HEALTH_MAX_BYTES: Final = 65536
+HEALTH_PAYLOAD_MAX_BYTES: Final = 2048
+REQUEST_BODY_MAX_BYTES: Final = 4096
+LISTEN_BACKLOG: Final = 128
+ROOT_MARKER_PREFIX: Final = "--kitty-daemon-root="
+EXEC_MARKER_PREFIX: Final = "--kitty-daemon-exec="
+DEFAULT_ENTRY_SIGNATURES: Final[tuple[str, ...]] = ("kitty_daemon_identity", "kitty-daemon")

@@ -1,0 +1,232 @@
+"""The family state record and the scope key file (DID-10, DID-11).
+
+Both live in the daemon root. Writers are atomic and private from creation; readers are lenient
+(anything unreadable is "absent") and never modify what they cannot parse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ._constants import STATE_SCHEMA_VERSION
+from ._errors import KittyDaemonError
+from ._family import DaemonFamily, scope_key_path, state_path
+from ._jsonio import loads_strict
+
+__all__ = [
+    "StateRecord",
+    "ensure_scope_key",
+    "read_scope_key",
+    "read_state",
+    "write_state",
+]
+
+_SCOPE_KEY_RE: Final = re.compile(r"[0-9a-f]{64}")
+_STATE_MAX_BYTES: Final = 65536
+# A concurrent creator may have the file open but not yet written; how long a reader waits.
+_KEY_SETTLE_ATTEMPTS: Final = 100
+_KEY_SETTLE_SLEEP_S: Final = 0.01
+_O_BINARY: Final = getattr(os, "O_BINARY", 0)
+_O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """The recorded singleton of one family in one daemon root (``state.json``)."""
+
+    family: DaemonFamily
+    pid: int
+    port: int
+    process_started_at: float
+    package_version: str
+    protocol_version: int
+    started_at: str
+    instance_id: str
+    scope_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": STATE_SCHEMA_VERSION,
+            "family": self.family.value,
+            "pid": self.pid,
+            "port": self.port,
+            "process_started_at": self.process_started_at,
+            "package_version": self.package_version,
+            "protocol_version": self.protocol_version,
+            "started_at": self.started_at,
+            "instance_id": self.instance_id,
+            "scope_id": self.scope_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> StateRecord | None:
+        """Build a record from decoded JSON; None if any required field is missing or mistyped."""
+        if not isinstance(data, dict):
+            return None
+        schema = _int(data.get("schema_version"))
+        pid, port = _int(data.get("pid")), _int(data.get("port"))
+        protocol = _int(data.get("protocol_version"))
+        started = data.get("process_started_at")
+        raw_family = data.get("family")
+        if schema is None or schema < 1 or not isinstance(raw_family, str):
+            return None
+        try:
+            family = DaemonFamily(raw_family)
+        except ValueError:
+            return None
+        if pid is None or pid <= 0 or port is None or not 1 <= port <= 65535:
+            return None
+        if isinstance(started, bool) or not isinstance(started, int | float):
+            return None
+        if not math.isfinite(started) or started <= 0 or protocol is None or protocol < 1:
+            return None
+        strings = {
+            k: data.get(k) for k in ("package_version", "started_at", "instance_id", "scope_id")
+        }
+        if not all(isinstance(v, str) for v in strings.values()):
+            return None
+        return cls(
+            family=family,
+            pid=pid,
+            port=port,
+            process_started_at=float(started),
+            protocol_version=protocol,
+            **strings,  # type: ignore[arg-type]  # every value checked to be str just above
+        )
+
+
+def _int(value: object) -> int | None:
+    """``value`` if it is a JSON integer (a bool is not), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _make_private_dir(path: Path) -> None:
+    # mode applies only to directories we create; an existing root is never chmod-ed (SPEC §0.3).
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def write_state(root: Path, record: StateRecord) -> Path:
+    """Atomically write ``record`` to its family's state file in ``root``; return the path.
+
+    Temp file created 0600 with O_EXCL, fsynced, then ``os.replace``d over the target, so a
+    reader sees either the old record or the new one, never a torn one. Only ``ensure_daemon``
+    (under the family's spawn lock) calls this; a daemon never writes its own record.
+    """
+    root = Path(root)
+    _make_private_dir(root)
+    target = state_path(root, record.family)
+    data = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY | _O_NOFOLLOW
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return target
+
+
+def read_state(root: Path, family: DaemonFamily = DaemonFamily.SYNC) -> StateRecord | None:
+    """The family's state record, or None if missing, unreadable, garbage or of another family.
+
+    Never raises and never modifies the file.
+    """
+    try:
+        path = state_path(Path(root), family)
+        with open(path, "rb") as fh:
+            raw = fh.read(_STATE_MAX_BYTES + 1)
+        if len(raw) > _STATE_MAX_BYTES:
+            return None
+        record = StateRecord.from_dict(loads_strict(raw.decode("utf-8")))
+    except (OSError, ValueError, RecursionError, TypeError):
+        return None
+    if record is None or record.family is not DaemonFamily(family):
+        return None
+    return record
+
+
+def _read_key_fd(fd: int) -> str | None:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    getuid = getattr(os, "getuid", None)
+    # A key others can read is no secret; a key someone else owns may be a plant.
+    if getuid is not None and (info.st_mode & 0o077 or info.st_uid != getuid()):
+        return None
+    raw = os.read(fd, 256)
+    text = raw.decode("ascii", "replace").strip()
+    return text if _SCOPE_KEY_RE.fullmatch(text) else None
+
+
+def read_scope_key(root: Path) -> str | None:
+    """The scope key, or None if missing, unreadable, malformed, group/other-accessible or not
+    owned by the current user. Never raises."""
+    try:
+        fd = os.open(scope_key_path(Path(root)), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        return _read_key_fd(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def ensure_scope_key(root: Path) -> str:
+    """Create ``<root>/scope.key`` (``O_CREAT|O_EXCL``, 0600, 64 hex) or read the existing one.
+
+    The file is never rewritten: daemons re-read it per shutdown request, so replacing it would
+    lock out whoever holds the old key. Raises ``KittyDaemonError`` naming the path if an existing
+    key is unusable (wrong owner, group/other-accessible, malformed).
+    """
+    root = Path(root)
+    _make_private_dir(root)
+    path = scope_key_path(root)
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY | _O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        try:
+            os.write(fd, key.encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return key
+    # Another process won the O_EXCL race; its write may still be in flight (bounded wait).
+    for _ in range(_KEY_SETTLE_ATTEMPTS):
+        try:
+            complete = path.stat().st_size >= 64  # checked BEFORE reading: no torn verdict
+        except OSError:
+            complete = False
+        existing = read_scope_key(root)
+        if existing is not None:
+            return existing
+        if complete:
+            break  # fully written yet unusable: waiting will not help
+        time.sleep(_KEY_SETTLE_SLEEP_S)
+    raise KittyDaemonError(
+        f"scope key {path} exists but is unusable (it must be a regular file owned by you, "
+        f"mode 0600, holding 64 hex characters); remove it and retry to create a fresh one"
+    )
