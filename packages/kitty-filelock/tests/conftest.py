@@ -51,7 +51,8 @@ class Holder:
     pid: int = 0
 
     def release(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.close()
         assert self.proc.stdout.readline().strip() == "released"
         assert self.proc.wait(timeout=30) == 0
