@@ -38,12 +38,13 @@ CAUSE_TEXTS: Final[dict[str, str]] = {
 }
 
 
-def _recovery_sentence(login_command: str | None) -> str:
-    """The recovery step: explicit command, else $KITTY_LOGIN_COMMAND (read now), else prose."""
+def _with_recovery(first: str, login_command: str | None) -> str:
+    """``first`` plus the recovery step (AUTH-33): the explicit command, else
+    ``$KITTY_LOGIN_COMMAND`` (read now, not at import), else the generic sentence ending."""
     command = login_command or os.environ.get(LOGIN_COMMAND_ENV, "").strip()
     if command:
-        return f"Run `{command}` to sign in again."
-    return f"Please {FALLBACK_LOGIN_TEXT}."
+        return f"{first}. Run `{command}` to sign in again."
+    return f"{first}: {FALLBACK_LOGIN_TEXT}."
 
 
 class KittyAuthError(Exception):
@@ -94,7 +95,7 @@ class NotAuthenticated(KittyAuthError):
 
     def __str__(self) -> str:
         where = f" (no session file at {self.path})" if self.path else ""
-        return f"You are not signed in{where}. {_recovery_sentence(self.login_command)}"
+        return _with_recovery(f"You are not signed in{where}", self.login_command)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.login_command))
@@ -114,7 +115,7 @@ class ReloginRequired(KittyAuthError):
     def __str__(self) -> str:
         template = CAUSE_TEXTS.get(self.cause, "the session ended ({cause})")
         text = template.format(path=self.path or "<unknown>", cause=self.cause)
-        return f"Your session has ended: {text}. {_recovery_sentence(self.login_command)}"
+        return _with_recovery(f"Your session has ended: {text}", self.login_command)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.cause, self.login_command, self.path))
