@@ -295,7 +295,7 @@ def _step(sock: socket.socket, ex: _Exchange, sel: selectors.BaseSelector, read_
             return
         ex.out = ex.out[sent:]
         if not ex.out:
-            sel.modify(sock, selectors.EVENT_READ)
+            sel.modify(sock, selectors.EVENT_READ, sock)
         return
     try:
         chunk = sock.recv(_RECV_CHUNK)

@@ -1,0 +1,124 @@
+"""scan() against real listeners on an isolated port block (SWP-01..SWP-06, SWP-21)."""
+
+from __future__ import annotations
+
+import pytest
+from _orphan_sweep_helpers import CountingListener, SuspectListener, record_singleton
+from kitty_daemon_identity import CleanupClass, SkipReason, daemon_root
+
+from kitty_orphan_sweep import scan
+from kitty_orphan_sweep._scan import _SCANNED_MARKERS, scanned_marker_root
+
+
+def _classes(records):  # type: ignore[no-untyped-def]
+    return [(r.port, r.cleanup_class, r.skip_reason) for r in records]
+
+
+def test_empty_range_yields_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    assert scan("sync") == []
+    assert scan("dashboard", home=env.home) == []
+
+
+def test_bad_arguments_fail_before_any_socket(env) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="outside the sync range"):
+        scan("sync", ports=[env.sync.stop])
+    with pytest.raises(ValueError, match="unknown daemon family 'mail'"):
+        scan("mail")
+    with pytest.raises(ValueError, match="connect_timeout"):
+        scan("sync", connect_timeout=0)
+    with pytest.raises(ValueError, match="health_timeout"):
+        scan("sync", health_timeout=-1)
+
+
+def test_plain_listeners_are_never_touch(env, pool) -> None:  # type: ignore[no-untyped-def]
+    web = pool.third_party_http(env.sync[0])
+    pool.silent_tcp(env.sync[1])
+    hung = SuspectListener(env.sync[2])
+    try:
+        records = scan("sync", health_timeout=0.3)
+    finally:
+        hung.close()
+    assert _classes(records) == [
+        (env.sync[0], CleanupClass.NEVER_TOUCH, SkipReason.THIRD_PARTY),
+        (env.sync[1], CleanupClass.NEVER_TOUCH, SkipReason.NOT_KITTY),
+        (env.sync[2], CleanupClass.NEVER_TOUCH, SkipReason.NOT_KITTY),
+    ]
+    assert records[0].pid == web.pid
+    assert records[2].connect_state == "suspect"
+    assert records[2].health_status == "timeout"
+
+
+def test_reference_daemons_classified_by_scope_and_markers(env, pool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other_home = tmp_path / "other-home"
+    other_home.mkdir()
+    ours = pool.reference(env.home, env.sync[0])
+    singleton = pool.reference(env.home, env.sync[1])
+    cross = pool.reference(env.home, env.sync[2], markers=other_home)
+    pre = pool.reference(env.home, env.sync[3], markers=None)
+    wedged = pool.reference(env.home, env.sync[4], args=["--wedge", "accept"])
+    stale = pool.reference(env.home, env.sync[5], args=["--advertise-version", "3.2.2"])
+    pool.reference(env.home, env.dashboard[0], family="dashboard")
+    record_singleton(env.home, singleton)
+    records = scan("sync", health_timeout=0.3)
+    assert _classes(records) == [
+        (env.sync[0], CleanupClass.SAFE_AUTO, None),
+        (env.sync[1], CleanupClass.NEVER_TOUCH, SkipReason.IS_RECORDED_SINGLETON),
+        (env.sync[2], CleanupClass.OPERATOR_REQUIRED, SkipReason.CROSS_ROOT),
+        (env.sync[3], CleanupClass.OPERATOR_REQUIRED, SkipReason.PRE_MARKER),
+        (env.sync[4], CleanupClass.OPERATOR_REQUIRED, SkipReason.UNRESPONSIVE),
+        (env.sync[5], CleanupClass.SAFE_AUTO, None),
+    ]
+    by_port = {r.port: r for r in records}
+    assert by_port[env.sync[0]].pid == ours.pid
+    assert by_port[env.sync[4]].pid == wedged.pid
+    assert by_port[env.sync[5]].stale_version is True
+    assert by_port[env.sync[5]].package_version == "3.2.2"
+    assert by_port[env.sync[2]].pid == cross.pid and by_port[env.sync[3]].pid == pre.pid
+    # The cross-root marker is remembered for a forced sweep's re-check and key lookup.
+    cross_rec = by_port[env.sync[2]]
+    assert scanned_marker_root(cross_rec.port, cross_rec.pid, cross_rec.process_started_at) == str(
+        daemon_root(other_home)
+    )
+    # The dashboard family sees only its own daemon, as safe_auto.
+    assert _classes(scan("dashboard")) == [(env.dashboard[0], CleanupClass.SAFE_AUTO, None)]
+
+
+def test_kitty_listener_with_unknown_pid_stays_visible(env, pool) -> None:  # type: ignore[no-untyped-def]
+    from test_orphan_sweep_pids import FakeTable
+
+    pool.reference(env.home, env.sync[0])
+    records = scan("sync", process_table=FakeTable({env.sync[0]: {None}}))
+    assert _classes(records) == [
+        (env.sync[0], CleanupClass.OPERATOR_REQUIRED, SkipReason.MISSING_PID)
+    ]
+
+
+def test_hostile_proxy_environment_changes_nothing(env, pool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pool.reference(env.home, env.sync[0])
+    pool.third_party_http(env.sync[1])
+    pool.silent_tcp(env.sync[2])
+    baseline = scan("sync", health_timeout=0.3)
+    proxy = CountingListener(20399)
+    try:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+            monkeypatch.setenv(name, "http://127.0.0.1:20399")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        hostile = scan("sync", health_timeout=0.3)
+    finally:
+        proxy.close()
+    assert hostile == baseline
+    assert proxy.count == 0
+
+
+def test_marker_memory_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kitty_orphan_sweep import _scan
+
+    monkeypatch.setattr(_scan, "_SCANNED_MARKERS_MAX", 2)
+    monkeypatch.setattr(_scan, "_SCANNED_MARKERS", {})
+    for i in range(3):
+        _scan._remember_marker(1, i, 1.0, f"/r{i}")
+    assert scanned_marker_root(1, 0, 1.0) is None
+    assert scanned_marker_root(1, 2, 1.0) == "/r2"
+    assert scanned_marker_root(1, None, 1.0) is None
+    assert _SCANNED_MARKERS is not _scan._SCANNED_MARKERS
