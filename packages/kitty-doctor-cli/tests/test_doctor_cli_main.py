@@ -1,0 +1,285 @@
+"""The command line: flags, exit codes (DOC-10), output discipline (DOC-08), versions (DOC-14)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import kitty_doctor._cli as cli
+import kitty_orphan_sweep
+import pytest
+from _doctorkit import run, run_process, write_session
+from kitty_doctor._exit import ExitCode
+
+
+def test_fresh_home_is_kd101_and_exit_1(home: Path) -> None:
+    result = run()
+    assert result.code == ExitCode.CRITICAL == 1
+    assert "KD101 no_session" in result.out
+    assert result.out.rstrip().endswith("1 critical, 0 warnings, 0 info")
+    assert result.err == ""
+    doc = run("--json").json()
+    assert doc["exit_code"] == 1
+    assert [f["id"] for f in doc["findings"]] == ["KD101"]
+    assert doc["home"] == {"path": str(home), "source": "env"}
+
+
+def test_logged_in_home_is_exit_0(home: Path) -> None:
+    write_session(home)
+    result = run()
+    assert result.code == ExitCode.OK
+    assert "authenticated as user-1 <a@example.com>" in result.out
+    assert result.out.rstrip().endswith("0 critical, 0 warnings, 0 info")
+    doc = run("--json").json()
+    assert doc["exit_code"] == 0
+    assert doc["identity"]["state"] == "authenticated"
+    assert doc["identity"]["session_hash"] is not None
+    assert 1700 < doc["tokens"]["access_expires_in_s"] <= 1800
+    assert doc["tokens"]["refresh_server_managed"] is True
+    assert doc["storage"]["mode"] == "0600"
+
+
+def test_home_flag_overrides_env(home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    write_session(other)
+    doc = run("--json", "--home", str(other)).json()
+    assert doc["home"] == {"path": str(other), "source": "flag"}
+    assert doc["exit_code"] == 0
+
+
+def test_default_home_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KITTY_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    doc = run("--json").json()
+    assert doc["home"] == {"path": str(tmp_path / ".kitty"), "source": "default"}
+
+
+@pytest.mark.parametrize(
+    ("flag", "families"),
+    [("sync", ["sync"]), ("dashboard", ["dashboard"]), ("all", ["sync", "dashboard"])],
+)
+def test_family_selects_sections(home: Path, flag: str, families: list[str]) -> None:
+    doc = run("--json", "--family", flag).json()
+    assert list(doc["daemons"]) == families
+    assert list(doc["orphans"]) == families
+
+
+def test_version_prints_all_five_packages() -> None:
+    result = run("--version")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0].startswith("kitty-doctor ")
+    names = [line.split()[0] for line in lines[1:]]
+    assert names == [
+        "kitty-filelock",
+        "kitty-auth-refresh",
+        "kitty-daemon-identity",
+        "kitty-orphan-sweep",
+        "kitty-doctor-cli",
+    ]
+
+
+def test_help_is_exit_0() -> None:
+    result = run("--help")
+    assert result.code == 0
+    for flag in (
+        "--json",
+        "--reset",
+        "--force",
+        "--yes",
+        "--unstick-lock",
+        "--home",
+        "--family",
+        "--login-command",
+        "--expected-daemon-version",
+        "--stuck-threshold",
+        "--verbose",
+        "--version",
+    ):
+        assert flag in result.out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--bogus"], "--bogus"),
+        (["--family", "weekly"], "weekly"),
+        (["--stuck-threshold", "soon"], "soon"),
+        (["--force"], "--force/--yes only make sense with --reset"),
+        (["--yes", "--unstick-lock"], "--force/--yes only make sense with --reset"),
+        (["extra-arg"], "extra-arg"),
+    ],
+)
+def test_usage_errors_are_exit_2_in_both_modes(home: Path, args: list[str], needle: str) -> None:
+    human = run(*args)
+    assert human.code == ExitCode.ERROR == 2
+    assert human.out == ""
+    assert needle in human.err
+    assert human.err.count("\n") == 1
+    assert "re-run with --verbose for details" in human.err
+    doc = run(*args, "--json").json()
+    assert doc["exit_code"] == 2
+    assert doc["error"]["type"] == "usage_error"
+    assert needle in doc["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "needle"),
+    [
+        ("KITTY_HOME", "relative/home", "KITTY_HOME"),
+        ("KITTY_SYNC_PORTS", "9400-banana", "KITTY_SYNC_PORTS"),
+        ("KITTY_DASHBOARD_PORTS", "20400-20460", "KITTY_DASHBOARD_PORTS"),  # overlaps sync
+    ],
+)
+def test_configuration_errors_are_exit_2(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    human = run()
+    assert human.code == 2
+    assert needle in human.err and value in human.err
+    assert "Traceback" not in human.err
+    doc = run("--json").json()
+    assert doc["error"]["type"] == "config_error"
+    assert needle in doc["error"]["message"]
+    verbose = run("--verbose")
+    assert "Traceback" in verbose.err
+
+
+def test_negative_threshold_is_a_config_error(home: Path) -> None:
+    doc = run("--json", "--stuck-threshold", "-1").json()
+    assert doc["error"]["type"] == "config_error"
+    assert "--stuck-threshold" in doc["error"]["message"]
+
+
+def test_crashed_section_is_kd901_exit_2_and_others_still_render(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_session(home)
+
+    def boom(*args: object, **kwargs: object) -> list[object]:
+        raise RuntimeError("scanner exploded")
+
+    monkeypatch.setattr(kitty_orphan_sweep, "scan", boom)
+    doc = run("--json").json()
+    assert doc["exit_code"] == 2
+    assert doc["orphans"] is None
+    assert doc["sections"]["orphans"]["status"] == "crashed"
+    assert doc["sections"]["orphans"]["error"] == "RuntimeError: scanner exploded"
+    assert doc["identity"]["state"] == "authenticated"  # the others still ran
+    assert doc["daemons"] is not None
+    assert [f["id"] for f in doc["findings"]] == ["KD901"]
+    human = run()
+    assert human.code == 2
+    assert "Orphans\n  ✗ crashed: RuntimeError: scanner exploded" in human.out
+    assert "authenticated as user-1" in human.out
+    assert "Traceback" not in human.err
+    verbose = run("--verbose")
+    assert "Traceback" in verbose.err and "scanner exploded" in verbose.err
+
+
+def test_crashing_findings_engine_still_reports_kd901(home: Path) -> None:
+    from kitty_doctor._config import resolve_config
+    from kitty_doctor._document import report_document
+    from kitty_doctor._redact import Redactor
+    from kitty_doctor._report import Collectors, build_report
+
+    def broken_engine(**kwargs: object) -> tuple[()]:
+        raise ValueError("engine bug")
+
+    cfg = resolve_config(
+        home=None,
+        family="all",
+        stuck_threshold_s=60.0,
+        expected_daemon_version=None,
+        login_command=None,
+    )
+    report = build_report(
+        cfg,
+        tool_version="0.1.0",
+        packages={},
+        redactor=Redactor(),
+        collectors=Collectors(findings=broken_engine),
+    )
+    assert report.exit_code == 2
+    assert [f.id for f in report.findings] == ["KD901"]
+    assert "engine bug" in report.findings[0].summary
+    doc = report_document(report)
+    assert doc["sections"]["findings"]["status"] == "crashed"
+    assert doc["identity"]["state"] == "not_authenticated"
+
+
+def test_internal_error_is_exit_2_with_envelope(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise LookupError("wiring bug")
+
+    monkeypatch.setattr(cli, "run", broken)
+    human = run()
+    assert human.code == 2
+    assert human.err == (
+        "kitty-doctor: internal error: LookupError: wiring bug (re-run with --verbose for details)\n"
+    )
+    doc = run("--json").json()
+    assert doc["error"] == {
+        "type": "internal_error",
+        "message": "internal error: LookupError: wiring bug",
+    }
+    verbose = run("--verbose")
+    assert "Traceback (most recent call last)" in verbose.err
+
+
+def test_interrupt_is_exit_2_not_130(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run", interrupted)
+    assert run().code == 2
+    doc = run("--json").json()
+    assert doc["error"]["type"] == "interrupted"
+
+
+_IMPORT_PROBE = """
+import contextlib, io, json, sys
+# httpx imports its own CLI (which pulls in rich) whenever rich is installed; a sibling that
+# imports httpx eagerly would hide what kitty-doctor itself imports, so that one door is shut.
+sys.modules["httpx._main"] = None
+from kitty_doctor._cli import main_with_args
+buf = io.StringIO()
+with contextlib.redirect_stdout(buf):
+    rc = main_with_args(sys.argv[1:])
+loaded = sorted(m for m in sys.modules if m == "rich" or m.startswith("rich."))
+print(json.dumps({"rc": rc, "rich": loaded, "out": buf.getvalue()}))
+"""
+
+
+def _imports_for(*args: str) -> dict[str, object]:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def test_json_mode_never_imports_rich(home: Path) -> None:
+    result = _imports_for("--json", "--family", "sync")
+    assert result["rc"] == 1
+    assert result["rich"] == []
+    # The probe itself is sound: human mode does load rich in the same harness.
+    human = _imports_for("--family", "sync")
+    assert "rich.console" in human["rich"]  # type: ignore[operator]  # a list of names
+
+
+def test_console_script_runs_as_a_real_process(home: Path) -> None:
+    result = run_process("--json", "--family", "sync")
+    assert result.code == 1
+    assert result.json()["exit_code"] == 1
+    assert result.err == ""
