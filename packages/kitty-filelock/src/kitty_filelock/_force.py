@@ -13,7 +13,7 @@ import os
 from typing import Final
 
 from ._platform import available_modes, backend
-from ._probe import probe
+from ._probe import probe as probe  # re-exported: the seam TOCTOU tests patch
 from ._record import parse_record, read_fd, read_lock_record
 from ._registry import Held, file_key, with_own_fd_or_holder
 

@@ -148,7 +148,11 @@ def detect_filesystem(path: str | os.PathLike[str], *, mountinfo: str | None = N
     ``mountinfo`` overrides the text of ``/proc/self/mountinfo`` (tests); it is only consulted on
     Linux or when given. Never raises for an unreadable mount table: the type becomes "unknown".
     """
-    target = _existing_ancestor(os.fspath(path))
+    if mountinfo is not None:
+        # An injected table describes another machine: classify the path as written.
+        target = os.path.normpath(os.path.abspath(os.fspath(path)))
+    else:
+        target = _existing_ancestor(os.fspath(path))
     if mountinfo is not None or _PLATFORM.startswith("linux"):
         if mountinfo is None:
             try:
