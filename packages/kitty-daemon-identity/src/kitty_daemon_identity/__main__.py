@@ -1,0 +1,372 @@
+"""The reference daemon: ``kitty-daemon`` / ``python -m kitty_daemon_identity`` (DID-24).
+
+A real daemon built on ``DaemonServer`` that every live test uses. It binds ``--port`` or
+``$KITTY_DAEMON_PORT`` or the first free port of its family's range, takes its daemon root from
+its root marker (else ``--root``, else the default home), ensures the scope key, prints exactly
+one ``LISTENING 127.0.0.1:<port> pid=<pid>`` line when ready and serves until shut down,
+SIGTERM/SIGINT, or self-retirement. Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad
+arguments/configuration, 3 port taken (or no free port in the range).
+
+Test flags shape its behaviour: ``--advertise-version`` (health ``package_version`` only),
+``--wedge accept|backlog`` (accept and never answer / listen and never accept),
+``--ignore-sigterm``, ``--ignore-shutdown`` (answers 202, keeps running), ``--busy``, ``--tick``,
+``--idle-limit``, ``--retire-singleton-on-idle``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Final, TextIO
+
+from . import __version__, _constants
+from ._errors import ConfigError
+from ._family import DaemonFamily, family_range
+from ._home import daemon_root, default_home
+from ._markers import parse_markers
+from ._server import LOOPBACK, DaemonServer
+from ._state import ensure_scope_key
+
+__all__ = ["DaemonOptions", "ExitCode", "UsageError", "main", "parse_options", "run"]
+
+logger = logging.getLogger("kitty_daemon_identity.daemon")
+
+_MAX_HELD_CONNECTIONS: Final = 1024  # --wedge accept keeps sockets open, but not unboundedly
+_ACCEPT_POLL_S: Final = 0.1
+# "Address in use"; Windows reports an excluded or exclusively-bound port as WSAEACCES (10013).
+_IN_USE: Final = frozenset(
+    {errno.EADDRINUSE, 10048, 10013} if os.name == "nt" else {errno.EADDRINUSE}
+)
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    PORT_TAKEN = 3
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration (exit 2); the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    family: DaemonFamily
+    port: int | None
+    root: Path
+    advertise_version: str
+    wedge: str | None
+    ignore_sigterm: bool
+    ignore_shutdown: bool
+    busy: bool
+    tick_s: float
+    idle_limit_s: float
+    retire_singleton_on_idle: bool
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds > 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 1..65535")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # raise instead of exit
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="kitty-daemon",
+        description="kitty reference daemon: health, authenticated shutdown, self-retirement.",
+    )
+    parser.add_argument("--family", choices=[f.value for f in DaemonFamily], default="sync")
+    parser.add_argument("--port", type=_port, help="port to bind (may lie outside the range)")
+    parser.add_argument("--root", type=Path, help="daemon root (the root marker wins)")
+    parser.add_argument("--advertise-version", metavar="V", help="health package_version only")
+    parser.add_argument("--wedge", choices=["accept", "backlog"])
+    parser.add_argument("--ignore-sigterm", action="store_true")
+    parser.add_argument("--ignore-shutdown", action="store_true")
+    parser.add_argument("--busy", action="store_true")
+    parser.add_argument("--tick", type=_positive_float, metavar="S")
+    parser.add_argument("--idle-limit", type=_positive_float, metavar="S")
+    parser.add_argument("--retire-singleton-on-idle", action="store_true")
+    parser.add_argument("--version", action="version", version=f"kitty-daemon {__version__}")
+    return parser
+
+
+def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> DaemonOptions:
+    """Turn argv + environment into options; raise ``UsageError`` with a clear message."""
+    markers = parse_markers(argv)
+    # Spawners append the markers; they are evidence for scanners, not options for argparse.
+    rest = [
+        a
+        for a in argv
+        if not a.startswith((_constants.ROOT_MARKER_PREFIX, _constants.EXEC_MARKER_PREFIX))
+    ]
+    args = build_parser().parse_args(rest)
+    family = DaemonFamily(args.family)
+    port: int | None = args.port
+    if port is None and environ.get("KITTY_DAEMON_PORT"):
+        raw = environ["KITTY_DAEMON_PORT"]
+        try:
+            port = _port(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"KITTY_DAEMON_PORT={raw!r} is invalid: {exc}") from None
+    if markers.conflict:
+        raise UsageError("conflicting --kitty-daemon-root= markers; pass exactly one")
+    if markers.root_present:
+        if not markers.root:
+            raise UsageError("empty --kitty-daemon-root= marker; pass the resolved daemon root")
+        root = Path(markers.root)
+    elif args.root is not None:
+        root = args.root
+    else:
+        try:
+            root = daemon_root(default_home())
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+    if not root.is_absolute():
+        root = root.resolve()
+    version = args.advertise_version if args.advertise_version is not None else __version__
+    if not 0 < len(version) <= 64:
+        raise UsageError(f"--advertise-version {version!r} must be 1..64 characters")
+    return DaemonOptions(
+        family=family,
+        port=port,
+        root=root,
+        advertise_version=version,
+        wedge=args.wedge,
+        ignore_sigterm=args.ignore_sigterm,
+        ignore_shutdown=args.ignore_shutdown,
+        busy=args.busy,
+        tick_s=args.tick if args.tick is not None else float(_constants.DAEMON_TICK_SECONDS),
+        idle_limit_s=(
+            args.idle_limit
+            if args.idle_limit is not None
+            else float(_constants.IDLE_RETIREMENT_SECONDS)
+        ),
+        retire_singleton_on_idle=args.retire_singleton_on_idle,
+    )
+
+
+class _ReferenceServer(DaemonServer):
+    """DaemonServer whose shutdown request can be ignored (``--ignore-shutdown``)."""
+
+    ignore_shutdown_requests = False
+
+    def _begin_shutdown(self, reason: str) -> None:
+        if self.ignore_shutdown_requests and reason == "shutdown_request":
+            logger.info("shutdown request answered 202 and ignored (--ignore-shutdown)")
+            return
+        super()._begin_shutdown(reason)
+
+
+class PortTaken(Exception):
+    """No port could be bound (the explicit one is taken, or the whole range is)."""
+
+
+def _candidate_ports(options: DaemonOptions) -> list[int]:
+    if options.port is not None:
+        return [options.port]
+    return list(family_range(options.family))
+
+
+def _bind_first(options: DaemonOptions, bind: Callable[[int], object]) -> object:
+    """Bind the explicit port or the first free port of the family's range."""
+    for port in _candidate_ports(options):
+        try:
+            return bind(port)
+        except OSError as exc:
+            if exc.errno not in _IN_USE:
+                raise
+            if options.port is not None:
+                raise PortTaken(f"port {port} on {LOOPBACK} is already in use") from None
+    rng = family_range(options.family)
+    raise PortTaken(f"no free port in the {options.family.value} range {rng} on {LOOPBACK}")
+
+
+def _bind_raw(port: int, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, port))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _announce(out: TextIO, port: int) -> None:
+    out.write(f"LISTENING {LOOPBACK}:{port} pid={os.getpid()}\n")
+    out.flush()
+
+
+def _hold_connections(sock: socket.socket, stop: threading.Event) -> None:
+    """``--wedge accept``: accept every connection and never answer."""
+    held: list[socket.socket] = []
+    sock.settimeout(_ACCEPT_POLL_S)
+    try:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # listening socket closed
+            held.append(conn)
+            if len(held) > _MAX_HELD_CONNECTIONS:
+                held.pop(0).close()
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def _run_wedged(options: DaemonOptions, out: TextIO, stop: threading.Event) -> int:
+    # backlog mode never accepts, so the kernel queue is what makes connects "succeed".
+    sock = _bind_first(options, lambda p: _bind_raw(p, _constants.LISTEN_BACKLOG))
+    assert isinstance(sock, socket.socket)
+    port = sock.getsockname()[1]
+    holder = None
+    if options.wedge == "accept":
+        holder = threading.Thread(target=_hold_connections, args=(sock, stop), daemon=True)
+        holder.start()
+    _announce(out, port)
+    try:
+        stop.wait()
+    finally:
+        sock.close()
+        if holder is not None:
+            holder.join(timeout=5)
+    return ExitCode.OK
+
+
+def _run_server(
+    options: DaemonOptions, out: TextIO, stop: threading.Event, token: str | None, hard_exit: bool
+) -> int:
+    def make(port: int) -> _ReferenceServer:
+        return _ReferenceServer(
+            options.family,
+            port,
+            options.root,
+            package_version=options.advertise_version,
+            token=token,
+            busy_probe=lambda: options.busy,
+            tick_s=options.tick_s,
+            idle_limit_s=options.idle_limit_s,
+            retire_singleton_on_idle=options.retire_singleton_on_idle,
+            hard_exit_after_retire=hard_exit,
+        )
+
+    server = _bind_first(options, make)
+    assert isinstance(server, _ReferenceServer)
+    server.ignore_shutdown_requests = options.ignore_shutdown
+
+    def relay() -> None:
+        stop.wait()
+        server.shutdown()
+
+    # stop (signals, in-process callers) is relayed from its own thread: shutdown() must never
+    # run on the thread that runs serve_forever.
+    threading.Thread(target=relay, name="kitty-daemon-stop-relay", daemon=True).start()
+    _announce(out, server.port)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+    if server.retire_decision is not None:
+        logger.info("retired: %s", server.retire_decision.reason.value)
+    return ExitCode.OK
+
+
+def _install_signals(options: DaemonOptions, stop: threading.Event) -> None:
+    def on_signal(signum: int, frame: object) -> None:
+        logger.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if options.ignore_sigterm else on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    environ: dict[str, str] | None = None,
+    stop: threading.Event | None = None,
+    hard_exit: bool = True,
+) -> int:
+    """Run the reference daemon; return its exit code. ``stop`` lets in-process callers end it.
+
+    Signals are installed only on the main thread (Python allows nothing else), so tests can
+    run the daemon on a thread and stop it through ``stop`` or ``POST /api/shutdown``.
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    env = os.environ if environ is None else environ
+    stop = threading.Event() if stop is None else stop
+    try:
+        options = parse_options(argv, env)
+    except UsageError as exc:
+        err.write(f"kitty-daemon: error: {exc}\n")
+        return ExitCode.USAGE
+    # The instance token is a secret: take it out of our environment so children never inherit it.
+    token = env.pop("KITTY_DAEMON_TOKEN", "") or None
+    if threading.current_thread() is threading.main_thread():
+        _install_signals(options, stop)
+    try:
+        ensure_scope_key(options.root)
+        if options.wedge is not None:
+            return _run_wedged(options, out, stop)
+        return _run_server(options, out, stop, token, hard_exit)
+    except PortTaken as exc:
+        err.write(f"kitty-daemon: {exc}; choose another --port or free it\n")
+        return ExitCode.PORT_TAKEN
+    except ConfigError as exc:
+        err.write(f"kitty-daemon: error: {exc}\n")
+        return ExitCode.USAGE
+    except OSError as exc:
+        err.write(f"kitty-daemon: cannot start: {exc}\n")
+        return ExitCode.ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point (``kitty-daemon``) and ``python -m kitty_daemon_identity``."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    return run(list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by the subprocess tests
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""``DaemonServer``: the small loopback-only HTTP server every kitty daemon runs (DID-17..DID-21).
+
+Routes: ``GET /api/health`` (the DID-07 payload, unauthenticated, never counts as activity),
+``POST /api/shutdown`` (instance token or scope key) and any authenticated extra route an
+embedding app adds with ``add_route``. Every request must carry ``Host: 127.0.0.1:<port>`` or
+``localhost:<port>`` (defeats DNS rebinding) and no ``Origin`` (no browser may drive a daemon).
+A retirement tick on its own thread applies ``should_retire`` and stops the server when told.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Final
+
+from . import _constants
+from ._family import DaemonFamily
+from ._health import HealthPayload
+from ._proctime import process_alive_since, process_start_time
+from ._retire import DaemonSelf, RetireDecision, should_retire
+from ._scope import scope_id
+from ._state import read_scope_key, read_state
+
+__all__ = ["DaemonServer", "RouteHandler"]
+
+logger = logging.getLogger(__name__)
+
+RouteHandler = Callable[[Mapping[str, Any]], tuple[int, Mapping[str, Any]]]
+"""An extra route: receives the JSON body (``{}`` for GET; ``token`` removed) and returns
+``(status, json_object)``. Only called after authentication succeeded."""
+
+LOOPBACK: Final = "127.0.0.1"
+HEALTH_PATH: Final = "/api/health"
+SHUTDOWN_PATH: Final = "/api/shutdown"
+_SERVE_POLL_S: Final = 0.05  # how often serve_forever notices shutdown(): keeps stop < 100 ms
+_REQUEST_TIMEOUT_S: Final = 10.0  # a client that stalls mid-request cannot pin a thread forever
+_MAX_PACKAGE_VERSION_CHARS: Final = 64
+
+
+def _utc_now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = _constants.LISTEN_BACKLOG
+    # SO_REUSEADDR lets a restarted daemon rebind a port in TIME_WAIT on POSIX; on Windows it
+    # would let two sockets share a live port, so it stays off there.
+    allow_reuse_address = os.name != "nt"
+
+    def __init__(self, address: tuple[str, int], owner: DaemonServer) -> None:
+        self.owner = owner
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    timeout = _REQUEST_TIMEOUT_S
+    server_version = "kitty-daemon"
+    sys_version = ""
+
+    # -- logging: never bodies, headers or query strings (they may carry tokens) --------------
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        logger.debug("%s %s -> %s", self.command, self._path(), code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        code = args[0] if args and isinstance(args[0], int) else "?"
+        logger.debug("rejected malformed request (code %s)", code)
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0].split("#", 1)[0]
+
+    def _send_json(self, status: int, obj: Mapping[str, Any]) -> None:
+        body = json.dumps(obj, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _host_ok(self) -> bool:
+        hosts = self.headers.get_all("Host") or []
+        port = self.server.owner.port
+        return len(hosts) == 1 and hosts[0] in {f"{LOOPBACK}:{port}", f"localhost:{port}"}
+
+    def _dispatch(self) -> None:
+        owner = self.server.owner
+        if not self._host_ok():
+            self._send_json(403, {"error": "bad_host"})
+            return
+        if self.headers.get("Origin") is not None:
+            self._send_json(403, {"error": "cross_origin"})
+            return
+        path = self._path()
+        methods = owner._methods_for(path)
+        if not methods:
+            self._send_json(404, {"error": "not_found"})
+            return
+        if self.command not in methods:
+            self._send_json(405, {"error": "method_not_allowed"})
+            return
+        if (self.command, path) == ("GET", HEALTH_PATH):
+            self._send_json(200, owner.health_payload().to_dict())
+            return
+        body = self._read_json_body()
+        if body is None:
+            return  # the error response is already sent
+        if not owner._authorized(self._bearer(), body.pop("token", None)):
+            self._send_json(403, {"error": "invalid_token"})
+            return
+        if (self.command, path) == ("POST", SHUTDOWN_PATH):
+            self._send_json(202, {"status": "stopping"})
+            owner._begin_shutdown("shutdown_request")
+            return
+        owner.touch()  # authenticated work resets the idle clock
+        status, result = owner._call_route(self.command, path, body)
+        self._send_json(status, result)
+
+    def _bearer(self) -> str | None:
+        value = self.headers.get("Authorization")
+        if value is None:
+            return None
+        scheme, _, token = value.strip().partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def _read_json_body(self) -> dict[str, Any] | None:
+        if self.command != "POST":
+            return {}
+        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            self._send_json(415, {"error": "unsupported_media_type"})
+            return None
+        if self.headers.get("Transfer-Encoding") is not None:
+            self._send_json(411, {"error": "length_required"})
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._send_json(400, {"error": "invalid_payload"})
+            return None
+        if length > _constants.REQUEST_BODY_MAX_BYTES:
+            self._send_json(413, {"error": "payload_too_large"})
+            return None
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return {}
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
+            obj = None
+        if not isinstance(obj, dict):
+            self._send_json(400, {"error": "invalid_payload"})
+            return None
+        return obj
+
+
+class DaemonServer:
+    """A kitty daemon's HTTP face: health, authenticated shutdown, extra routes, self-retirement.
+
+    The socket is bound (``127.0.0.1`` only) in the constructor, so a taken port raises
+    ``OSError`` (``EADDRINUSE``) before anything else happens; ``port=0`` picks a free port and
+    ``.port`` tells which. ``serve_forever()`` blocks until ``shutdown()`` (from another thread),
+    an authenticated ``POST /api/shutdown`` or self-retirement; ``start()`` runs it on a thread.
+
+    ``busy_probe`` must return True while ANY work is queued or running (DID-23): a busy daemon
+    never retires, not even when superseded. With ``hard_exit_after_retire`` (the default, right
+    for a process that exists to run this daemon) a retiring process that has not exited
+    ``RETIRE_GRACE_SECONDS`` after the server stopped is ended with ``os._exit(0)``; apps that keep
+    running after ``serve_forever`` returns pass False.
+    """
+
+    def __init__(
+        self,
+        family: DaemonFamily | str,
+        port: int,
+        root: Path | str,
+        *,
+        package_version: str,
+        token: str | None = None,
+        busy_probe: Callable[[], bool] = lambda: False,
+        tick_s: float | None = None,
+        idle_limit_s: float | None = None,
+        retire_singleton_on_idle: bool = False,
+        host: str = LOOPBACK,
+        hard_exit_after_retire: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if host != LOOPBACK:
+            raise ValueError(
+                f"DaemonServer binds {LOOPBACK} only; refusing host {host!r} "
+                "(a daemon reachable from other machines or containers is out of contract)"
+            )
+        try:
+            self.family = DaemonFamily(family)
+        except ValueError:
+            raise ValueError(
+                f"unknown daemon family {family!r}; use one of "
+                f"{', '.join(f.value for f in DaemonFamily)}"
+            ) from None
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int in 0..65535 (0 = any free port), got {port!r}")
+        if not isinstance(package_version, str) or not (
+            0 < len(package_version) <= _MAX_PACKAGE_VERSION_CHARS
+        ):
+            raise ValueError(
+                f"package_version must be a non-empty string of at most "
+                f"{_MAX_PACKAGE_VERSION_CHARS} characters, got {package_version!r}"
+            )
+        self.tick_s = float(_constants.DAEMON_TICK_SECONDS if tick_s is None else tick_s)
+        self.idle_limit_s = float(
+            _constants.IDLE_RETIREMENT_SECONDS if idle_limit_s is None else idle_limit_s
+        )
+        if not self.tick_s > 0:
+            raise ValueError(f"tick_s must be > 0 seconds, got {tick_s!r}")
+        if not self.idle_limit_s >= 0:
+            raise ValueError(f"idle_limit_s must be >= 0 seconds, got {idle_limit_s!r}")
+        self.root = Path(root).resolve()
+        self.package_version = package_version
+        self.retire_singleton_on_idle = retire_singleton_on_idle
+        self.hard_exit_after_retire = hard_exit_after_retire
+        self._token = token or None
+        self._busy_probe = busy_probe
+        self._clock = clock
+        self._last_activity = clock()
+        self._routes: dict[tuple[str, str], RouteHandler] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._serving = False
+        self._status = "ok"
+        self.retire_decision: RetireDecision | None = None
+        self.scope_id = scope_id(self.root)
+        self.instance_id = uuid.uuid4().hex
+        self.started_at = _utc_now_iso()
+        started = process_start_time()
+        # Unknown on an exotic platform: fall back to "now" (still > 0 and monotone per process).
+        self.process_started_at = started if started is not None else time.time()
+        self._httpd = _HTTPServer((LOOPBACK, port), self)
+        self.port: int = self._httpd.server_address[1]
+        size = len(self.health_payload().to_json())
+        if size > _constants.HEALTH_PAYLOAD_MAX_BYTES:
+            self._httpd.server_close()
+            raise ValueError(
+                f"health payload would be {size} bytes (> {_constants.HEALTH_PAYLOAD_MAX_BYTES}); "
+                f"use a shorter daemon root than {str(self.root)!r}"
+            )
+
+    def __repr__(self) -> str:  # never shows the token
+        return (
+            f"DaemonServer(family={self.family.value!r}, port={self.port}, root={str(self.root)!r})"
+        )
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def me(self) -> DaemonSelf:
+        return DaemonSelf(os.getpid(), self.port, self.process_started_at)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def idle_s(self) -> float:
+        return max(0.0, self._clock() - self._last_activity)
+
+    def touch(self) -> None:
+        """Mark activity now (resets the idle clock); extra routes do this automatically."""
+        self._last_activity = self._clock()
+
+    def busy(self) -> bool:
+        try:
+            return bool(self._busy_probe())
+        except Exception:
+            # A broken probe must not make a daemon with work in flight look idle.
+            logger.exception("busy_probe raised; treating the daemon as busy")
+            return True
+
+    def health_payload(self) -> HealthPayload:
+        """The DID-07 payload; it never contains the token, the scope key, env or argv."""
+        return HealthPayload(
+            schema_version=_constants.HEALTH_SCHEMA_VERSION,
+            status=self._status,
+            daemon_family=self.family.value,
+            protocol_version=_constants.DAEMON_PROTOCOL_VERSION,
+            package_version=self.package_version,
+            singleton_scope_id=self.scope_id,
+            daemon_root=str(self.root),
+            pid=os.getpid(),
+            port=self.port,
+            process_started_at=self.process_started_at,
+            started_at=self.started_at,
+            busy=self.busy(),
+            idle_s=round(self.idle_s(), 3),
+            instance_id=self.instance_id,
+        )
+
+    # -- routes and auth ---------------------------------------------------------------------
+    def add_route(self, method: str, path: str, handler: RouteHandler) -> None:
+        """Add an authenticated route (same token rules as shutdown; resets the idle clock)."""
+        method = method.upper()
+        if method not in {"GET", "POST", "PUT", "DELETE", "PATCH"}:
+            raise ValueError(f"unsupported method {method!r}; use GET, POST, PUT, DELETE or PATCH")
+        if not path.startswith("/") or "?" in path or "#" in path:
+            raise ValueError(f"route path must start with '/' and have no query, got {path!r}")
+        if path in {HEALTH_PATH, SHUTDOWN_PATH} or (method, path) in self._routes:
+            raise ValueError(f"route {method} {path} is already defined")
+        self._routes[(method, path)] = handler
+
+    def _methods_for(self, path: str) -> set[str]:
+        builtin = {HEALTH_PATH: {"GET"}, SHUTDOWN_PATH: {"POST"}}.get(path, set())
+        return builtin | {m for (m, p) in self._routes if p == path}
+
+    def _call_route(
+        self, method: str, path: str, body: Mapping[str, Any]
+    ) -> tuple[int, Mapping[str, Any]]:
+        try:
+            return self._routes[(method, path)](body)
+        except Exception as exc:
+            logger.error("route %s %s failed: %s", method, path, type(exc).__name__)
+            return 500, {"error": "internal_error"}
+
+    def _authorized(self, bearer: str | None, body_token: object) -> bool:
+        presented = [t for t in (bearer, body_token) if isinstance(t, str) and t]
+        # The scope key is re-read per request: it is the scope's shared secret on disk.
+        accepted = [t for t in (self._token, read_scope_key(self.root)) if t]
+        ok = False
+        for given in presented:
+            for secret in accepted:
+                # compare every pair (no early exit) in constant time per comparison
+                ok |= hmac.compare_digest(given.encode(), secret.encode())
+        return ok
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Serve until stopped; runs the retirement tick on its own daemon thread meanwhile."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._serving = True
+        ticker = threading.Thread(target=self._tick_loop, name="kitty-retire-tick", daemon=True)
+        ticker.start()
+        try:
+            self._httpd.serve_forever(poll_interval=_SERVE_POLL_S)
+        finally:
+            self._stop.set()
+            self._stopped.set()
+
+    def start(self) -> threading.Thread:
+        """Run ``serve_forever`` on a daemon thread and return it."""
+        thread = threading.Thread(target=self.serve_forever, name="kitty-daemon-http", daemon=True)
+        thread.start()
+        return thread
+
+    def shutdown(self) -> None:
+        """Stop serving; blocks until ``serve_forever`` has returned. Never call it from a
+        request handler (use ``_begin_shutdown``), and idempotent."""
+        with self._lock:
+            self._status = "stopping"
+            self._stop.set()
+            serving = self._serving
+        if serving:
+            self._httpd.shutdown()
+
+    def close(self) -> None:
+        """Stop (if serving) and release the listening socket."""
+        self.shutdown()
+        self._httpd.server_close()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> DaemonServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _begin_shutdown(self, reason: str) -> None:
+        """Stop from another thread (a handler thread cannot wait for the loop it runs under)."""
+        logger.info("stopping: %s", reason)
+        with self._lock:
+            self._status = "stopping"
+        threading.Thread(target=self.shutdown, name="kitty-daemon-stop", daemon=True).start()
+
+    # -- self-retirement (DID-21) ------------------------------------------------------------
+    def tick(self) -> RetireDecision:
+        """One retirement check. Reads the family state record; never writes or deletes it."""
+        state = read_state(self.root, self.family)
+        alive = state is not None and process_alive_since(state.pid, state.process_started_at)
+        decision = should_retire(
+            state,
+            self.me,
+            self.busy(),
+            self.idle_s(),
+            recorded_alive=alive,
+            idle_limit_s=self.idle_limit_s,
+            retire_singleton_on_idle=self.retire_singleton_on_idle,
+        )
+        if decision.retire:
+            self._retire(decision)
+        return decision
+
+    def _retire(self, decision: RetireDecision) -> None:
+        self.retire_decision = decision
+        logger.info("retiring (%s): pid %s port %s", decision.reason.value, os.getpid(), self.port)
+        self._begin_shutdown(f"retire:{decision.reason.value}")
+        if self.hard_exit_after_retire:
+            grace = _constants.RETIRE_GRACE_SECONDS
+            # Last resort: a process wedged in shutdown (stuck non-daemon thread) must still go.
+            timer = threading.Timer(grace, os._exit, args=(0,))
+            timer.daemon = True
+            timer.start()
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            try:
+                decision = self.tick()
+            except Exception:
+                logger.exception("retirement tick failed; the next tick still runs")
+                continue
+            if decision.retire:
+                return
