@@ -160,6 +160,7 @@ class TokenServer:
 
         self.delay_s = delay_s
         self.presented: list[str] = []
+        self.issued: list[str] = []
         self.release = threading.Event()
         outer = self
 
@@ -171,8 +172,10 @@ class TokenServer:
                 if outer.delay_s:
                     outer.release.wait(outer.delay_s)
                 n = len(outer.presented)
+                access, refresh = f"acc-{n}-{marker('srv')}", f"ref-{n}-{marker('srv')}"
+                outer.issued += [access, refresh]
                 body = json.dumps(
-                    {"access_token": f"acc-{n}", "refresh_token": f"ref-{n}", "expires_in": 3600}
+                    {"access_token": access, "refresh_token": refresh, "expires_in": 3600}
                 ).encode()
                 try:
                     self.send_response(200)

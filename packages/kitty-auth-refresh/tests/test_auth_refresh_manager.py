@@ -527,6 +527,8 @@ async def test_two_managers_twenty_coroutines_one_network_refresh(
     script = Script([ok("rotated")])
     endpoint = endpoint_for(script)
     managers = [TokenManager(store, endpoint, jitter=0.0, clock=clock.clock()) for _ in range(2)]
+    for manager in managers:
+        manager._core.load()  # both hold the same expiring material, as two long-lived services
     tokens = await asyncio.wait_for(
         asyncio.gather(*(m.get_access_token() for m in managers for _ in range(20))), 60
     )

@@ -502,8 +502,8 @@ def test_corrupt_store_under_lock_propagates_untouched(
     assert script.requests == []
     lines = [r.getMessage() for r in auth_log.records if r.name == "kitty_auth_refresh"]
     assert lines == [
-        f"refresh outcome=error network_call=false session={make_session().session_hash} "
-        "error=CorruptSession"
+        f"refresh outcome=error network_call=false waited_ms=0 held_ms=0 "
+        f"session={make_session().session_hash} error=CorruptSession"
     ]
     with MachineFileLock(lock_path, acquire_timeout=0):
         pass

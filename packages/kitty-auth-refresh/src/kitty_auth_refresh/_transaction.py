@@ -72,7 +72,7 @@ class RefreshResult:
     retry_after: int | None = None
 
     def __str__(self) -> str:
-        return _format_line(self, self.session.session_hash if self.session else None)
+        return _result_line(self, self.session.session_hash if self.session else None)
 
 
 # ---- pure decisions ---------------------------------------------------------------------------
@@ -137,23 +137,43 @@ def decide_after_replay(
     return ReplayStep.RETRY
 
 
-def _format_line(result: RefreshResult | None, session_hash: str | None, error: str = "") -> str:
+def _format_line(
+    outcome: str,
+    network_call: bool,
+    waited_s: float,
+    held_s: float,
+    session_hash: str | None,
+    *,
+    cause: str | None = None,
+    error: str | None = None,
+    retry_after: int | None = None,
+) -> str:
     """The AUTH-26 line. Never contains a token: only the outcome, timings and a hash."""
-    if result is None:
-        return f"refresh outcome=error network_call=false session={session_hash or '-'} {error}"
     line = (
-        f"refresh outcome={result.outcome.value} "
-        f"network_call={'true' if result.network_call else 'false'} "
-        f"waited_ms={round(result.waited_s * 1000)} held_ms={round(result.held_s * 1000)} "
+        f"refresh outcome={outcome} network_call={'true' if network_call else 'false'} "
+        f"waited_ms={round(waited_s * 1000)} held_ms={round(held_s * 1000)} "
         f"session={session_hash or '-'}"
     )
-    if result.cause is not None:
-        line += f" cause={result.cause.value}"
-    if result.error_kind is not None:
-        line += f" error={result.error_kind}"
-    if result.retry_after is not None:
-        line += f" retry_after={result.retry_after}"
+    if cause is not None:
+        line += f" cause={cause}"
+    if error is not None:
+        line += f" error={error}"
+    if retry_after is not None:
+        line += f" retry_after={retry_after}"
     return line
+
+
+def _result_line(result: RefreshResult, session_hash: str | None) -> str:
+    return _format_line(
+        result.outcome.value,
+        result.network_call,
+        result.waited_s,
+        result.held_s,
+        session_hash,
+        cause=result.cause.value if result.cause is not None else None,
+        error=result.error_kind,
+        retry_after=result.retry_after,
+    )
 
 
 # ---- the shell --------------------------------------------------------------------------------
@@ -212,14 +232,23 @@ def run_refresh_transaction(
     except BaseException as exc:
         # Non-outcome exit: one line still, naming the exception type only (never its text).
         result = None
+        held = clock.monotonic() - tx.acquired_at if tx.acquired_at else 0.0
+        shown = tx.persisted or in_memory
         logger.info(
-            _format_line(None, in_memory.session_hash, f"error={type(exc).__name__}").rstrip()
+            _format_line(
+                "error",
+                tx.network_called,
+                tx.waited_s,
+                held,
+                shown.session_hash,
+                error=type(exc).__name__,
+            )
         )
         raise
     finally:
         if result is not None:
             shown = result.session or tx.persisted or in_memory
-            logger.info(_format_line(result, shown.session_hash))
+            logger.info(_result_line(result, shown.session_hash))
 
 
 class _Transaction:
@@ -242,6 +271,7 @@ class _Transaction:
         self.acquired_at = 0.0
         self.deadline = 0.0
         self.persisted: Session | None = None
+        self.network_called = False
 
     def _result(
         self,
@@ -298,6 +328,7 @@ class _Transaction:
         # L3: ALWAYS the refresh token re-read under the lock, never the in-memory copy.
         try:
             budget = min(self.endpoint.timeout, self._budget())
+            self.network_called = True
             new = self.endpoint.refresh(persisted, timeout=budget)
         except RefreshRejected as exc:
             return self._reconcile_rejection(persisted, RejectionCause(exc.kind))
