@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ from ._proctable import ProcessTable, PsutilProcessTable
 from ._results import EscalationBudgets, ResetResult
 from ._scan import coerce_family, probe_health, scan
 from ._sweep import sweep
+
+#: Daemons this process spawned. Holding the Popen objects keeps Python from warning that a
+#: child is "still running" when they go out of scope, and lets later calls reap the ones that
+#: have exited (a detached daemon is still our child until it is waited for).
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+_SPAWNED_LOCK: Final = threading.Lock()
 
 #: Reference-daemon exit status for "port already taken" (DID-24): a port race, not a failure.
 EXIT_PORT_TAKEN: Final = 3
@@ -203,6 +210,12 @@ def _spawn(
     finally:
         os.close(fd)
     return child, log, offset
+
+
+def _adopt(child: subprocess.Popen[bytes]) -> None:
+    with _SPAWNED_LOCK:
+        _SPAWNED[:] = [c for c in _SPAWNED if c.poll() is None]
+        _SPAWNED.append(child)
 
 
 def _kill_child(child: subprocess.Popen[bytes]) -> None:
@@ -374,6 +387,7 @@ def _ensure_locked(
             scope_id=outcome.singleton_scope_id,
         )
         write_state(root, record)
+        _adopt(child)
         return _handle(record, False, reaped)
     raise DaemonStartError(
         f"the {family.value} daemon lost the race for a port {len(tried)} times "

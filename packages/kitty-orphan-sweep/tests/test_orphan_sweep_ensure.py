@@ -1,0 +1,243 @@
+"""ensure_daemon(): reuse-or-spawn with startup reaping, replacement, races and convergence."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+from _orphan_sweep_helpers import (
+    CountingListener,
+    kill_and_reap,
+    processes_with_marker_under,
+    read_line,
+    record_singleton,
+)
+from kitty_daemon_identity import DaemonFamily, StateRecord, daemon_root, log_path, read_state, write_state
+
+from kitty_orphan_sweep import (
+    CleanupPath,
+    DaemonStartError,
+    NoFreePortError,
+    ensure_daemon,
+    scan,
+)
+from kitty_orphan_sweep import _constants as C
+from kitty_orphan_sweep._net import connect_probe
+
+SYNC_CMD = [sys.executable, "-m", "kitty_daemon_identity", "--family", "sync"]
+DASH_CMD = [sys.executable, "-m", "kitty_daemon_identity", "--family", "dashboard"]
+
+
+def _daemons(home: Path) -> list[psutil.Process]:
+    return [p for p in processes_with_marker_under(home) if p.is_running()]
+
+
+def test_first_call_spawns_second_reuses_and_reaps_a_stale_orphan(env, pool) -> None:  # type: ignore[no-untyped-def]
+    first = ensure_daemon(SYNC_CMD, home=env.home)
+    assert not first.reused
+    assert first.port == env.sync[0]
+    assert first.base_url == f"http://127.0.0.1:{first.port}"
+    assert read_state(daemon_root(env.home)) == first.state
+    log = log_path(daemon_root(env.home), "sync")  # type: ignore[arg-type]
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    stale = pool.reference(env.home, env.sync[3], args=["--advertise-version", "3.2.2"])
+    second = ensure_daemon(SYNC_CMD, home=env.home)
+    assert second.reused and (second.pid, second.port) == (first.pid, first.port)
+    assert [(e.port, e.cleanup_path) for e in second.reaped.swept] == [
+        (stale.port, CleanupPath.HTTP_SHUTDOWN)
+    ]
+    assert not stale.alive()
+    assert [p.pid for p in _daemons(env.home)] == [first.pid]
+    assert sorted(connect_probe(env.sync, 0.2)) == [first.port]
+
+
+def test_incompatible_singleton_is_replaced_by_exactly_one(env, pool) -> None:  # type: ignore[no-untyped-def]
+    old = pool.reference(env.home, env.sync[0], args=["--advertise-version", "0.0.1"])
+    record_singleton(env.home, old)
+    orphan = pool.reference(env.home, env.sync[1], args=["--advertise-version", "3.2.3"])
+    handle = ensure_daemon(SYNC_CMD, home=env.home)
+    assert not handle.reused and handle.pid not in (old.pid, orphan.pid)
+    assert not old.alive() and not orphan.alive()
+    assert [p.pid for p in _daemons(env.home)] == [handle.pid]
+    assert sorted(connect_probe(env.sync, 0.2)) == [handle.port]
+
+
+def test_record_naming_an_unrelated_live_process_never_touches_it(env, pool) -> None:  # type: ignore[no-untyped-def]
+    sleeper = pool.sleeper()
+    started = psutil.Process(sleeper.pid).create_time()
+    write_state(
+        daemon_root(env.home),
+        StateRecord(
+            family=DaemonFamily.SYNC,
+            pid=sleeper.pid,
+            port=env.sync[0],
+            process_started_at=started - 3600.0,
+            package_version="0.1.0",
+            protocol_version=1,
+            started_at="2025-01-01T00:00:00Z",
+            instance_id="0" * 32,
+            scope_id="x",
+        ),
+    )
+    handle = ensure_daemon(SYNC_CMD, home=env.home)
+    assert sleeper.alive()
+    state = read_state(daemon_root(env.home))
+    assert state is not None and state.pid == handle.pid != sleeper.pid
+
+
+def test_recorded_daemon_that_stopped_answering_is_not_killed(env, pool) -> None:  # type: ignore[no-untyped-def]
+    wedged = pool.reference(env.home, env.sync[0])
+    record_singleton(env.home, wedged)
+    wedged.proc.send_signal(19)  # SIGSTOP: alive, ours by start time and marker, but silent
+    try:
+        handle = ensure_daemon(SYNC_CMD, home=env.home)
+        assert handle.pid != wedged.pid and not handle.reused
+        assert psutil.Process(wedged.pid).is_running()
+    finally:
+        wedged.proc.send_signal(18)  # SIGCONT so teardown can reap it normally
+
+
+def test_daemon_dying_during_start_raises_with_log_tail(env) -> None:  # type: ignore[no-untyped-def]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; print('boom: config is broken', flush=True); sys.exit(7)",
+    ]
+    with pytest.raises(DaemonStartError) as info:
+        ensure_daemon(cmd, home=env.home)
+    assert info.value.exit_code == 7
+    assert "boom: config is broken" in info.value.log_tail
+    assert "exit code 7" in str(info.value) and "boom" in str(info.value)
+
+
+def test_daemon_never_healthy_is_killed_and_reported(env) -> None:  # type: ignore[no-untyped-def]
+    cmd = [sys.executable, "-c", "import time; print('starting', flush=True); time.sleep(60)"]
+    with pytest.raises(DaemonStartError, match="did not become healthy") as info:
+        ensure_daemon(cmd, home=env.home, spawn_timeout=0.5)
+    assert info.value.exit_code is not None  # the child was killed and reaped
+    assert not _daemons(env.home)
+
+
+def test_port_race_retries_then_gives_up(env) -> None:  # type: ignore[no-untyped-def]
+    cmd = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    with pytest.raises(DaemonStartError, match="lost the race") as info:
+        ensure_daemon(cmd, home=env.home)
+    assert f"{list(env.sync[:4])}" in str(info.value)
+
+
+def test_no_free_port_names_the_range(env) -> None:  # type: ignore[no-untyped-def]
+    squatters = [CountingListener(p) for p in env.sync]
+    try:
+        with pytest.raises(NoFreePortError, match=f"{env.sync.start}-{env.sync.stop}"):
+            ensure_daemon(SYNC_CMD, home=env.home)
+    finally:
+        for s in squatters:
+            s.close()
+
+
+def test_log_is_rotated_before_spawn(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(C, "LOG_ROTATE_BYTES", 100)
+    root = daemon_root(env.home)
+    root.mkdir(mode=0o700, parents=True)
+    log = root / "dashboard.log"
+    log.write_bytes(b"old line\n" * 50)
+    handle = ensure_daemon(DASH_CMD, family="dashboard", home=env.home)
+    assert handle.port == env.dashboard[0]
+    assert (root / "dashboard.log.1").read_bytes() == b"old line\n" * 50
+    assert b"old line" not in log.read_bytes()
+
+
+def test_families_are_isolated(env, pool) -> None:  # type: ignore[no-untyped-def]
+    sync_orphan = pool.reference(env.home, env.sync[0])
+    dash_orphan = pool.reference(env.home, env.dashboard[0], family="dashboard")
+    handle = ensure_daemon(DASH_CMD, family="dashboard", home=env.home)
+    assert [e.port for e in handle.reaped.swept] == [dash_orphan.port]
+    assert sync_orphan.alive() and not dash_orphan.alive()
+    assert [r.port for r in scan("sync")] == [sync_orphan.port]
+
+
+def test_bad_arguments_are_rejected_before_anything_happens(env) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="non-empty argv list"):
+        ensure_daemon([], home=env.home)
+    with pytest.raises(ValueError, match="non-empty argv list"):
+        ensure_daemon("python -m x", home=env.home)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-empty strings"):
+        ensure_daemon([sys.executable, ""], home=env.home)
+    with pytest.raises(ValueError, match="spawn_timeout"):
+        ensure_daemon(SYNC_CMD, home=env.home, spawn_timeout=0)
+    with pytest.raises(ValueError, match="unknown daemon family"):
+        ensure_daemon(SYNC_CMD, home=env.home, family="mail")
+    assert not daemon_root(env.home).exists()
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from kitty_orphan_sweep import ensure_daemon
+    go = sys.argv[1]
+    print("READY", flush=True)
+    for _ in range(6000):  # bounded wait for the shared go-file barrier
+        if os.path.exists(go):
+            break
+        time.sleep(0.005)
+    h = ensure_daemon(sys.argv[2:], home=os.environ["KITTY_HOME"])
+    print(json.dumps({"pid": h.pid, "port": h.port, "reused": h.reused}), flush=True)
+    """
+)
+
+
+def test_ten_threads_and_ten_processes_converge_on_one_daemon(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    go = tmp_path / "go"
+    stale = None
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(go), *SYNC_CMD],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )
+        for _ in range(10)
+    ]
+    results: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def thread_worker() -> None:
+        try:
+            for _ in range(6000):
+                if go.exists():
+                    break
+                threading.Event().wait(0.005)
+            h = ensure_daemon(SYNC_CMD, home=env.home)
+            results.append((h.pid, h.port))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread_worker) for _ in range(10)]
+    try:
+        for p in procs:
+            assert read_line(p, 60) == b"READY"
+        for t in threads:
+            t.start()
+        go.touch()  # one barrier releases all twenty callers
+        for t in threads:
+            t.join(timeout=90)
+        for p in procs:
+            line = json.loads(read_line(p, 90))
+            results.append((line["pid"], line["port"]))
+            assert p.wait(timeout=30) == 0
+    finally:
+        for p in procs:
+            kill_and_reap(p)
+        del stale
+    assert not errors, errors
+    assert len(results) == 20 and len(set(results)) == 1
+    assert [p.pid for p in _daemons(env.home)] == [results[0][0]]
+    assert sorted(connect_probe(env.sync, 0.2)) == [results[0][1]]

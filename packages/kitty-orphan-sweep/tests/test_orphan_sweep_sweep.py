@@ -1,0 +1,100 @@
+"""sweep() of real reference daemons: each escalation stage, consent, and no wrong kill."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from _orphan_sweep_helpers import record_singleton
+from kitty_daemon_identity import CleanupClass, SkipReason
+
+from kitty_orphan_sweep import CleanupPath, EscalationBudgets, FailureReason, scan, sweep
+from kitty_orphan_sweep._net import port_refuses
+
+BUDGETS = EscalationBudgets(http_s=1.5, term_s=1.5, kill_s=1.0, port_s=0.5)
+
+
+def _paths(result):  # type: ignore[no-untyped-def]
+    return [(e.port, e.cleanup_path) for e in result.swept]
+
+
+def test_responsive_orphans_stop_via_authenticated_shutdown(env, pool) -> None:  # type: ignore[no-untyped-def]
+    daemons = [
+        pool.reference(env.home, env.sync[0]),
+        pool.reference(env.home, env.sync[1], args=["--advertise-version", "3.2.2"]),
+        pool.reference(env.home, env.sync[2], args=["--busy"]),
+    ]
+    records = scan("sync")
+    assert [r.cleanup_class for r in records] == [CleanupClass.SAFE_AUTO] * 3
+    result = sweep(records, budgets=BUDGETS)
+    assert _paths(result) == [(d.port, CleanupPath.HTTP_SHUTDOWN) for d in daemons]
+    assert result.swept[1].reason == "safe_auto stale_version"
+    assert result.swept[1].package_version == "3.2.2"
+    assert not result.failed and not result.skipped
+    assert not any(d.alive() for d in daemons)
+    assert all(port_refuses(d.port, 0.2) for d in daemons)
+
+
+def test_ignored_shutdown_escalates_to_terminate_then_kill(env, pool) -> None:  # type: ignore[no-untyped-def]
+    term = pool.reference(env.home, env.sync[0], args=["--ignore-shutdown"])
+    kill = pool.reference(env.home, env.sync[1], args=["--ignore-shutdown", "--ignore-sigterm"])
+    budgets = replace(BUDGETS, http_s=0.5, term_s=0.5)
+    result = sweep(scan("sync"), budgets=budgets)
+    assert _paths(result) == [(term.port, CleanupPath.TERMINATE), (kill.port, CleanupPath.KILL)]
+    assert not term.alive() and not kill.alive()
+
+
+def test_operator_required_needs_force_and_never_touch_is_never_signalled(  # type: ignore[no-untyped-def]
+    env, pool, tmp_path
+) -> None:
+    other_home = tmp_path / "other"
+    other_home.mkdir()
+    cross = pool.reference(env.home, env.sync[0], markers=other_home)
+    pre = pool.reference(env.home, env.sync[1], markers=None)
+    wedged = pool.reference(env.home, env.sync[2], args=["--wedge", "accept"])
+    singleton = pool.reference(env.home, env.sync[3])
+    web = pool.third_party_http(env.sync[4])
+    record_singleton(env.home, singleton)
+    records = scan("sync", health_timeout=0.3)
+    polite = sweep(records, budgets=BUDGETS)
+    assert not polite.swept and not polite.failed
+    assert [(e.port, e.skip_reason) for e in polite.skipped] == [
+        (env.sync[0], SkipReason.CROSS_ROOT),
+        (env.sync[1], SkipReason.PRE_MARKER),
+        (env.sync[2], SkipReason.UNRESPONSIVE),
+        (env.sync[3], SkipReason.IS_RECORDED_SINGLETON),
+        (env.sync[4], SkipReason.THIRD_PARTY),
+    ]
+    assert all(d.alive() for d in (cross, pre, wedged, singleton, web))
+    forced = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5))
+    assert _paths(forced) == [
+        # The cross-root daemon accepts its own root's scope key.
+        (env.sync[0], CleanupPath.HTTP_SHUTDOWN),
+        (env.sync[1], CleanupPath.TERMINATE),
+        (env.sync[2], CleanupPath.TERMINATE),
+    ]
+    assert [e.port for e in forced.skipped] == [env.sync[3], env.sync[4]]
+    assert singleton.alive() and web.alive()
+    assert not any(d.alive() for d in (cross, pre, wedged))
+
+
+def test_reused_pid_is_failed_and_the_process_survives(env, pool) -> None:  # type: ignore[no-untyped-def]
+    daemon = pool.reference(env.home, env.sync[0])
+    (record,) = scan("sync")
+    assert record.process_started_at is not None
+    recycled = replace(record, process_started_at=record.process_started_at - 50.0)
+    result = sweep([recycled], budgets=BUDGETS)
+    assert [(e.pid, e.failure_reason) for e in result.failed] == [
+        (daemon.pid, FailureReason.PID_REUSED)
+    ]
+    assert daemon.alive() and not port_refuses(daemon.port, 0.2)
+
+
+@pytest.mark.parametrize("family", ["sync", "dashboard"])
+def test_family_sweep_leaves_the_other_family_alone(env, pool, family) -> None:  # type: ignore[no-untyped-def]
+    sync_d = pool.reference(env.home, env.sync[0])
+    dash_d = pool.reference(env.home, env.dashboard[0], family="dashboard")
+    result = sweep(scan(family), family=family, budgets=BUDGETS)
+    assert len(result.swept) == 1
+    assert sync_d.alive() is (family == "dashboard")
+    assert dash_d.alive() is (family == "sync")
