@@ -6,6 +6,7 @@ every helper process is killed and reaped by the fixture that started it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
 from kitty_daemon_identity import (
     ROOT_MARKER_PREFIX,
     CleanupClass,
@@ -70,6 +72,15 @@ def kill_and_reap(proc: subprocess.Popen[bytes] | psutil.Process) -> None:
             psutil.wait_procs([proc], timeout=10)
     except (psutil.Error, ProcessLookupError):
         pass
+
+
+@dataclass(frozen=True)
+class Env:
+    """One test's private home and port blocks (see conftest.env)."""
+
+    home: Path
+    sync: range
+    dashboard: range
 
 
 @dataclass
@@ -137,8 +148,7 @@ class ProcessPool:
     def python(self, code: str, port: int, *extra_argv: str) -> Spawned:
         """A plain Python listener (not spawn-shaped); it prints READY once listening."""
         argv = [sys.executable, "-c", textwrap.dedent(code), str(port), *extra_argv]
-        spawned = self._start(argv, dict(os.environ), port)
-        return spawned
+        return self._start(argv, dict(os.environ), port)
 
     def third_party_http(self, port: int) -> Spawned:
         return self.python(THIRD_PARTY_HTTP, port)
@@ -202,29 +212,27 @@ class CountingListener:
         self.sock.listen(16)
         self.port = port
         self.count = 0
-        self._stop = False
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop:
+        while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            if self._stop:
+            if self._stop.is_set():
                 conn.close()
                 return
             self.count += 1
             conn.close()
 
     def close(self) -> None:
-        self._stop = True
+        self._stop.set()
         # shutdown() wakes the blocked accept(); close() alone would leave the port listening.
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._thread.join(timeout=5)
         self.sock.close()
 

@@ -10,7 +10,6 @@ import itertools
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -20,21 +19,13 @@ HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _orphan_sweep_helpers import ProcessPool, processes_with_marker_under, reap_marked  # noqa: E402
-
+from _orphan_sweep_helpers import Env, ProcessPool, processes_with_marker_under, reap_marked  # noqa: E402
 from kitty_orphan_sweep._net import connect_probe  # noqa: E402
 
 TEST_PORTS = range(20200, 20400)
 BLOCK = 8
 _SYNC_BLOCKS = itertools.cycle(range(20200, 20296, BLOCK))
 _DASH_BLOCKS = itertools.cycle(range(20300, 20396, BLOCK))
-
-
-@dataclass(frozen=True)
-class Env:
-    home: Path
-    sync: range
-    dashboard: range
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -50,7 +41,8 @@ def _no_leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     for proc in children:
         proc.kill()
     psutil.wait_procs(children, timeout=10)
-    assert not children and not marked, f"tests leaked processes: {names}"
+    assert not children, f"tests leaked child processes: {names}"
+    assert not marked, f"tests leaked daemons rooted in their temp homes: {names}"
     assert not listening, f"tests leaked listeners on ports {listening}"
 
 

@@ -13,15 +13,24 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from _orphan_sweep_helpers import (
     CountingListener,
+    Env,
+    ProcessPool,
     kill_and_reap,
     processes_with_marker_under,
     read_line,
     record_singleton,
 )
-from kitty_daemon_identity import DaemonFamily, StateRecord, daemon_root, log_path, read_state, write_state
-
+from kitty_daemon_identity import (
+    DaemonFamily,
+    StateRecord,
+    daemon_root,
+    log_path,
+    read_state,
+    write_state,
+)
 from kitty_orphan_sweep import (
     CleanupPath,
     DaemonStartError,
@@ -40,7 +49,9 @@ def _daemons(home: Path) -> list[psutil.Process]:
     return [p for p in processes_with_marker_under(home) if p.is_running()]
 
 
-def test_first_call_spawns_second_reuses_and_reaps_a_stale_orphan(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_first_call_spawns_second_reuses_and_reaps_a_stale_orphan(
+    env: Env, pool: ProcessPool
+) -> None:
     first = ensure_daemon(SYNC_CMD, home=env.home)
     assert not first.reused
     assert first.port == env.sync[0]
@@ -50,7 +61,8 @@ def test_first_call_spawns_second_reuses_and_reaps_a_stale_orphan(env, pool) -> 
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     stale = pool.reference(env.home, env.sync[3], args=["--advertise-version", "3.2.2"])
     second = ensure_daemon(SYNC_CMD, home=env.home)
-    assert second.reused and (second.pid, second.port) == (first.pid, first.port)
+    assert second.reused
+    assert (second.pid, second.port) == (first.pid, first.port)
     assert [(e.port, e.cleanup_path) for e in second.reaped.swept] == [
         (stale.port, CleanupPath.HTTP_SHUTDOWN)
     ]
@@ -59,18 +71,22 @@ def test_first_call_spawns_second_reuses_and_reaps_a_stale_orphan(env, pool) -> 
     assert sorted(connect_probe(env.sync, 0.2)) == [first.port]
 
 
-def test_incompatible_singleton_is_replaced_by_exactly_one(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_incompatible_singleton_is_replaced_by_exactly_one(env: Env, pool: ProcessPool) -> None:
     old = pool.reference(env.home, env.sync[0], args=["--advertise-version", "0.0.1"])
     record_singleton(env.home, old)
     orphan = pool.reference(env.home, env.sync[1], args=["--advertise-version", "3.2.3"])
     handle = ensure_daemon(SYNC_CMD, home=env.home)
-    assert not handle.reused and handle.pid not in (old.pid, orphan.pid)
-    assert not old.alive() and not orphan.alive()
+    assert not handle.reused
+    assert handle.pid not in (old.pid, orphan.pid)
+    assert not old.alive()
+    assert not orphan.alive()
     assert [p.pid for p in _daemons(env.home)] == [handle.pid]
     assert sorted(connect_probe(env.sync, 0.2)) == [handle.port]
 
 
-def test_record_naming_an_unrelated_live_process_never_touches_it(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_record_naming_an_unrelated_live_process_never_touches_it(
+    env: Env, pool: ProcessPool
+) -> None:
     sleeper = pool.sleeper()
     started = psutil.Process(sleeper.pid).create_time()
     write_state(
@@ -90,22 +106,24 @@ def test_record_naming_an_unrelated_live_process_never_touches_it(env, pool) -> 
     handle = ensure_daemon(SYNC_CMD, home=env.home)
     assert sleeper.alive()
     state = read_state(daemon_root(env.home))
-    assert state is not None and state.pid == handle.pid != sleeper.pid
+    assert state is not None
+    assert state.pid == handle.pid != sleeper.pid
 
 
-def test_recorded_daemon_that_stopped_answering_is_not_killed(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_recorded_daemon_that_stopped_answering_is_not_killed(env: Env, pool: ProcessPool) -> None:
     wedged = pool.reference(env.home, env.sync[0])
     record_singleton(env.home, wedged)
     wedged.proc.send_signal(19)  # SIGSTOP: alive, ours by start time and marker, but silent
     try:
         handle = ensure_daemon(SYNC_CMD, home=env.home)
-        assert handle.pid != wedged.pid and not handle.reused
+        assert handle.pid != wedged.pid
+        assert not handle.reused
         assert psutil.Process(wedged.pid).is_running()
     finally:
         wedged.proc.send_signal(18)  # SIGCONT so teardown can reap it normally
 
 
-def test_daemon_dying_during_start_raises_with_log_tail(env) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_dying_during_start_raises_with_log_tail(env: Env) -> None:
     cmd = [
         sys.executable,
         "-c",
@@ -115,10 +133,11 @@ def test_daemon_dying_during_start_raises_with_log_tail(env) -> None:  # type: i
         ensure_daemon(cmd, home=env.home)
     assert info.value.exit_code == 7
     assert "boom: config is broken" in info.value.log_tail
-    assert "exit code 7" in str(info.value) and "boom" in str(info.value)
+    assert "exit code 7" in str(info.value)
+    assert "boom" in str(info.value)
 
 
-def test_daemon_never_healthy_is_killed_and_reported(env) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_never_healthy_is_killed_and_reported(env: Env) -> None:
     cmd = [sys.executable, "-c", "import time; print('starting', flush=True); time.sleep(60)"]
     with pytest.raises(DaemonStartError, match="did not become healthy") as info:
         ensure_daemon(cmd, home=env.home, spawn_timeout=0.5)
@@ -126,14 +145,14 @@ def test_daemon_never_healthy_is_killed_and_reported(env) -> None:  # type: igno
     assert not _daemons(env.home)
 
 
-def test_port_race_retries_then_gives_up(env) -> None:  # type: ignore[no-untyped-def]
+def test_port_race_retries_then_gives_up(env: Env) -> None:
     cmd = [sys.executable, "-c", "import sys; sys.exit(3)"]
     with pytest.raises(DaemonStartError, match="lost the race") as info:
         ensure_daemon(cmd, home=env.home)
     assert f"{list(env.sync[:4])}" in str(info.value)
 
 
-def test_no_free_port_names_the_range(env) -> None:  # type: ignore[no-untyped-def]
+def test_no_free_port_names_the_range(env: Env) -> None:
     squatters = [CountingListener(p) for p in env.sync]
     try:
         with pytest.raises(NoFreePortError, match=f"{env.sync.start}-{env.sync.stop}"):
@@ -143,7 +162,7 @@ def test_no_free_port_names_the_range(env) -> None:  # type: ignore[no-untyped-d
             s.close()
 
 
-def test_log_is_rotated_before_spawn(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_log_is_rotated_before_spawn(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(C, "LOG_ROTATE_BYTES", 100)
     root = daemon_root(env.home)
     root.mkdir(mode=0o700, parents=True)
@@ -155,20 +174,21 @@ def test_log_is_rotated_before_spawn(env, monkeypatch) -> None:  # type: ignore[
     assert b"old line" not in log.read_bytes()
 
 
-def test_families_are_isolated(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_families_are_isolated(env: Env, pool: ProcessPool) -> None:
     sync_orphan = pool.reference(env.home, env.sync[0])
     dash_orphan = pool.reference(env.home, env.dashboard[0], family="dashboard")
     handle = ensure_daemon(DASH_CMD, family="dashboard", home=env.home)
     assert [e.port for e in handle.reaped.swept] == [dash_orphan.port]
-    assert sync_orphan.alive() and not dash_orphan.alive()
+    assert sync_orphan.alive()
+    assert not dash_orphan.alive()
     assert [r.port for r in scan("sync")] == [sync_orphan.port]
 
 
-def test_bad_arguments_are_rejected_before_anything_happens(env) -> None:  # type: ignore[no-untyped-def]
+def test_bad_arguments_are_rejected_before_anything_happens(env: Env) -> None:
     with pytest.raises(ValueError, match="non-empty argv list"):
         ensure_daemon([], home=env.home)
     with pytest.raises(ValueError, match="non-empty argv list"):
-        ensure_daemon("python -m x", home=env.home)  # type: ignore[arg-type]
+        ensure_daemon("python -m x", home=env.home)
     with pytest.raises(ValueError, match="non-empty strings"):
         ensure_daemon([sys.executable, ""], home=env.home)
     with pytest.raises(ValueError, match="spawn_timeout"):
@@ -194,9 +214,15 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_ten_threads_and_ten_processes_converge_on_one_daemon(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_ten_threads_and_ten_processes_converge_on_one_daemon(
+    env: Env, pool: ProcessPool, tmp_path: Path
+) -> None:
     go = tmp_path / "go"
-    stale = None
+    # Stale same-scope daemons in the range must be reaped, never cause a second daemon.
+    stale = [
+        pool.reference(env.home, env.sync[6], args=["--advertise-version", "3.2.2"]),
+        pool.reference(env.home, env.sync[7], args=["--advertise-version", "3.2.4"]),
+    ]
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, str(go), *SYNC_CMD],
@@ -236,8 +262,9 @@ def test_ten_threads_and_ten_processes_converge_on_one_daemon(env, tmp_path) -> 
     finally:
         for p in procs:
             kill_and_reap(p)
-        del stale
     assert not errors, errors
-    assert len(results) == 20 and len(set(results)) == 1
+    assert len(results) == 20
+    assert len(set(results)) == 1
+    assert not any(d.alive() for d in stale)
     assert [p.pid for p in _daemons(env.home)] == [results[0][0]]
     assert sorted(connect_probe(env.sync, 0.2)) == [results[0][1]]

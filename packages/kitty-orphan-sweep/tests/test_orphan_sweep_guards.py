@@ -11,19 +11,23 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
-from _orphan_sweep_helpers import CountingListener, ProcessPool, Spawned, make_record
-from kitty_daemon_identity import daemon_root, marker_args
 
+from _orphan_sweep_helpers import CountingListener, Env, ProcessPool, Spawned, make_record
+from kitty_daemon_identity import daemon_root, marker_args
 from kitty_orphan_sweep import (
     CleanupPath,
     EscalationBudgets,
+    FailedEntry,
     FailureReason,
     PsutilProcessTable,
     ResetResult,
+    SkippedEntry,
     SweepGuardError,
+    SweptEntry,
     sweep,
 )
 from kitty_orphan_sweep._proctable import ProcessHandle
@@ -42,16 +46,16 @@ class Handle:
     def pid(self) -> int:
         return self._proc.pid
 
-    def _call(self, name: str) -> object:
+    def _call(self, name: str) -> Any:
         if name in self._overrides:
             return self._overrides[name]()
         return getattr(self._proc, name)()
 
     def create_time(self) -> float:
-        return float(self._call("create_time"))  # type: ignore[arg-type]
+        return float(self._call("create_time"))
 
     def cmdline(self) -> list[str]:
-        return list(self._call("cmdline"))  # type: ignore[call-overload]
+        return list(self._call("cmdline"))
 
     def exe(self) -> str:
         return str(self._call("exe"))
@@ -98,11 +102,16 @@ def _started(pid: int) -> float:
 
 
 def _one_list_each(result: ResetResult, n: int) -> None:
-    ports = [e.port for e in (*result.swept, *result.skipped, *result.failed)]
+    entries: list[SweptEntry | SkippedEntry | FailedEntry] = [
+        *result.swept,
+        *result.skipped,
+        *result.failed,
+    ]
+    ports = [e.port for e in entries]
     assert len(ports) == n
 
 
-def test_safe_auto_target_without_listener_is_terminated(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_safe_auto_target_without_listener_is_terminated(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     result = sweep([make_record(s.pid, env.sync[0], _started(s.pid))], budgets=FAST)
     assert [e.cleanup_path for e in result.swept] == [CleanupPath.TERMINATE]
@@ -110,7 +119,9 @@ def test_safe_auto_target_without_listener_is_terminated(env, pool) -> None:  # 
     assert not s.alive()
 
 
-def test_sigterm_ignoring_target_is_killed_and_stale_reason_reported(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_ignoring_target_is_killed_and_stale_reason_reported(
+    env: Env, pool: ProcessPool
+) -> None:
     s = _marked_sleeper(pool, env.home, "--ignore-sigterm")
     record = make_record(s.pid, env.sync[0], _started(s.pid), stale=True)
     budgets = replace(FAST, term_s=0.3)
@@ -120,7 +131,7 @@ def test_sigterm_ignoring_target_is_killed_and_stale_reason_reported(env, pool) 
     assert not s.alive()
 
 
-def test_reused_pid_is_never_signalled(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_reused_pid_is_never_signalled(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     record = make_record(s.pid, env.sync[0], _started(s.pid) - 100.0)
     result = sweep([record], budgets=FAST)
@@ -128,14 +139,14 @@ def test_reused_pid_is_never_signalled(env, pool) -> None:  # type: ignore[no-un
     assert s.alive()
 
 
-def test_missing_root_marker_is_identity_changed(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_missing_root_marker_is_identity_changed(env: Env, pool: ProcessPool) -> None:
     s = pool.sleeper()  # no markers at all: not the process the (safe_auto) record described
     result = sweep([make_record(s.pid, env.sync[0], _started(s.pid))], budgets=FAST)
     assert [e.failure_reason for e in result.failed] == [FailureReason.IDENTITY_CHANGED]
     assert s.alive()
 
 
-def test_self_and_ancestors_are_refused(env) -> None:  # type: ignore[no-untyped-def]
+def test_self_and_ancestors_are_refused(env: Env) -> None:
     me, parent = psutil.Process(), psutil.Process().parent()
     assert parent is not None
     records = [
@@ -146,7 +157,7 @@ def test_self_and_ancestors_are_refused(env) -> None:  # type: ignore[no-untyped
     assert [e.failure_reason for e in result.failed] == [FailureReason.REFUSED_SELF] * 2
 
 
-def test_access_denied_on_terminate(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_access_denied_on_terminate(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     table = Table(terminate=_denied)
     record = make_record(s.pid, env.sync[0], _started(s.pid))
@@ -155,7 +166,7 @@ def test_access_denied_on_terminate(env, pool) -> None:  # type: ignore[no-untyp
     assert s.alive()
 
 
-def test_access_denied_on_kill(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_access_denied_on_kill(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     table = Table(terminate=_noop, kill=_denied)
     record = make_record(s.pid, env.sync[0], _started(s.pid))
@@ -164,7 +175,7 @@ def test_access_denied_on_kill(env, pool) -> None:  # type: ignore[no-untyped-de
     assert s.alive()
 
 
-def test_still_alive_after_kill(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_still_alive_after_kill(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     table = Table(terminate=_noop, kill=_noop)
     record = make_record(s.pid, env.sync[0], _started(s.pid))
@@ -172,7 +183,7 @@ def test_still_alive_after_kill(env, pool) -> None:  # type: ignore[no-untyped-d
     assert [e.failure_reason for e in result.failed] == [FailureReason.STILL_ALIVE_AFTER_KILL]
 
 
-def test_unexpected_error_is_unknown_failure(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_error_is_unknown_failure(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
 
     def boom() -> None:
@@ -186,7 +197,7 @@ def test_unexpected_error_is_unknown_failure(env, pool) -> None:  # type: ignore
     assert s.alive()
 
 
-def test_port_still_listening_by_unknown_owner_fails(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_port_still_listening_by_unknown_owner_fails(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     port = env.sync[0]
     squatter = CountingListener(port)
@@ -210,7 +221,7 @@ def test_port_still_listening_by_unknown_owner_fails(env, pool) -> None:  # type
         squatter.close()
 
 
-def test_process_already_gone_is_swept_as_already_gone(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_process_already_gone_is_swept_as_already_gone(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     started = _started(s.pid)
     s.proc.kill()
@@ -219,7 +230,7 @@ def test_process_already_gone_is_swept_as_already_gone(env, pool) -> None:  # ty
     assert [e.cleanup_path for e in result.swept] == [CleanupPath.ALREADY_GONE]
 
 
-def test_static_guards_fail_before_anything_is_signalled(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_static_guards_fail_before_anything_is_signalled(env: Env, pool: ProcessPool) -> None:
     s = _marked_sleeper(pool, env.home)
     good = make_record(s.pid, env.sync[0], _started(s.pid))
     bad_port = make_record(s.pid, env.sync.stop, _started(s.pid))
@@ -245,7 +256,7 @@ def test_static_guards_fail_before_anything_is_signalled(env, pool) -> None:  # 
     assert s.alive()
 
 
-def test_classes_decide_targets_and_every_record_lands_once(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_classes_decide_targets_and_every_record_lands_once(env: Env, pool: ProcessPool) -> None:
     never = pool.sleeper()
     pre_marker = pool.sleeper()
     records = [
@@ -269,7 +280,8 @@ def test_classes_decide_targets_and_every_record_lands_once(env, pool) -> None: 
     ]
     result = sweep(records, budgets=FAST)
     assert [e.skip_reason for e in result.skipped] == ["third_party", "pre_marker", "missing_pid"]
-    assert never.alive() and pre_marker.alive()
+    assert never.alive()
+    assert pre_marker.alive()
     forced = sweep(records, force=True, budgets=FAST)
     _one_list_each(forced, 3)
     assert [e.skip_reason for e in forced.skipped] == ["third_party"]
@@ -280,10 +292,13 @@ def test_classes_decide_targets_and_every_record_lands_once(env, pool) -> None: 
     assert [e.failure_reason for e in forced.failed] == [
         FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED
     ]
-    assert never.alive() and not pre_marker.alive()
+    assert never.alive()
+    assert not pre_marker.alive()
 
 
-def test_forced_target_without_start_time_or_scanned_marker_is_refused(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_forced_target_without_start_time_or_scanned_marker_is_refused(
+    env: Env, pool: ProcessPool
+) -> None:
     s = _marked_sleeper(pool, env.home)
     unreadable = make_record(
         s.pid, env.sync[0], None, cleanup_class="operator_required", skip_reason="argv_unreadable"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from _orphan_sweep_helpers import CountingListener, SuspectListener
 
+from _orphan_sweep_helpers import CountingListener, SuspectListener
 from kitty_orphan_sweep._net import (
     ConnectState,
     HttpOutcome,
@@ -64,14 +65,15 @@ class ScriptedServer:
 
     def close(self) -> None:
         # shutdown() wakes the blocked accept() (close() alone would leave the port listening).
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
         for c in self.conns:
             c.close()
         self.thread.join(timeout=5)
+
+
+Serve = Callable[[int, Callable[[bytes], bytes | None]], "ScriptedServer"]
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def _http(status: int, body: bytes, extra: str = "") -> bytes:
     return head.encode() + body
 
 
-def test_connect_probe_reports_open_and_suspect_and_omits_free(serve) -> None:  # type: ignore[no-untyped-def]
+def test_connect_probe_reports_open_and_suspect_and_omits_free(serve: Serve) -> None:
     serve(PORT_A, lambda _: None)
     hung = SuspectListener(PORT_B)
     try:
@@ -113,7 +115,7 @@ def test_port_refuses_and_can_bind_track_a_listener() -> None:
         listener.close()
 
 
-def test_response_with_content_length_is_returned_and_request_is_well_formed(serve) -> None:  # type: ignore[no-untyped-def]
+def test_response_with_content_length_is_returned_and_request_is_well_formed(serve: Serve) -> None:
     server = serve(PORT_A, lambda _: _http(200, b'{"a":1}'))
     result = http_exchange(HttpRequest(PORT_A, "GET", "/api/health", {"Accept": "x"}), 1.0)
     assert (result.outcome, result.status, result.body) == (HttpOutcome.RESPONSE, 200, b'{"a":1}')
@@ -122,26 +124,27 @@ def test_response_with_content_length_is_returned_and_request_is_well_formed(ser
     assert f"Host: 127.0.0.1:{PORT_A}\r\n".encode() in request
 
 
-def test_chunked_body_is_decoded(serve) -> None:  # type: ignore[no-untyped-def]
+def test_chunked_body_is_decoded(serve: Serve) -> None:
     raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
     serve(PORT_A, lambda _: raw)
     result = http_exchange(HttpRequest(PORT_A, "GET", "/", {}), 1.0)
     assert result.body == b"abcde"
 
 
-def test_malformed_chunked_body_is_non_http(serve) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_chunked_body_is_non_http(serve: Serve) -> None:
     serve(PORT_A, lambda _: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
     assert http_exchange(HttpRequest(PORT_A, "GET", "/", {}), 1.0).outcome is HttpOutcome.NON_HTTP
 
 
-def test_body_read_is_capped_one_byte_past_the_limit(serve) -> None:  # type: ignore[no-untyped-def]
+def test_body_read_is_capped_one_byte_past_the_limit(serve: Serve) -> None:
     serve(PORT_A, lambda _: _http(200, b"x" * 300_000))
     result = http_exchange(HttpRequest(PORT_A, "GET", "/", {}), 2.0, body_cap=1000)
     assert result.truncated
-    assert result.body is not None and len(result.body) == 1001
+    assert result.body is not None
+    assert len(result.body) == 1001
 
 
-def test_garbage_and_empty_replies_are_non_http(serve) -> None:  # type: ignore[no-untyped-def]
+def test_garbage_and_empty_replies_are_non_http(serve: Serve) -> None:
     serve(PORT_A, lambda _: b"SSH-2.0-OpenSSH\r\n")
     serve(PORT_B, lambda _: b"")
     results = http_exchange_many(
@@ -152,7 +155,7 @@ def test_garbage_and_empty_replies_are_non_http(serve) -> None:  # type: ignore[
     assert results[PORT_B].error == "empty_response"
 
 
-def test_silent_server_times_out_and_refused_port_is_refused(serve) -> None:  # type: ignore[no-untyped-def]
+def test_silent_server_times_out_and_refused_port_is_refused(serve: Serve) -> None:
     serve(PORT_A, lambda _: None)
     results = http_exchange_many(
         [HttpRequest(PORT_A, "GET", "/", {}), HttpRequest(PORT_C, "GET", "/", {})], 0.3
@@ -161,13 +164,13 @@ def test_silent_server_times_out_and_refused_port_is_refused(serve) -> None:  # 
     assert results[PORT_C].outcome is HttpOutcome.REFUSED
 
 
-def test_oversized_header_block_is_non_http(serve) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_header_block_is_non_http(serve: Serve) -> None:
     serve(PORT_A, lambda _: b"HTTP/1.1 200 OK\r\nX: " + b"y" * 40_000)
     result = http_exchange(HttpRequest(PORT_A, "GET", "/", {}), 1.0)
     assert (result.outcome, result.error) == (HttpOutcome.NON_HTTP, "header_too_large")
 
 
-def test_complete_head_with_short_body_at_deadline_is_a_response(serve) -> None:  # type: ignore[no-untyped-def]
+def test_complete_head_with_short_body_at_deadline_is_a_response(serve: Serve) -> None:
     holder: list[ScriptedServer] = []
 
     def partial(_: bytes) -> bytes | None:

@@ -7,8 +7,8 @@ import subprocess
 
 import psutil
 import pytest
-from kitty_daemon_identity import ArgvError, PidError
 
+from kitty_daemon_identity import ArgvError, PidError
 from kitty_orphan_sweep import PsutilProcessTable
 from kitty_orphan_sweep._proctable import ProcessHandle, handle_gone
 from kitty_orphan_sweep._scan import process_facts, resolve_pids
@@ -120,7 +120,8 @@ class Opener(PsutilProcessTable):
 
 def test_process_facts_of_a_live_process() -> None:
     facts = process_facts(os.getpid(), PsutilProcessTable())
-    assert facts.argv is not None and facts.argv_error is None
+    assert facts.argv is not None
+    assert facts.argv_error is None
     assert facts.create_time == psutil.Process().create_time()
     assert facts.exe
 

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from _orphan_sweep_helpers import CountingListener, SuspectListener, record_singleton
-from kitty_daemon_identity import CleanupClass, SkipReason, daemon_root
 
+from _orphan_sweep_helpers import (
+    CountingListener,
+    Env,
+    ProcessPool,
+    SuspectListener,
+    record_singleton,
+)
+from kitty_daemon_identity import CleanupClass, DaemonIdentityRecord, SkipReason, daemon_root
 from kitty_orphan_sweep import scan
 from kitty_orphan_sweep._scan import _SCANNED_MARKERS, scanned_marker_root
 
 
-def _classes(records):  # type: ignore[no-untyped-def]
+def _classes(records: list[DaemonIdentityRecord]) -> list[tuple[int, str, str | None]]:
     return [(r.port, r.cleanup_class, r.skip_reason) for r in records]
 
 
-def test_empty_range_yields_nothing(env) -> None:  # type: ignore[no-untyped-def]
+def test_empty_range_yields_nothing(env: Env) -> None:
     assert scan("sync") == []
     assert scan("dashboard", home=env.home) == []
 
 
-def test_bad_arguments_fail_before_any_socket(env) -> None:  # type: ignore[no-untyped-def]
+def test_bad_arguments_fail_before_any_socket(env: Env) -> None:
     with pytest.raises(ValueError, match="outside the sync range"):
         scan("sync", ports=[env.sync.stop])
     with pytest.raises(ValueError, match="unknown daemon family 'mail'"):
@@ -32,7 +39,7 @@ def test_bad_arguments_fail_before_any_socket(env) -> None:  # type: ignore[no-u
         scan("sync", health_timeout=-1)
 
 
-def test_plain_listeners_are_never_touch(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_plain_listeners_are_never_touch(env: Env, pool: ProcessPool) -> None:
     web = pool.third_party_http(env.sync[0])
     pool.silent_tcp(env.sync[1])
     hung = SuspectListener(env.sync[2])
@@ -50,7 +57,9 @@ def test_plain_listeners_are_never_touch(env, pool) -> None:  # type: ignore[no-
     assert records[2].health_status == "timeout"
 
 
-def test_reference_daemons_classified_by_scope_and_markers(env, pool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_reference_daemons_classified_by_scope_and_markers(
+    env: Env, pool: ProcessPool, tmp_path: Path
+) -> None:
     other_home = tmp_path / "other-home"
     other_home.mkdir()
     ours = pool.reference(env.home, env.sync[0])
@@ -58,7 +67,7 @@ def test_reference_daemons_classified_by_scope_and_markers(env, pool, tmp_path) 
     cross = pool.reference(env.home, env.sync[2], markers=other_home)
     pre = pool.reference(env.home, env.sync[3], markers=None)
     wedged = pool.reference(env.home, env.sync[4], args=["--wedge", "accept"])
-    stale = pool.reference(env.home, env.sync[5], args=["--advertise-version", "3.2.2"])
+    pool.reference(env.home, env.sync[5], args=["--advertise-version", "3.2.2"])
     pool.reference(env.home, env.dashboard[0], family="dashboard")
     record_singleton(env.home, singleton)
     records = scan("sync", health_timeout=0.3)
@@ -75,7 +84,8 @@ def test_reference_daemons_classified_by_scope_and_markers(env, pool, tmp_path) 
     assert by_port[env.sync[4]].pid == wedged.pid
     assert by_port[env.sync[5]].stale_version is True
     assert by_port[env.sync[5]].package_version == "3.2.2"
-    assert by_port[env.sync[2]].pid == cross.pid and by_port[env.sync[3]].pid == pre.pid
+    assert by_port[env.sync[2]].pid == cross.pid
+    assert by_port[env.sync[3]].pid == pre.pid
     # The cross-root marker is remembered for a forced sweep's re-check and key lookup.
     cross_rec = by_port[env.sync[2]]
     assert scanned_marker_root(cross_rec.port, cross_rec.pid, cross_rec.process_started_at) == str(
@@ -85,7 +95,7 @@ def test_reference_daemons_classified_by_scope_and_markers(env, pool, tmp_path) 
     assert _classes(scan("dashboard")) == [(env.dashboard[0], CleanupClass.SAFE_AUTO, None)]
 
 
-def test_kitty_listener_with_unknown_pid_stays_visible(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_kitty_listener_with_unknown_pid_stays_visible(env: Env, pool: ProcessPool) -> None:
     from test_orphan_sweep_pids import FakeTable
 
     pool.reference(env.home, env.sync[0])
@@ -95,7 +105,9 @@ def test_kitty_listener_with_unknown_pid_stays_visible(env, pool) -> None:  # ty
     ]
 
 
-def test_hostile_proxy_environment_changes_nothing(env, pool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_proxy_environment_changes_nothing(
+    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pool.reference(env.home, env.sync[0])
     pool.third_party_http(env.sync[1])
     pool.silent_tcp(env.sync[2])
@@ -115,7 +127,7 @@ def test_hostile_proxy_environment_changes_nothing(env, pool, monkeypatch) -> No
     assert proxy.count == 0
 
 
-def test_marker_memory_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_marker_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from kitty_orphan_sweep import _scan
 
     monkeypatch.setattr(_scan, "_SCANNED_MARKERS_MAX", 2)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from _orphan_sweep_helpers import record_singleton
-from kitty_daemon_identity import CleanupClass, SkipReason
 
-from kitty_orphan_sweep import CleanupPath, EscalationBudgets, FailureReason, scan, sweep
+from _orphan_sweep_helpers import Env, ProcessPool, record_singleton
+from kitty_daemon_identity import CleanupClass, SkipReason
+from kitty_orphan_sweep import (
+    CleanupPath,
+    EscalationBudgets,
+    FailureReason,
+    ResetResult,
+    scan,
+    sweep,
+)
 from kitty_orphan_sweep._net import port_refuses
 
 BUDGETS = EscalationBudgets(http_s=1.5, term_s=1.5, kill_s=1.0, port_s=0.5)
 
 
-def _paths(result):  # type: ignore[no-untyped-def]
+def _paths(result: ResetResult) -> list[tuple[int, CleanupPath]]:
     return [(e.port, e.cleanup_path) for e in result.swept]
 
 
-def test_responsive_orphans_stop_via_authenticated_shutdown(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_responsive_orphans_stop_via_authenticated_shutdown(env: Env, pool: ProcessPool) -> None:
     daemons = [
         pool.reference(env.home, env.sync[0]),
         pool.reference(env.home, env.sync[1], args=["--advertise-version", "3.2.2"]),
@@ -30,22 +38,24 @@ def test_responsive_orphans_stop_via_authenticated_shutdown(env, pool) -> None: 
     assert _paths(result) == [(d.port, CleanupPath.HTTP_SHUTDOWN) for d in daemons]
     assert result.swept[1].reason == "safe_auto stale_version"
     assert result.swept[1].package_version == "3.2.2"
-    assert not result.failed and not result.skipped
+    assert not result.failed
+    assert not result.skipped
     assert not any(d.alive() for d in daemons)
     assert all(port_refuses(d.port, 0.2) for d in daemons)
 
 
-def test_ignored_shutdown_escalates_to_terminate_then_kill(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_ignored_shutdown_escalates_to_terminate_then_kill(env: Env, pool: ProcessPool) -> None:
     term = pool.reference(env.home, env.sync[0], args=["--ignore-shutdown"])
     kill = pool.reference(env.home, env.sync[1], args=["--ignore-shutdown", "--ignore-sigterm"])
     budgets = replace(BUDGETS, http_s=0.5, term_s=0.5)
     result = sweep(scan("sync"), budgets=budgets)
     assert _paths(result) == [(term.port, CleanupPath.TERMINATE), (kill.port, CleanupPath.KILL)]
-    assert not term.alive() and not kill.alive()
+    assert not term.alive()
+    assert not kill.alive()
 
 
-def test_operator_required_needs_force_and_never_touch_is_never_signalled(  # type: ignore[no-untyped-def]
-    env, pool, tmp_path
+def test_operator_required_needs_force_and_never_touch_is_never_signalled(
+    env: Env, pool: ProcessPool, tmp_path: Path
 ) -> None:
     other_home = tmp_path / "other"
     other_home.mkdir()
@@ -57,7 +67,8 @@ def test_operator_required_needs_force_and_never_touch_is_never_signalled(  # ty
     record_singleton(env.home, singleton)
     records = scan("sync", health_timeout=0.3)
     polite = sweep(records, budgets=BUDGETS)
-    assert not polite.swept and not polite.failed
+    assert not polite.swept
+    assert not polite.failed
     assert [(e.port, e.skip_reason) for e in polite.skipped] == [
         (env.sync[0], SkipReason.CROSS_ROOT),
         (env.sync[1], SkipReason.PRE_MARKER),
@@ -74,11 +85,12 @@ def test_operator_required_needs_force_and_never_touch_is_never_signalled(  # ty
         (env.sync[2], CleanupPath.TERMINATE),
     ]
     assert [e.port for e in forced.skipped] == [env.sync[3], env.sync[4]]
-    assert singleton.alive() and web.alive()
+    assert singleton.alive()
+    assert web.alive()
     assert not any(d.alive() for d in (cross, pre, wedged))
 
 
-def test_reused_pid_is_failed_and_the_process_survives(env, pool) -> None:  # type: ignore[no-untyped-def]
+def test_reused_pid_is_failed_and_the_process_survives(env: Env, pool: ProcessPool) -> None:
     daemon = pool.reference(env.home, env.sync[0])
     (record,) = scan("sync")
     assert record.process_started_at is not None
@@ -87,11 +99,14 @@ def test_reused_pid_is_failed_and_the_process_survives(env, pool) -> None:  # ty
     assert [(e.pid, e.failure_reason) for e in result.failed] == [
         (daemon.pid, FailureReason.PID_REUSED)
     ]
-    assert daemon.alive() and not port_refuses(daemon.port, 0.2)
+    assert daemon.alive()
+    assert not port_refuses(daemon.port, 0.2)
 
 
 @pytest.mark.parametrize("family", ["sync", "dashboard"])
-def test_family_sweep_leaves_the_other_family_alone(env, pool, family) -> None:  # type: ignore[no-untyped-def]
+def test_family_sweep_leaves_the_other_family_alone(
+    env: Env, pool: ProcessPool, family: str
+) -> None:
     sync_d = pool.reference(env.home, env.sync[0])
     dash_d = pool.reference(env.home, env.dashboard[0], family="dashboard")
     result = sweep(scan(family), family=family, budgets=BUDGETS)
