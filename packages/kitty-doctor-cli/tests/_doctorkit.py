@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+
 from kitty_auth_refresh import Session, SessionStore
 from kitty_doctor._cli import main_with_args
 from kitty_doctor._findings import FindingContext

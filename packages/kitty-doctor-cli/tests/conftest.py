@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import pathlib
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from _procs import Daemon
 
 SYNC_PORTS = "20400-20450"
 DASHBOARD_PORTS = "20450-20550"
@@ -32,3 +36,21 @@ def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Pat
     path = tmp_path / "home"
     monkeypatch.setenv("KITTY_HOME", str(path))
     return path
+
+
+@pytest.fixture
+def spawn(home: pathlib.Path) -> Iterator[Callable[..., Daemon]]:
+    """Start reference daemons (in `home` unless told otherwise); all reaped at teardown."""
+    started: list[Daemon] = []
+
+    def _spawn(port: int, **kwargs: Any) -> Daemon:
+        kwargs.setdefault("home", home)
+        daemon = Daemon(port, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    try:
+        yield _spawn
+    finally:
+        for daemon in started:
+            daemon.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from _doctorkit import SCHEMA, validate
 from _reports import representative
 from kitty_doctor._document import dumps, error_document, jsonable, report_document
@@ -73,7 +74,9 @@ def test_report_has_every_required_top_level_key() -> None:
     assert [f["id"] for f in doc["findings"]] == ["KD201", "KD401", "KD402"]
     assert doc["findings"][0]["remediation"] == {
         "command": "kill 4242",
-        "description": "stop the process that holds the lock; --unstick-lock cannot free a held lock",
+        "description": (
+            "stop the process that holds the lock; --unstick-lock cannot free a held lock"
+        ),
     }
     assert doc["repairs"] == {"reset": None, "unstick_lock": None}
     assert list(doc["sections"]) == [s.value for s in SectionName]
@@ -93,7 +96,9 @@ def test_crashed_sections_are_null_and_still_valid() -> None:
     doc = json.loads(dumps(report_document(report)))
     validate(doc)
     assert doc["exit_code"] == 2
-    assert doc["identity"] is None and doc["daemons"] is None and doc["scope_key"] is None
+    assert doc["identity"] is None
+    assert doc["daemons"] is None
+    assert doc["scope_key"] is None
     assert doc["sections"]["orphans"] == {
         "status": "crashed",
         "duration_ms": 0,
@@ -121,8 +126,8 @@ def test_error_envelope() -> None:
     doc = error_document("usage_error", "No such option: --bogus")
     validate(doc)
     assert dumps(doc) == (
-        '{"schema_version": 1, "error": {"type": "usage_error", "message": "No such option: --bogus"},'
-        ' "exit_code": 2}'
+        '{"schema_version": 1, "error": {"type": "usage_error",'
+        ' "message": "No such option: --bogus"}, "exit_code": 2}'
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import typer
+
 from _doctorkit import (
     CTX,
     IDENTITY_OK,
@@ -215,7 +216,8 @@ def test_kd203_network_fs_and_kd204_foreign_host() -> None:
     found = findings(lock=lock)
     assert ids(found) == ["KD203", "KD204"]
     assert all(f.severity is Severity.WARN for f in found)
-    assert "nfs4" in found[0].summary and "fcntl" in found[0].summary
+    assert "nfs4" in found[0].summary
+    assert "fcntl" in found[0].summary
     assert "otherbox" in found[1].summary
     assert found[0].remediation.command == "export KITTY_HOME=<path on a local disk>"
 
@@ -225,7 +227,8 @@ def test_kd301_drift_only_when_both_versions_known() -> None:
     f = only(findings(daemons=daemons(drift)), "KD301")
     assert f.severity is Severity.WARN
     assert f.remediation.command == "kitty-doctor --reset"
-    assert "0.3.9" in f.summary and "0.4.0" in f.summary
+    assert "0.3.9" in f.summary
+    assert "0.4.0" in f.summary
     unknown = daemon(health_package_version="0.3.9", expected_version=None)
     assert findings(daemons=daemons(unknown)) == ()
 
@@ -284,7 +287,8 @@ def test_kd901_one_per_crashed_section() -> None:
     )
     f = only(findings(sections=crashed, orphans=None), "KD901")
     assert f.severity is Severity.CRITICAL
-    assert "Orphans" in f.summary and "OSError: boom" in f.summary
+    assert "Orphans" in f.summary
+    assert "OSError: boom" in f.summary
     assert f.remediation.command == "kitty-doctor --verbose"
 
 

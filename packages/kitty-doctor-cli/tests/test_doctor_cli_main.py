@@ -6,16 +6,18 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 import kitty_doctor._cli as cli
 import kitty_orphan_sweep
-import pytest
 from _doctorkit import run, run_process, write_session
 from kitty_doctor._exit import ExitCode
 
 
 def test_fresh_home_is_kd101_and_exit_1(home: Path) -> None:
     result = run()
-    assert result.code == ExitCode.CRITICAL == 1
+    assert result.code == ExitCode.CRITICAL
+    assert int(ExitCode.CRITICAL) == 1
     assert "KD101 no_session" in result.out
     assert result.out.rstrip().endswith("1 critical, 0 warnings, 0 info")
     assert result.err == ""
@@ -113,7 +115,8 @@ def test_help_is_exit_0() -> None:
 )
 def test_usage_errors_are_exit_2_in_both_modes(home: Path, args: list[str], needle: str) -> None:
     human = run(*args)
-    assert human.code == ExitCode.ERROR == 2
+    assert human.code == ExitCode.ERROR
+    assert int(ExitCode.ERROR) == 2
     assert human.out == ""
     assert needle in human.err
     assert human.err.count("\n") == 1
@@ -138,7 +141,8 @@ def test_configuration_errors_are_exit_2(
     monkeypatch.setenv(env, value)
     human = run()
     assert human.code == 2
-    assert needle in human.err and value in human.err
+    assert needle in human.err
+    assert value in human.err
     assert "Traceback" not in human.err
     doc = run("--json").json()
     assert doc["error"]["type"] == "config_error"
@@ -176,7 +180,8 @@ def test_crashed_section_is_kd901_exit_2_and_others_still_render(
     assert "authenticated as user-1" in human.out
     assert "Traceback" not in human.err
     verbose = run("--verbose")
-    assert "Traceback" in verbose.err and "scanner exploded" in verbose.err
+    assert "Traceback" in verbose.err
+    assert "scanner exploded" in verbose.err
 
 
 def test_crashing_findings_engine_still_reports_kd901(home: Path) -> None:
@@ -220,7 +225,8 @@ def test_internal_error_is_exit_2_with_envelope(
     human = run()
     assert human.code == 2
     assert human.err == (
-        "kitty-doctor: internal error: LookupError: wiring bug (re-run with --verbose for details)\n"
+        "kitty-doctor: internal error: LookupError: wiring bug"
+        " (re-run with --verbose for details)\n"
     )
     doc = run("--json").json()
     assert doc["error"] == {

@@ -6,12 +6,13 @@ import io
 from dataclasses import replace
 
 import pytest
+from rich.console import Console
+
 from _doctorkit import STORAGE_OK, TOKENS_OK
 from _reports import representative
 from kitty_doctor._durations import humanize_age, humanize_remaining
 from kitty_doctor._model import Repairs, SectionName, SectionResult, SectionStatus, UnstickResult
 from kitty_doctor._render import render
-from rich.console import Console
 
 GOLDEN = """\
 kitty-doctor 0.1.0  home /h

@@ -81,10 +81,8 @@ def collect_tokens(cfg: Config, redactor: Redactor, now: dt.datetime) -> TokenFa
     refresh_at = session.refresh_expires_at
     return TokenFacts(
         present=True,
-        access_expires_in_s=round((session.access_expires_at - now).total_seconds(), 1),
-        refresh_expires_in_s=None
-        if refresh_at is None
-        else round((refresh_at - now).total_seconds(), 1),
+        access_expires_in_s=(session.access_expires_at - now).total_seconds(),
+        refresh_expires_in_s=None if refresh_at is None else (refresh_at - now).total_seconds(),
         issued_at=_utc_iso(session.issued_at),
         scope=session.scope,
         token_type=session.token_type,
@@ -188,7 +186,7 @@ def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
             pid=rec.pid,
             host=rec.host,
             acquired_at=_utc_iso(rec.acquired_at),
-            age_s=round(rec.age_s(now), 1),
+            age_s=rec.age_s(now),
             label=rec.label,
             max_hold_s=rec.max_hold_s,
         )
@@ -236,7 +234,12 @@ def verify_recorded(
 ) -> tuple[DaemonStatus, str | None, Any]:
     """(status, error, health payload) for a state record, from the process table and one
     health request. Never signals; connects only inside the family's range."""
-    from kitty_daemon_identity import HealthPayload, parse_health, process_start_time
+    from kitty_daemon_identity import (
+        HealthPayload,
+        parse_health,
+        process_alive_since,
+        process_start_time,
+    )
 
     started = process_start_time(recorded.pid)
     if started is None:
@@ -245,6 +248,8 @@ def verify_recorded(
         return DaemonStatus.UNVERIFIED, "process start time unavailable", None
     if abs(started - recorded.process_started_at) > START_TIME_TOLERANCE_S:
         return DaemonStatus.REUSED, None, None
+    if not process_alive_since(recorded.pid, recorded.process_started_at):
+        return DaemonStatus.DEAD, None, None  # a zombie: exited, not yet reaped by its parent
     start, stop = cfg.ranges[family]
     if not start <= recorded.port < stop:
         return DaemonStatus.UNVERIFIED, f"port {recorded.port} outside {start}-{stop}", None

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._collect import (
-    START_TIME_TOLERANCE_S,
     _enum_value,
     family_state_path,
     process_cmdline,
@@ -74,20 +73,17 @@ def decide_consent(
     return Consent("not_asked")
 
 
-def _process_matches(rec: RecordedDaemon) -> bool | None:
-    """Is the recorded process still the same process? None when it is gone."""
-    from kitty_daemon_identity import process_start_time
+def _process_matches(rec: RecordedDaemon) -> bool:
+    """Is the recorded process still alive as the same process (not a zombie, not reused)?"""
+    from kitty_daemon_identity import process_alive_since
 
-    started = process_start_time(rec.pid)
-    if started is None:
-        return None
-    return abs(started - rec.process_started_at) <= START_TIME_TOLERANCE_S
+    return process_alive_since(rec.pid, rec.process_started_at)
 
 
 def _wait_gone(rec: RecordedDaemon, budget_s: float) -> bool:
     deadline = time.monotonic() + budget_s
     while True:  # bounded by the deadline
-        if _process_matches(rec) is not True:
+        if not _process_matches(rec):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -96,7 +92,7 @@ def _wait_gone(rec: RecordedDaemon, budget_s: float) -> bool:
 
 def _signal_verified(rec: RecordedDaemon, sig: int) -> bool:
     """Send `sig` only if the pid still belongs to the recorded process (re-checked right now)."""
-    if _process_matches(rec) is not True:
+    if not _process_matches(rec):
         return False
     try:
         os.kill(rec.pid, sig)
