@@ -167,3 +167,48 @@ def sleeper() -> Iterator[subprocess.Popen[str]]:
         yield proc
     finally:
         reap(proc)
+
+
+class ThirdParty:
+    """A non-kitty HTTP listener (answers every request with a plain 200 page)."""
+
+    def __init__(self, port: int, status: bytes = b"200 OK") -> None:
+        import threading
+
+        assert port in PORT_BLOCK
+        self.port = port
+        self.connections = 0
+        self._status = status
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(16)
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(1.0)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(
+                        b"HTTP/1.0 " + self._status + b"\r\nContent-Type: text/html\r\n"
+                        b"Content-Length: 5\r\n\r\nhello"
+                    )
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()

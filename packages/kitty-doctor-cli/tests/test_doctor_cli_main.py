@@ -289,3 +289,12 @@ def test_console_script_runs_as_a_real_process(home: Path) -> None:
     assert result.code == 1
     assert result.json()["exit_code"] == 1
     assert result.err == ""
+
+
+def test_main_entry_point_exits_with_the_code(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kitty_doctor.__main__ import main
+
+    monkeypatch.setattr(sys, "argv", ["kitty-doctor", "--json", "--family", "sync"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 1

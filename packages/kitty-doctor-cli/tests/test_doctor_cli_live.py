@@ -1,0 +1,158 @@
+"""End to end against real reference daemons in a temp home (ports 20400-20599 only).
+
+safe_auto orphans are swept by `--reset`, operator_required ones are skipped (with the --force
+hint) until `--force` or an interactive "y", never_touch listeners and other families survive
+everything, and every JSON output validates against the schema.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from _doctorkit import run, write_session
+from _procs import Daemon, ThirdParty, port_is_free
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def third_party() -> Iterator[ThirdParty]:
+    listener = ThirdParty(20433)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def _by_port(records: list[dict[str, object]]) -> dict[object, dict[str, object]]:
+    return {r["port"]: r for r in records}
+
+
+def test_reset_sweeps_safe_skips_operator_then_force(
+    home: Path, spawn: Callable[..., Daemon], third_party: ThirdParty
+) -> None:
+    write_session(home)
+    singleton = spawn(20430)
+    singleton.make_singleton()
+    stale = spawn(20431, extra=["--advertise-version", "3.2.2"])
+    pre_marker = spawn(20432, markers=False)
+    dashboard = spawn(20460, family="dashboard")
+
+    doc = run("--json").json()
+    sync = _by_port(doc["orphans"]["sync"])
+    assert set(sync) == {20431, 20432, 20433}
+    assert sync[20431]["cleanup_class"] == "safe_auto"
+    assert sync[20431]["package_version"] == "3.2.2"
+    assert (sync[20432]["cleanup_class"], sync[20432]["skip_reason"]) == (
+        "operator_required",
+        "pre_marker",
+    )
+    assert sync[20433]["cleanup_class"] == "never_touch"
+    assert doc["daemons"]["sync"]["health"] == "healthy"
+    assert [r["port"] for r in doc["orphans"]["dashboard"]] == [20460]
+    ids = [f["id"] for f in doc["findings"]]
+    assert ids == ["KD401", "KD402"]
+    assert doc["exit_code"] == 0
+
+    human = run("--family", "sync")
+    assert "kitty-doctor --family sync --reset" in human.out
+    assert "1 other listener kitty never touches" in human.out
+
+    reset = run("--json", "--family", "sync", "--reset").json()
+    block = reset["repairs"]["reset"]
+    assert [e["port"] for e in block["swept"]] == [20431]
+    assert {e["port"] for e in block["skipped"]} >= {20432, 20433}
+    assert block["failed"] == []
+    assert block["consent"] == "not_asked"
+    assert "--force" in block["hint"]
+    assert stale.proc.wait(timeout=10) is not None
+    assert port_is_free(20431)
+    assert pre_marker.alive()
+    assert singleton.alive()
+    assert dashboard.alive()
+    # The report after the repair shows the post-repair state.
+    assert set(_by_port(reset["orphans"]["sync"])) == {20432, 20433}
+    assert [f["id"] for f in reset["findings"]] == ["KD402"]
+
+    forced = run("--json", "--family", "sync", "--reset", "--force").json()
+    block = forced["repairs"]["reset"]
+    assert [e["port"] for e in block["swept"]] == [20432]
+    assert block["consent"] == "forced"
+    assert pre_marker.proc.wait(timeout=10) is not None
+    assert singleton.alive()
+    assert dashboard.alive()
+    assert third_party.connections > 0  # it was looked at ...
+    assert set(_by_port(forced["orphans"]["sync"])) == {20433}  # ... and left alone
+    assert forced["findings"] == []
+
+
+def _converse(args: list[str], answer: bytes, env: dict[str, str]) -> tuple[int, str]:
+    """Run kitty-doctor on a pseudo-terminal, answer its prompt, return (exit code, transcript)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kitty_doctor", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    transcript = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            transcript += chunk
+            if not answered and b"[y/N]" in transcript:
+                os.write(master, answer)
+                answered = True
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
+    assert answered, transcript.decode(errors="replace")
+    return code, transcript.decode(errors="replace")
+
+
+@pytest.mark.parametrize(("answer", "stopped"), [(b"n\n", False), (b"\n", False), (b"y\n", True)])
+def test_interactive_prompt_on_a_terminal(
+    home: Path, spawn: Callable[..., Daemon], answer: bytes, stopped: bool
+) -> None:
+    write_session(home)
+    pre_marker = spawn(20440, markers=False)
+    env = dict(os.environ, KITTY_HOME=str(home))
+    code, text = _converse(["--reset", "--family", "sync"], answer, env)
+    assert "sync port 20440 pid" in text
+    assert "pre_marker" in text
+    assert "Stop 1 daemon(s) kitty cannot prove are safe to stop? [y/N]" in text
+    if stopped:
+        assert pre_marker.proc.wait(timeout=10) is not None
+        assert "swept port 20440" in text
+    else:
+        assert pre_marker.alive()
+        assert "re-run with --force" in text
+        assert "skipped port 20440" in text
+    assert code == 0
