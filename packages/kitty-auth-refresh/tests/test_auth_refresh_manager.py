@@ -627,3 +627,37 @@ def test_jitter_rng_is_injectable(
     expected = 60.0 + 30.0 * random.Random(7).random()
     assert manager._core.margin(session) == pytest.approx(expected)
     assert dataclasses.is_dataclass(session)
+
+
+@pytest.mark.parametrize("persisted_kind", ["newer_fresh", "newer_due", "same", "corrupt", "none"])
+def test_backoff_still_adopts_newer_persisted_material(
+    persisted_kind: str, store: SessionStore, endpoint_for: EndpointFor, fake_clock: FakeClock
+) -> None:
+    """Backing off limits network attempts; it must not hide a peer's newer tokens on disk."""
+    session = expiring(fake_clock, ttl_s=30.0)
+    store.write(session)
+    script = Script([status(503), ok("after-backoff")])
+    manager = sync_manager(store, endpoint_for(script), fake_clock)
+    assert manager.get_access_token() == session.access_token  # 503: backing off
+    newer_fresh = make_session(now=fake_clock.wall)
+    newer_due = expiring(fake_clock, ttl_s=40.0)
+    if persisted_kind == "newer_fresh":
+        store.write(newer_fresh)
+    elif persisted_kind == "newer_due":
+        store.write(newer_due)  # lives longer than ours but is itself due: refresh it now
+    elif persisted_kind == "corrupt":
+        store.path.write_text("{")
+    elif persisted_kind == "none":
+        store.delete()
+    token = manager.get_access_token()
+    expected = {
+        "newer_fresh": newer_fresh.access_token,
+        "newer_due": "after-backoff",
+        "same": session.access_token,
+        "corrupt": session.access_token,
+        "none": session.access_token,
+    }[persisted_kind]
+    assert token == expected
+    assert len(script.requests) == (2 if persisted_kind == "newer_due" else 1)
+    if persisted_kind == "newer_due":
+        assert script.presented()[1] == newer_due.refresh_token

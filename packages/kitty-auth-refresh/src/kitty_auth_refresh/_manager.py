@@ -191,13 +191,37 @@ class _ManagerCore:
         elif not self.needs_refresh(session):
             return None
         elif self._in_backoff() and session.access_ttl_s(self.clock.now()) > 0:
-            return None  # work while valid; do not hammer a failing server
+            # Back off the NETWORK, not the (lock-free) look at the file: a peer may have
+            # refreshed meanwhile, and riding a superseded token to its last millisecond gets
+            # calls rejected (the server's clock started it earlier than our receipt time).
+            if not self._adopt_newer_from_disk(session):
+                return None  # work while valid; do not hammer a failing server
+            session = self.session or session
+            if not self.needs_refresh(session):
+                return None
         result = self._transact(session)
         if self._apply(result):
             assert self.session is not None  # for mypy: _apply returned True after adopting
             result = self._transact(self.session)
             self._apply(result)
         return result
+
+    def _adopt_newer_from_disk(self, session: Session) -> bool:
+        """Adopt persisted material that differs from ours and lives longer. No lock, no network."""
+        try:
+            persisted = self.store.read()
+        except CorruptSession:
+            return False  # keep serving from memory; the next transaction reports it
+        now = self.clock.now()
+        if (
+            persisted is None
+            or same_material(persisted, session)
+            or persisted.access_ttl_s(now) <= session.access_ttl_s(now)
+        ):
+            return False
+        self.session = persisted
+        self._reset_backoff()
+        return True
 
     def _transact(self, session: Session) -> RefreshResult:
         try:
