@@ -66,6 +66,7 @@ from ._markers import Markers, marker_args, parse_markers, spawn_shaped
 from ._proctime import process_alive_since, process_start_time
 from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
 from ._scope import namespace_id, scope_id
+from ._server import DaemonServer, RouteHandler
 from ._state import StateRecord, ensure_scope_key, read_scope_key, read_state, write_state
 
 try:
@@ -98,6 +99,7 @@ __all__ = [
     "DaemonFamily",
     "DaemonIdentityRecord",
     "DaemonSelf",
+    "DaemonServer",
     "Foreground",
     "HealthOutcome",
     "HealthParseError",
@@ -112,6 +114,7 @@ __all__ = [
     "RangeConfigError",
     "RetireDecision",
     "RetireReason",
+    "RouteHandler",
     "SkipReason",
     "StateRecord",
     "__version__",

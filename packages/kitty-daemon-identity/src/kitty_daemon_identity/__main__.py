@@ -73,6 +73,7 @@ class DaemonOptions:
     tick_s: float
     idle_limit_s: float
     retire_singleton_on_idle: bool
+    log_level: str = "info"
 
 
 def _positive_float(text: str) -> float:
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tick", type=_positive_float, metavar="S")
     parser.add_argument("--idle-limit", type=_positive_float, metavar="S")
     parser.add_argument("--retire-singleton-on-idle", action="store_true")
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning"],
+        default="info",
+        help="stderr log level (debug shows every retirement tick)",
+    )
     parser.add_argument("--version", action="version", version=f"kitty-daemon {__version__}")
     return parser
 
@@ -172,6 +179,7 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> DaemonOpti
             else float(_constants.IDLE_RETIREMENT_SECONDS)
         ),
         retire_singleton_on_idle=args.retire_singleton_on_idle,
+        log_level=args.log_level,
     )
 
 
@@ -320,9 +328,9 @@ def run(
     *,
     out: TextIO | None = None,
     err: TextIO | None = None,
-    environ: dict[str, str] | None = None,
     stop: threading.Event | None = None,
     hard_exit: bool = True,
+    configure_logging: bool = False,
 ) -> int:
     """Run the reference daemon; return its exit code. ``stop`` lets in-process callers end it.
 
@@ -331,15 +339,21 @@ def run(
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    env = os.environ if environ is None else environ
     stop = threading.Event() if stop is None else stop
     try:
-        options = parse_options(argv, env)
+        options = parse_options(argv, os.environ)
     except UsageError as exc:
         err.write(f"kitty-daemon: error: {exc}\n")
         return ExitCode.USAGE
+    if configure_logging:
+        # Only the program configures logging; the library never adds handlers.
+        logging.basicConfig(
+            level=options.log_level.upper(),
+            stream=err,
+            format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+        )
     # The instance token is a secret: take it out of our environment so children never inherit it.
-    token = env.pop("KITTY_DAEMON_TOKEN", "") or None
+    token = os.environ.pop("KITTY_DAEMON_TOKEN", "") or None
     if threading.current_thread() is threading.main_thread():
         _install_signals(options, stop)
     try:
@@ -360,12 +374,7 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point (``kitty-daemon``) and ``python -m kitty_daemon_identity``."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
-    return run(list(sys.argv[1:] if argv is None else argv))
+    return run(list(sys.argv[1:] if argv is None else argv), configure_logging=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised by the subprocess tests

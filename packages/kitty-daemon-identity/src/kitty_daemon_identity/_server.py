@@ -420,6 +420,9 @@ class DaemonServer:
             idle_limit_s=self.idle_limit_s,
             retire_singleton_on_idle=self.retire_singleton_on_idle,
         )
+        logger.debug(
+            "tick: %s (%s)", "retire" if decision.retire else "keep", decision.reason.value
+        )
         if decision.retire:
             self._retire(decision)
         return decision
