@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -180,10 +181,20 @@ def role_soak_cli(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         token = manager.get_access_token()
+        got = time.monotonic()
+        out["ttl_at_get_s"] = _ttl(manager)
         out["api_status"] = protected_call(args.api_url, token)
+        out["call_s"] = time.monotonic() - got  # diagnosis: how long the token was in flight
     except KittyAuthError as exc:
         out.update(error_info(exc))
     return out
+
+
+def _ttl(manager: SyncTokenManager) -> float | None:
+    session = manager.session
+    if session is None:
+        return None
+    return (session.access_expires_at - datetime.datetime.now(datetime.UTC)).total_seconds()
 
 
 def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
@@ -191,15 +202,23 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
     assert args.stop is not None
     manager = make_manager(args, store())
     statuses: dict[str, int] = {}
+    rejections: list[dict[str, float | None]] = []
     errors: list[str] = []
+    min_ttl: float | None = None
     calls = 0
     deadline = time.monotonic() + args.max_run
     touch(args.ready)
     while not args.stop.exists() and time.monotonic() < deadline:
         calls += 1
         try:
-            status = protected_call(args.api_url, manager.get_access_token())
+            token = manager.get_access_token()
+            got = time.monotonic()
+            ttl = _ttl(manager)
+            min_ttl = ttl if min_ttl is None or (ttl is not None and ttl < min_ttl) else min_ttl
+            status = protected_call(args.api_url, token)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if status != 200:
+                rejections.append({"ttl_at_get_s": ttl, "call_s": time.monotonic() - got})
         except KittyAuthError as exc:
             errors.append(type(exc).__name__)
         # Pacing of a polling daemon: how often it calls the API, not an ordering device.
@@ -209,7 +228,14 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
         final["final_api_status"] = protected_call(args.api_url, manager.get_access_token())
     except KittyAuthError as exc:
         final.update(error_info(exc))
-    return {"calls": calls, "statuses": statuses, "errors": errors, **final}
+    return {
+        "calls": calls,
+        "statuses": statuses,
+        "rejections": rejections,
+        "min_ttl_at_get_s": min_ttl,
+        "errors": errors,
+        **final,
+    }
 
 
 ROLES: Final[dict[str, Callable[[argparse.Namespace], dict[str, Any]]]] = {

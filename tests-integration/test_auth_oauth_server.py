@@ -15,7 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _auth_fixtures import SERVER_SCRIPT, OAuthServer, running_server, token_hash, wait_until
+from _auth_fixtures import (
+    SERVER_SCRIPT,
+    OAuthServer,
+    running_server,
+    same_token,
+    token_hash,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,8 +54,8 @@ def test_refresh_rotates_and_keeps_the_session_id(oauth: OAuthServer) -> None:
     response = oauth.raw_refresh(first["refresh_token"])
     assert response.status_code == 200
     second = response.json()
-    assert second["refresh_token"] != first["refresh_token"]
-    assert second["access_token"] != first["access_token"]
+    assert not same_token(second["refresh_token"], first["refresh_token"])
+    assert not same_token(second["access_token"], first["access_token"])
     assert second["session_id"] == first["session_id"]
     assert second["expires_in"] == 300
     # The superseded access token stays valid until it expires; only the refresh token is spent.
