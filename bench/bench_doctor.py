@@ -1,0 +1,235 @@
+"""kitty-doctor benchmark (DOC-13): cold-process wall time of `kitty-doctor --json`.
+
+Measures `kitty-doctor --json --family sync` (target: median <= 300 ms) and `--family all`,
+each as a fresh interpreter, with 0 and with 8 listeners (real reference daemons) in shifted
+ranges of the default size (sync 20400-20450, dashboard 20450-20550), plus the import-time
+breakdown from `python -X importtime`. Every process started here is killed and reaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import selectors
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from kitty_auth_refresh import Session, SessionStore
+from kitty_daemon_identity import DaemonFamily, StateRecord, marker_args, parse_health, write_state
+
+SYNC_PORTS = "20400-20450"  # default sync size (50 ports), shifted
+DASHBOARD_PORTS = "20450-20550"  # default dashboard size (100 ports), shifted
+LISTENER_PORTS = tuple(range(20400, 20408))  # 8 listeners in the sync range
+TARGET_MS = 300.0
+_LISTENING = re.compile(r"LISTENING 127\.0\.0\.1:(\d+) pid=(\d+)")
+
+
+def _doctor_argv() -> list[str]:
+    script = Path(sys.executable).with_name("kitty-doctor")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "kitty_doctor"]  # pragma: no cover - unusual layouts
+
+
+def _readline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout_s):
+            raise TimeoutError(f"pid {proc.pid}: not ready within {timeout_s} s")
+    return proc.stdout.readline()
+
+
+def _write_session(home: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    SessionStore(home / "auth").write(
+        Session(
+            session_id="bench-session",
+            access_token="bench-access-token-0000",
+            refresh_token="bench-refresh-token-0000",
+            access_expires_at=now + dt.timedelta(minutes=30),
+            issued_at=now,
+            subject="bench",
+        )
+    )
+
+
+@contextmanager
+def _listeners(home: Path, env: dict[str, str], count: int) -> Iterator[None]:
+    """`count` reference daemons in the sync range: one recorded singleton, the rest orphans
+    (one without markers, so the report has safe_auto and operator_required rows)."""
+    root = (home / "daemon").resolve()
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for i, port in enumerate(LISTENER_PORTS[:count]):
+            argv = [sys.executable, "-m", "kitty_daemon_identity", "--port", str(port)]
+            if i != count - 1:
+                argv += marker_args(root, sys.executable)
+            else:
+                argv += ["--root", str(root)]
+            procs.append(
+                subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+                )
+            )
+        for proc in procs:
+            if not _LISTENING.match(_readline(proc)):
+                raise RuntimeError("reference daemon did not start")
+        if procs:
+            _record_singleton(root, LISTENER_PORTS[0])
+        yield
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _record_singleton(root: Path, port: int) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET /api/health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    payload = parse_health(raw.partition(b"\r\n\r\n")[2])
+    assert not hasattr(payload, "reason"), payload
+    write_state(
+        root,
+        StateRecord(
+            family=DaemonFamily.SYNC,
+            pid=payload.pid,  # type: ignore[union-attr]  # a HealthPayload (checked above)
+            port=payload.port,  # type: ignore[union-attr]
+            process_started_at=payload.process_started_at,  # type: ignore[union-attr]
+            package_version=payload.package_version,  # type: ignore[union-attr]
+            protocol_version=payload.protocol_version,  # type: ignore[union-attr]
+            started_at=payload.started_at,  # type: ignore[union-attr]
+            instance_id=payload.instance_id,  # type: ignore[union-attr]
+            scope_id=payload.singleton_scope_id,  # type: ignore[union-attr]
+        ),
+    )
+
+
+def _measure(args: Sequence[str], env: dict[str, str], runs: int) -> tuple[list[float], dict]:
+    times: list[float] = []
+    last: dict = {}
+    argv = [*_doctor_argv(), *args]
+    subprocess.run(argv, env=env, capture_output=True, check=False)  # warm the page cache
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        times.append((time.perf_counter() - start) * 1000.0)
+        last = json.loads(proc.stdout)
+    return times, last
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _import_breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
+    """Cumulative ms of each top-level import, plus httpx/rich wherever they were pulled in."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kitty_doctor", "--json", "--family", "sync"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)", line)
+        if not match:
+            continue
+        cumulative_ms = int(match.group(1)) / 1000.0
+        indent, name = match.group(2), match.group(3)
+        if not indent and cumulative_ms >= 5.0:
+            out[name] = cumulative_ms
+        elif name in ("httpx", "httpx._main", "psutil", "typer"):
+            out[f"{name} (nested)"] = cumulative_ms
+    return sorted(out.items(), key=lambda kv: -kv[1])
+
+
+def run(quick: bool) -> str:
+    runs = 5 if quick else 21
+    tmp = Path(tempfile.mkdtemp(prefix="kitty-bench-doctor-"))
+    home = tmp / "home"
+    env = dict(
+        os.environ,
+        KITTY_HOME=str(home),
+        KITTY_SYNC_PORTS=SYNC_PORTS,
+        KITTY_DASHBOARD_PORTS=DASHBOARD_PORTS,
+        NO_COLOR="1",
+    )
+    rows: list[str] = []
+    sections: dict[str, list[float]] = {}
+    try:
+        _write_session(home)
+        for listeners in (0, 8):
+            with _listeners(home, env, listeners):
+                for family in ("sync", "all"):
+                    times, doc = _measure(["--json", "--family", family], env, runs)
+                    med, p95 = statistics.median(times), _p95(times)
+                    if family == "sync":
+                        verdict = "met" if med <= TARGET_MS else "NOT met"
+                        target = f"median ≤ {TARGET_MS:.0f} ms: {verdict}"
+                    else:
+                        target = "reported alongside"
+                    orphans = sum(len(v) for v in (doc.get("orphans") or {}).values())
+                    rows.append(
+                        f"| `--json --family {family}` | {listeners} | {orphans} | {runs} |"
+                        f" {med:.0f} | {p95:.0f} | {min(times):.0f} | {target} |"
+                    )
+                    for name, sec in doc.get("sections", {}).items():
+                        sections.setdefault(f"{name} ({listeners} listeners)", []).append(
+                            sec["duration_ms"]
+                        )
+        breakdown = _import_breakdown(env)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lines = [
+        "## kitty-doctor (DOC-13)",
+        "",
+        "Cold interpreter per run (`kitty-doctor` console script, `subprocess.run`), wall time;",
+        f"ranges shifted to sync {SYNC_PORTS}, dashboard {DASHBOARD_PORTS}; listeners are real",
+        "reference daemons in the sync range (1 recorded singleton, 6 safe_auto, 1 pre-marker).",
+        "",
+        "| command | listeners | orphans shown | runs | p50 ms | p95 ms | min ms | target |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Import-time breakdown (`python -X importtime -m kitty_doctor --json --family sync`, one",
+        "run): cumulative ms of each top-level import >= 5 ms, and where httpx/psutil/typer were",
+        "pulled in by something else (`nested`; httpx._main = httpx's CLI: click/rich/pygments):",
+        "",
+        "| module | cumulative ms |",
+        "|---|---|",
+        *[f"| {name} | {ms:.1f} |" for name, ms in breakdown],
+        "",
+        "Section collection time inside the process (last run of each command, ms):",
+        "",
+        "| section | values |",
+        "|---|---|",
+        *[f"| {k} | {', '.join(str(v) for v in vs)} |" for k, vs in sections.items()],
+    ]
+    if any(name.startswith(("httpx", "rich")) for name, _ in breakdown):
+        lines += [
+            "",
+            "Note: `httpx` (and through httpx's optional CLI, `rich`) is imported at start-up by",
+            "a dependency (kitty-auth-refresh imports httpx eagerly), not by kitty-doctor's JSON",
+            "path; that import is the largest single cost above.",
+        ]
+    return "\n".join(lines)
