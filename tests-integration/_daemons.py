@@ -577,15 +577,29 @@ class Lab:
 
 
 @contextlib.contextmanager
-def open_lab(workdir: Path, home: Path, ranges: Ranges, env: Any) -> Iterator[Lab]:
-    """Point the environment (`env` is pytest's monkeypatch) at `home` and `ranges`, fail fast
-    if a foreign process holds one of the ports, and reap everything on the way out."""
-    message = preflight_message(ranges.all_ports(), f"pre-flight for {ranges}")
+def open_lab(
+    workdir: Path,
+    home: Path,
+    ranges: Ranges | None,
+    env: Any,
+    *,
+    preflight: Iterable[int] | None = None,
+) -> Iterator[Lab]:
+    """Point the environment (`env` is pytest's monkeypatch) at `home` and `ranges` (None: the
+    default ranges, overrides removed), fail fast if a foreign process holds one of the ports
+    (`preflight`, default every port of `ranges`), and reap everything on the way out."""
+    ports = list(preflight) if preflight is not None else (ranges.all_ports() if ranges else [])
+    message = preflight_message(ports, "pre-flight")
     if message is not None:
         raise PortsBusy(message)
     env.setenv("KITTY_HOME", str(home))
-    for key, value in ranges.env().items():
-        env.setenv(key, value)
+    if ranges is None:
+        env.delenv("KITTY_SYNC_PORTS", raising=False)
+        env.delenv("KITTY_DASHBOARD_PORTS", raising=False)
+        ranges = Ranges(SYNC_DEFAULT, DASHBOARD_DEFAULT)
+    else:
+        for key, value in ranges.env().items():
+            env.setenv(key, value)
     procs = Procs(workdir)
     try:
         yield Lab(home, ranges, procs, workdir)
