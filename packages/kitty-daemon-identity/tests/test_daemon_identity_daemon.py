@@ -356,3 +356,12 @@ def test_retires_when_superseded(
 
 def test_main_configures_logging_and_returns_the_code(env: dict[str, str]) -> None:
     assert main(["--port", "nope"]) == 2
+
+
+def test_exit_codes_are_stable() -> None:
+    assert {c.name: int(c) for c in ExitCode} == {
+        "OK": 0,
+        "ERROR": 1,
+        "USAGE": 2,
+        "PORT_TAKEN": 3,
+    }

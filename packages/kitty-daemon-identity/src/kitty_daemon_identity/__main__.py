@@ -222,7 +222,7 @@ def _bind_first(options: DaemonOptions, bind: Callable[[int], object]) -> object
 def _bind_raw(port: int, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        if os.name != "nt":
+        if sys.platform.startswith("linux"):  # same reasoning as DaemonServer's listener
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((LOOPBACK, port))
         sock.listen(backlog)

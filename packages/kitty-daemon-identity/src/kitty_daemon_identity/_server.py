@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -54,9 +55,12 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = _constants.LISTEN_BACKLOG
-    # SO_REUSEADDR lets a restarted daemon rebind a port in TIME_WAIT on POSIX; on Windows it
-    # would let two sockets share a live port, so it stays off there.
-    allow_reuse_address = os.name != "nt"
+    # SO_REUSEADDR lets a restarted daemon rebind a port still in TIME_WAIT. Only Linux keeps
+    # refusing a port another socket LISTENs on; BSD/macOS would let us bind 127.0.0.1:P beside
+    # a wildcard listener and Windows would let two sockets share a live port, so it is off there.
+    allow_reuse_address = sys.platform.startswith("linux")
+    # Never SO_REUSEPORT (newer Pythons default it on for HTTPServer): two daemons on one port.
+    allow_reuse_port = False
 
     def __init__(self, address: tuple[str, int], owner: DaemonServer) -> None:
         self.owner = owner
@@ -66,8 +70,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     timeout = _REQUEST_TIMEOUT_S
-    server_version = "kitty-daemon"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "kitty-daemon"  # no Python version banner
 
     # -- logging: never bodies, headers or query strings (they may carry tokens) --------------
     def log_message(self, format: str, *args: Any) -> None:
@@ -366,6 +371,8 @@ class DaemonServer:
         try:
             self._httpd.serve_forever(poll_interval=_SERVE_POLL_S)
         finally:
+            with self._lock:
+                self._serving = False
             self._stop.set()
             self._stopped.set()
 

@@ -1,0 +1,109 @@
+"""Packaging facts: zero runtime dependencies, the console script, and the README's example runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import tomllib
+from importlib.metadata import distribution
+from pathlib import Path
+
+import pytest
+
+import kitty_daemon_identity
+from _didkit import HANG_CAP_S, free_port, request, shutdown
+from kitty_daemon_identity import read_scope_key
+
+PKG = Path(__file__).resolve().parents[1]
+
+
+def test_no_runtime_dependencies() -> None:
+    project = tomllib.loads((PKG / "pyproject.toml").read_text())["project"]
+    assert project.get("dependencies", []) == []
+    assert not distribution("kitty-daemon-identity").requires  # no Requires-Dist in metadata
+
+
+def test_console_script_is_declared() -> None:
+    project = tomllib.loads((PKG / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"kitty-daemon": "kitty_daemon_identity.__main__:main"}
+    eps = distribution("kitty-daemon-identity").entry_points
+    assert [(e.name, e.value) for e in eps if e.group == "console_scripts"] == [
+        ("kitty-daemon", "kitty_daemon_identity.__main__:main")
+    ]
+
+
+def test_all_is_sorted_and_importable() -> None:
+    names = kitty_daemon_identity.__all__
+    assert len(names) == len(set(names))  # the order itself is enforced by ruff (RUF022)
+    for name in names:
+        assert hasattr(kitty_daemon_identity, name), name
+
+
+def _readme_example() -> str:
+    text = (PKG / "README.md").read_text()
+    block = re.search(
+        r"<!-- embedding-example:start -->\s*```python\n(.*?)```\s*<!-- embedding-example:end -->",
+        text,
+        re.S,
+    )
+    assert block is not None
+    return block.group(1)
+
+
+def test_readme_documents_the_health_contract() -> None:
+    text = (PKG / "README.md").read_text()
+    example = re.search(r"```json\n(.*?)```", text, re.S)
+    assert example is not None
+    payload = kitty_daemon_identity.parse_health(json.dumps(json.loads(example.group(1))).encode())
+    assert isinstance(payload, kitty_daemon_identity.HealthPayload)
+    for reason in kitty_daemon_identity.SkipReason:
+        assert f"`{reason.value}`" in text
+
+
+def test_readme_embedding_example_runs(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("KITTY_DAEMON_PORT", str(port))
+    monkeypatch.setenv("KITTY_DAEMON_TOKEN", "readme-token")
+    code = compile(_readme_example(), "README.md", "exec")
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            exec(code, namespace)  # noqa: S102 - executing our own README example is the test
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + HANG_CAP_S
+    while True:  # bounded: until the example's server answers (same process, no ordering race)
+        try:
+            if request(port, "GET", "/api/health", timeout=1).status == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"README example never served: {errors}"
+        assert thread.is_alive(), f"README example died: {errors}"
+        time.sleep(0.01)
+    assert "KITTY_DAEMON_TOKEN" not in os.environ
+    key = read_scope_key(root)
+    assert key is not None
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    body = json.dumps({"repo": "x"}).encode()
+    resp = request(port, "POST", "/api/sync", headers=headers, body=body)
+    assert resp.status == 202
+    assert resp.json()["queued"] in (0, 1)
+    jobs = namespace["jobs"]
+    jobs.join()  # type: ignore[attr-defined]  # the example's queue.Queue
+    assert "syncing ['repo']" in capsys.readouterr().out
+    assert request(port, "GET", "/api/health").json()["package_version"] == "1.4.0"
+    assert shutdown(port, "readme-token").status == 202
+    thread.join(timeout=HANG_CAP_S)
+    assert not thread.is_alive()
+    assert not errors
