@@ -473,7 +473,9 @@ def start_busy_daemon(
     return procs.launch(argv, name=f"busy-daemon-{port}", env={"KITTY_HOME": str(home)})
 
 
-def write_state_for(home: Path, running: Running, *, family: str = "sync") -> Any:
+def write_state_for(
+    home: Path, running: Running, *, family: str = "sync", package_version: str | None = None
+) -> Any:
     """Record `running` (a reference daemon) as its family's singleton, like ensure_daemon does."""
     import uuid
 
@@ -497,7 +499,7 @@ def write_state_for(home: Path, running: Running, *, family: str = "sync") -> An
         pid=running.pid,
         port=running.port,
         process_started_at=started,
-        package_version=__version__,
+        package_version=package_version or __version__,
         protocol_version=DAEMON_PROTOCOL_VERSION,
         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         instance_id=uuid.uuid4().hex,
