@@ -34,7 +34,7 @@ from ._probe import http_request
 from ._redact import Redactor
 
 START_TIME_TOLERANCE_S: Final = 1.0
-_CMDLINE_MAX_CHARS: Final = 200
+_CMDLINE_MAX_CHARS: Final = 120
 
 
 def _utc_iso(value: object) -> str | None:
@@ -142,9 +142,10 @@ def process_cmdline(pid: int) -> str | None:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    text = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    # argv elements may hold newlines (python -c scripts): one line, single spaces.
+    text = " ".join(raw.replace(b"\0", b" ").decode("utf-8", "replace").split())
     if len(text) > _CMDLINE_MAX_CHARS:
-        text = text[: _CMDLINE_MAX_CHARS - 1] + "…"
+        text = text[: _CMDLINE_MAX_CHARS - 3] + "..."
     return text or None
 
 

@@ -35,6 +35,11 @@ def _ms(value: float) -> int:
     return round(value)
 
 
+def _s(value: float | None) -> float | None:
+    """Seconds to the millisecond: more digits would only be noise."""
+    return None if value is None else round(value, 3)
+
+
 def jsonable(value: object) -> Any:
     """Dataclasses (objects with `__slots__`/`__dict__` fields), enums, tuples -> JSON types.
 
@@ -66,8 +71,8 @@ def identity_doc(facts: IdentityFacts) -> dict[str, Any]:
 def tokens_doc(facts: TokenFacts) -> dict[str, Any]:
     return {
         "present": facts.present,
-        "access_expires_in_s": facts.access_expires_in_s,
-        "refresh_expires_in_s": facts.refresh_expires_in_s,
+        "access_expires_in_s": _s(facts.access_expires_in_s),
+        "refresh_expires_in_s": _s(facts.refresh_expires_in_s),
         "refresh_server_managed": facts.present and facts.refresh_expires_in_s is None,
         "issued_at": facts.issued_at,
         "scope": facts.scope,
@@ -99,14 +104,14 @@ def lock_doc(facts: LockFacts) -> dict[str, Any]:
         "holder_pid": facts.holder_pid,
         "holder_source": facts.holder_source,
         "holder_cmdline": facts.holder_cmdline,
-        "holder_age_s": facts.holder_age_s,
+        "holder_age_s": _s(facts.holder_age_s),
         "record": None
         if rec is None
         else {
             "pid": rec.pid,
             "host": rec.host,
             "acquired_at": rec.acquired_at,
-            "age_s": rec.age_s,
+            "age_s": _s(rec.age_s),
             "label": rec.label,
             "max_hold_s": rec.max_hold_s,
         },

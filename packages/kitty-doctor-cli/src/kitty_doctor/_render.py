@@ -112,9 +112,14 @@ def _storage(out: _Out, facts: StorageFacts) -> None:
     else:
         mark = OK if private and facts.owner_ok is not False else WARN
         out.line(mark, f"{facts.path}: parses ok")
+    if not facts.exists:
+        where = "missing" if facts.dir_mode is None else f"mode {_mode(facts.dir_mode)}"
+        out.detail(f"auth dir {facts.dir_path}: {where}")
+        return
     owner = {True: "owner ok", False: "owned by another user", None: "owner ?"}[facts.owner_ok]
-    size = "-" if facts.size is None else f"{facts.size} bytes"
-    out.detail(f"{size}, mode {_mode(facts.mode)}, dir mode {_mode(facts.dir_mode)}, {owner}")
+    out.detail(
+        f"{facts.size} bytes, mode {_mode(facts.mode)}, dir mode {_mode(facts.dir_mode)}, {owner}"
+    )
 
 
 def _lock(out: _Out, facts: LockFacts) -> None:
