@@ -6,7 +6,8 @@ process had already persisted newer material. The client computes expiry from re
 which is later than the server's issue time, so the last calls with that token reach the server
 after it expired there: 401, i.e. a protected call rejected for an expired token (INT-07 says:
 none outside the paused worker). Backing off the NETWORK is right; skipping the (lock-free,
-network-free) adoption of newer persisted material is not.
+network-free) adoption of newer persisted material is not. Fixed in kitty-auth-refresh
+4874d9e; this is its live regression test.
 """
 
 from __future__ import annotations
@@ -28,13 +29,6 @@ def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
         yield server
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "kitty-auth-refresh: _ManagerCore.refresh_cycle returns early while in backoff "
-        "(`self._in_backoff() and ttl > 0`), so newer persisted material is not adopted"
-    ),
-)
 def test_manager_in_backoff_adopts_newer_persisted_material(
     oauth: OAuthServer, kitty_home: Path
 ) -> None:
