@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -81,8 +81,14 @@ class Table(PsutilProcessTable):
     def process(self, pid: int) -> ProcessHandle:
         return Handle(psutil.Process(pid), **self.overrides)
 
-    def listening_pids(self) -> dict[int, set[int | None]]:
-        return self.listening if self.listening is not None else super().listening_pids()
+    def listening_pids(
+        self, ports: Collection[int] | None = None, hint_pids: Collection[int] = ()
+    ) -> dict[int, set[int | None]]:
+        return (
+            self.listening
+            if self.listening is not None
+            else super().listening_pids(ports, hint_pids)
+        )
 
 
 def _denied() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
+from collections.abc import Collection
 
 import psutil
 import pytest
@@ -29,7 +32,9 @@ class FakeTable(PsutilProcessTable):
         self.lsof = lsof or {}
         self.lsof_calls: list[int] = []
 
-    def listening_pids(self) -> dict[int, set[int | None]]:
+    def listening_pids(
+        self, ports: Collection[int] | None = None, hint_pids: Collection[int] = ()
+    ) -> dict[int, set[int | None]]:
         if isinstance(self.listening, Exception):
             raise self.listening
         return self.listening
@@ -153,8 +158,6 @@ def test_unreadable_create_time_and_exe_are_unknown() -> None:
 
 
 def test_real_table_sees_a_listener_and_its_own_socket() -> None:
-    import socket
-
     sock = socket.socket()
     try:
         sock.bind(("127.0.0.1", 20390))
@@ -169,8 +172,6 @@ def test_real_table_sees_a_listener_and_its_own_socket() -> None:
 
 
 def test_lsof_fallback_parses_pids_or_reports_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
     table = PsutilProcessTable()
     sock = socket.socket()
     try:
@@ -208,3 +209,76 @@ def test_handle_gone_treats_errors_conservatively() -> None:
     assert handle_gone(Gone())  # type: ignore[arg-type]
     assert not handle_gone(Denied())  # type: ignore[arg-type]
     assert not handle_gone(psutil.Process())
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1)
+    return sock
+
+
+def _psutil_view(ports: set[int]) -> dict[int, set[int | None]]:
+    out: dict[int, set[int | None]] = {}
+    for c in psutil.net_connections("tcp4"):
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports:
+            out.setdefault(c.laddr.port, set()).add(c.pid)
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="Linux /proc fast path only")
+def test_every_socket_table_path_agrees_with_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kitty_orphan_sweep import _proctable
+
+    socks = [_listen(20392), _listen(20393)]
+    try:
+        ports = {20392, 20393, 20394}
+        expected = _psutil_view(ports)
+        assert expected == {20392: {os.getpid()}, 20393: {os.getpid()}}
+        table = PsutilProcessTable()
+        assert table.listening_pids(ports) == expected  # netlink sock_diag
+        assert table.listening_pids(ports, hint_pids=[os.getpid()]) == expected  # hinted owner
+        assert table.listening_pids(ports, hint_pids=[1]) == expected  # wrong hint → full walk
+        monkeypatch.setattr(_proctable, "listening_inodes", lambda: None)
+        assert table.listening_pids(ports) == expected  # /proc/net/tcp parse
+        assert _proctable._linux_listening_pids(ports, path="/nonexistent") is None
+        monkeypatch.setattr(_proctable, "_PROC_NET_TCP", "/nonexistent")
+        assert table.listening_pids(ports) == expected  # plain psutil
+        whole = table.listening_pids()
+        assert whole[20392] == {os.getpid()}
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_sock_diag_failures_fall_back_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kitty_orphan_sweep import _sockdiag
+
+    class Broken:
+        def __init__(self, *a: object) -> None:
+            raise OSError("no netlink here")
+
+    monkeypatch.setattr(_sockdiag.socket, "socket", Broken)
+    assert _sockdiag.listening_inodes() is None
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b""],  # socket closed mid-dump
+        [struct.pack("=IHHII", 8, 1, 0, 0, 0)],  # length shorter than a header
+        [struct.pack("=IHHII", 20, 2, 0, 0, 0) + b"\0" * 4],  # NLMSG_ERROR
+    ],
+)
+def test_sock_diag_rejects_malformed_replies(chunks: list[bytes]) -> None:
+    from kitty_orphan_sweep import _sockdiag
+
+    class Replay:
+        def __init__(self) -> None:
+            self.chunks = list(chunks)
+
+        def recv(self, n: int) -> bytes:
+            return self.chunks.pop(0)
+
+    assert _sockdiag._collect(Replay()) is None  # type: ignore[arg-type]

@@ -17,6 +17,9 @@ KILL_STAGE_S: Final = 0.5
 PORT_CLOSE_WAIT_S: Final = 0.5
 #: ensure_daemon budgets (SWP-14..SWP-19).
 SPAWN_LOCK_TIMEOUT_S: Final = 30.0
+#: Ceiling of the spawn-lock retry backoff. The lock's default (50 ms) would add up to 50 ms per
+#: hand-over; K callers queue behind one spawn, so a short ceiling keeps convergence fast.
+SPAWN_LOCK_POLL_S: Final = 0.005
 SPAWN_TIMEOUT_S: Final = 15.0
 SPAWN_PORT_RETRIES: Final = 3
 STOP_RECORDED_GRACE_S: Final = 2.0
@@ -30,6 +33,7 @@ HEALTH_BODY_CAP_BYTES: Final = 65536
 #: Health polling while a spawned daemon starts: first wait, growth factor, ceiling.
 SPAWN_POLL_INITIAL_S: Final = 0.05
 SPAWN_POLL_MAX_S: Final = 0.25
+SPAWN_POLL_GROWTH: Final = 1.5
 #: Polling granularity while waiting for a process to exit or a port to close.
 WAIT_POLL_S: Final = 0.01
 #: Tolerance when comparing process start times (same as DID/LCK START_TIME_TOLERANCE_S).

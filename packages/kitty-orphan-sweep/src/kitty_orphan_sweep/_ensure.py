@@ -268,7 +268,7 @@ def _wait_healthy(
         remaining = deadline - time.monotonic()
         if remaining > 0:
             time.sleep(min(delay, remaining))
-        delay = min(delay * 2, _constants.SPAWN_POLL_MAX_S)
+        delay = min(delay * _constants.SPAWN_POLL_GROWTH, _constants.SPAWN_POLL_MAX_S)
 
 
 def _validate_command(command: Sequence[str]) -> list[str]:
@@ -312,6 +312,7 @@ def ensure_daemon(
     lock = MachineFileLock(
         spawn_lock_path(root, fam),
         acquire_timeout=_constants.SPAWN_LOCK_TIMEOUT_S,
+        poll_interval=_constants.SPAWN_LOCK_POLL_S,
         label=f"spawn:{fam.value}",
     )
     with lock:

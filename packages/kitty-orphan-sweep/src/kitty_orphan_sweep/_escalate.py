@@ -140,7 +140,7 @@ def _port_released(port: int, pid: int | None, table: ProcessTable, wait_s: floa
     if pid is None:
         return False
     try:
-        owners = table.listening_pids().get(port, set())
+        owners = table.listening_pids([port]).get(port, set())
     except psutil.Error:
         return False
     return bool(owners) and None not in owners and pid not in owners

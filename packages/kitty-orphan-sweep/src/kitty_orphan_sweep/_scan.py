@@ -145,7 +145,8 @@ def resolve_pids(
     if not ports:
         return {}
     try:
-        listening: dict[int, set[int | None]] | None = table.listening_pids()
+        hints = {pid for pid in claimed.values() if pid is not None}
+        listening: dict[int, set[int | None]] | None = table.listening_pids(ports, hints)
         global_error: PidError | None = None
     except psutil.AccessDenied:
         listening, global_error = None, PidError.ACCESS_DENIED
