@@ -30,6 +30,7 @@ SYNC_PORTS = "20400-20450"  # default sync size (50 ports), shifted
 DASHBOARD_PORTS = "20450-20550"  # default dashboard size (100 ports), shifted
 LISTENER_PORTS = tuple(range(20400, 20408))  # 8 listeners in the sync range
 TARGET_MS = 300.0
+WEDGED_TARGET_MS = 1500.0
 _LISTENING = re.compile(r"LISTENING 127\.0\.0\.1:(\d+) pid=(\d+)")
 
 
@@ -64,14 +65,19 @@ def _write_session(home: Path) -> None:
 
 
 @contextmanager
-def _listeners(home: Path, env: dict[str, str], count: int) -> Iterator[None]:
+def _listeners(
+    home: Path, env: dict[str, str], count: int, *, wedged: bool = False
+) -> Iterator[None]:
     """`count` reference daemons in the sync range: one recorded singleton, the rest orphans
-    (one without markers, so the report has safe_auto and operator_required rows)."""
+    (one without markers, so the report has safe_auto and operator_required rows); or, with
+    `wedged`, half that accept and never answer and half that never accept."""
     root = (home / "daemon").resolve()
     procs: list[subprocess.Popen[str]] = []
     try:
         for i, port in enumerate(LISTENER_PORTS[:count]):
             argv = [sys.executable, "-m", "kitty_daemon_identity", "--port", str(port)]
+            if wedged:
+                argv += ["--wedge", "accept" if i % 2 else "backlog"]
             if i != count - 1:
                 argv += marker_args(root, sys.executable)
             else:
@@ -84,7 +90,7 @@ def _listeners(home: Path, env: dict[str, str], count: int) -> Iterator[None]:
         for proc in procs:
             if not _LISTENING.match(_readline(proc)):
                 raise RuntimeError("reference daemon did not start")
-        if procs:
+        if procs and not wedged:
             _record_singleton(root, LISTENER_PORTS[0])
         yield
     finally:
@@ -197,6 +203,16 @@ def run(quick: bool) -> str:
                         sections.setdefault(f"{name} ({listeners} listeners)", []).append(
                             sec["duration_ms"]
                         )
+        with _listeners(home, env, 8, wedged=True):
+            times, doc = _measure(["--json", "--family", "sync"], env, max(3, runs // 2))
+            med, p95 = statistics.median(times), _p95(times)
+            verdict = "met" if max(times) <= WEDGED_TARGET_MS else "NOT met"
+            orphans = sum(len(v) for v in (doc.get("orphans") or {}).values())
+            rows.append(
+                f"| `--json --family sync`, all wedged | 8 | {orphans} | {len(times)} |"
+                f" {med:.0f} | {p95:.0f} | {min(times):.0f} |"
+                f" every run ≤ {WEDGED_TARGET_MS:.0f} ms: {verdict} |"
+            )
         breakdown = _import_breakdown(env)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -205,7 +221,8 @@ def run(quick: bool) -> str:
         "",
         "Cold interpreter per run (`kitty-doctor` console script, `subprocess.run`), wall time;",
         f"ranges shifted to sync {SYNC_PORTS}, dashboard {DASHBOARD_PORTS}; listeners are real",
-        "reference daemons in the sync range (1 recorded singleton, 6 safe_auto, 1 pre-marker).",
+        "reference daemons in the sync range (1 recorded singleton, 6 safe_auto, 1 pre-marker;",
+        "in the wedged row 4 `--wedge accept` + 4 `--wedge backlog`, no singleton).",
         "",
         "| command | listeners | orphans shown | runs | p50 ms | p95 ms | min ms | target |",
         "|---|---|---|---|---|---|---|---|",

@@ -29,7 +29,8 @@ Storage
       612 bytes, mode 0600, dir mode 0700, owner ok
 Refresh lock
   ✗ held by pid 4242 (python worker.py) for 1 minute
-      holder from proc_locks; record pid 4242, label refresh, max hold 10.0 s
+      holder from proc_locks; record pid 4242 on devbox, label refresh
+      acquired 2025-05-01T10:03:45Z, max hold 10 s
       /h/auth/refresh.lock; flock on ext4; stuck after 60 s
 Daemon
   ✓ sync: pid 5150 port 9401 v0.4.0 healthy (idle < 1 minute)

@@ -134,11 +134,15 @@ def _lock(out: _Out, facts: LockFacts) -> None:
         mark = BAD if facts.stuck else OK
         out.line(mark, f"held by pid {facts.holder_pid}{cmd} for {age_text}")
         src = facts.holder_source or "?"
-        label = rec.label if rec is not None else None
-        out.detail(
-            f"holder from {src}; record pid {rec.pid if rec else '-'}, label {label or '-'},"
-            f" max hold {rec.max_hold_s if rec else '-'} s"
-        )
+        if rec is None:
+            out.detail(f"holder from {src}; no record yet")
+        else:
+            out.detail(
+                f"holder from {src}; record pid {rec.pid} on {rec.host or '?'},"
+                f" label {rec.label or '-'}"
+            )
+            max_hold = "-" if rec.max_hold_s is None else f"{rec.max_hold_s:g}"
+            out.detail(f"acquired {rec.acquired_at or '?'}, max hold {max_hold} s")
     elif facts.held is None:
         out.line(WARN, "could not tell whether the lock is held")
     elif rec is not None:
