@@ -182,6 +182,9 @@ def test_crashed_section_is_kd901_exit_2_and_others_still_render(
     verbose = run("--verbose")
     assert "Traceback" in verbose.err
     assert "scanner exploded" in verbose.err
+    json_verbose = run("--json", "--verbose")
+    assert json_verbose.json()["exit_code"] == 2
+    assert "scanner exploded" in json_verbose.err
 
 
 def test_crashing_findings_engine_still_reports_kd901(home: Path) -> None:

@@ -92,10 +92,13 @@ def _emit_human(report: Report, redactor: Redactor, verbose: bool) -> None:
     render(report, console, verbose=verbose)
     stdout.write(redactor.scrub(buffer.getvalue()))
     stdout.flush()
-    if verbose:
-        for section in report.sections:
-            if section.traceback:
-                sys.stderr.write(redactor.scrub(section.traceback))
+
+
+def _emit_tracebacks(report: Report, redactor: Redactor) -> None:
+    """`--verbose`: a crashed section's traceback goes to stderr (stdout stays the report)."""
+    for section in report.sections:
+        if section.traceback:
+            sys.stderr.write(redactor.scrub(section.traceback))
 
 
 def _emit_json(report: Report, redactor: Redactor) -> None:
@@ -137,6 +140,8 @@ def run(
         _emit_json(report, redactor)
     else:
         _emit_human(report, redactor, verbose)
+    if verbose:
+        _emit_tracebacks(report, redactor)
     return report.exit_code
 
 
