@@ -289,6 +289,12 @@ def test_unknowns_are_null_and_evidence_names_them() -> None:
         assert item in got.evidence
 
 
+def test_other_family_names_the_claim_in_evidence() -> None:
+    got = classify(obs(health=replace(OK, payload=payload(daemon_family="dashboard"))), fg())
+    assert got.daemon_family == "sync"  # the scanned family (sweep guards rely on it)
+    assert "claimed_family:dashboard" in got.evidence
+
+
 def test_evidence_marks_exec_and_protocol_mismatch() -> None:
     got = classify(
         obs(

@@ -365,3 +365,33 @@ def test_exit_codes_are_stable() -> None:
         "USAGE": 2,
         "PORT_TAKEN": 3,
     }
+
+
+def test_closed_stdout_does_not_stop_the_daemon(
+    started: list[InProcess], env: dict[str, str]
+) -> None:
+    out = io.StringIO()
+    out.close()  # the spawner went away: writing the ready line fails
+    stop = threading.Event()
+    codes: list[int] = []
+    port = free_port()
+    t = threading.Thread(
+        target=lambda: codes.append(
+            run(["--port", str(port)], out=out, err=io.StringIO(), stop=stop, hard_exit=False)
+        ),
+        daemon=True,
+    )
+    t.start()
+    try:
+        for _ in range(2000):  # bounded: until the server answers
+            try:
+                if request(port, "GET", "/api/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                threading.Event().wait(0.01)
+        else:
+            raise AssertionError("daemon never answered")
+    finally:
+        stop.set()
+        t.join(timeout=HANG_CAP_S)
+    assert codes == [0]

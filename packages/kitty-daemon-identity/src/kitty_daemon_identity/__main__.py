@@ -233,8 +233,12 @@ def _bind_raw(port: int, backlog: int) -> socket.socket:
 
 
 def _announce(out: TextIO, port: int) -> None:
-    out.write(f"LISTENING {LOOPBACK}:{port} pid={os.getpid()}\n")
-    out.flush()
+    try:
+        out.write(f"LISTENING {LOOPBACK}:{port} pid={os.getpid()}\n")
+        out.flush()
+    except (OSError, ValueError):
+        # Nobody is reading stdout any more (closed pipe): keep serving; health is the truth.
+        logger.warning("could not write the LISTENING line to stdout")
 
 
 def _hold_connections(sock: socket.socket, stop: threading.Event) -> None:

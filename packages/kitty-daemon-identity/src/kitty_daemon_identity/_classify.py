@@ -162,7 +162,13 @@ class ListenerObservation:
 
 @dataclass(frozen=True, slots=True)
 class Foreground:
-    """The caller's own view: which scope, range and singleton it is cleaning up for."""
+    """The caller's own view: which scope, range and singleton it is cleaning up for.
+
+    ``executable`` should be resolved (``str(Path(sys.executable).resolve())``): it is compared
+    with the exec marker and the process exe, both resolved paths, for the ``exec_mismatch``
+    evidence (evidence only; it never changes the class). ``package_version`` None means
+    "unknown": ``stale_version`` is then null.
+    """
 
     family: DaemonFamily
     range: PortRange
@@ -177,7 +183,12 @@ class Foreground:
 
 @dataclass(frozen=True, slots=True)
 class DaemonIdentityRecord:
-    """One classified listener (DID-14). Unknown values are None, never guessed."""
+    """One classified listener (DID-14). Unknown values are None, never guessed.
+
+    ``daemon_family`` is the SCANNED family (a listener claiming another family says so in
+    ``evidence`` as ``claimed_family:<f>``); ``process_started_at`` is the OS create time, else
+    the healthy payload's self-report; payload-derived fields are None without a healthy payload.
+    """
 
     daemon_family: str
     port: int
@@ -260,6 +271,9 @@ def _evidence(
         ev.append(f"health_{_text(obs.health.outcome)}")
     if obs.health.error and obs.health.outcome == HealthOutcome.INVALID:
         ev.append(f"health_error:{obs.health.error}")
+    claimed = payload.daemon_family if payload is not None else obs.health.claimed_family
+    if claimed is not None and claimed != _text(obs.family):
+        ev.append(f"claimed_family:{claimed}")
     if obs.pid_source:
         ev.append(f"pid_source:{obs.pid_source}")
     if obs.pid_error is not None:

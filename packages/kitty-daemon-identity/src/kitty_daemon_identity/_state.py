@@ -115,6 +115,20 @@ def _make_private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+def _fsync_dir(path: Path) -> None:
+    """Persist the rename itself (best effort; directories cannot be opened on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - filesystems without directory fsync
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_state(root: Path, record: StateRecord) -> Path:
     """Atomically write ``record`` to its family's state file in ``root``; return the path.
 
@@ -138,6 +152,7 @@ def write_state(root: Path, record: StateRecord) -> Path:
         finally:
             os.close(fd)
         os.replace(tmp, target)
+        _fsync_dir(root)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
