@@ -222,7 +222,7 @@ class PsutilProcessTable:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            step = min(_constants.WAIT_POLL_S * 5, remaining)
+            step = min(_constants.WAIT_POLL_S, remaining)
             if isinstance(proc, psutil.Process):
                 # wait_procs reaps our own children (so they do not linger as zombies).
                 psutil.wait_procs([proc], timeout=step)
