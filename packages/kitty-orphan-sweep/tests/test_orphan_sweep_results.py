@@ -66,3 +66,12 @@ def test_errors_pickle_and_explain_the_fix() -> None:
     assert str(start).endswith("line 1\nline 2")
     assert "still running" in str(DaemonStartError("x", None, ""))
     assert "(log is empty)" in str(DaemonStartError("x", None, ""))
+
+
+def test_shutdown_request_repr_hides_the_scope_key() -> None:
+    from kitty_orphan_sweep._escalate import shutdown_request
+
+    key = "ab" * 32
+    request = shutdown_request(9400, key)
+    assert request.headers["Authorization"] == f"Bearer {key}"
+    assert key not in repr(request)

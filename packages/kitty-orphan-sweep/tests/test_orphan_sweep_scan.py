@@ -138,3 +138,17 @@ def test_marker_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert scanned_marker_root(1, 2, 1.0) == "/r2"
     assert scanned_marker_root(1, None, 1.0) is None
     assert _SCANNED_MARKERS is not _scan._SCANNED_MARKERS
+
+
+def test_extra_entry_signatures_extend_the_spawn_shape(env: Env, pool: ProcessPool) -> None:
+    from _orphan_sweep_helpers import SILENT_TCP
+
+    pool.python(SILENT_TCP, env.sync[0], "my-app-daemon")
+    assert _classes(scan("sync", health_timeout=0.2)) == [
+        (env.sync[0], CleanupClass.NEVER_TOUCH, SkipReason.NOT_KITTY)
+    ]
+    shaped = scan("sync", health_timeout=0.2, extra_entry_signatures=["my-app-daemon", ""])
+    # Spawn-shaped but unmarked: the operator decides (a signature alone is never kill authority).
+    assert _classes(shaped) == [
+        (env.sync[0], CleanupClass.OPERATOR_REQUIRED, SkipReason.PRE_MARKER)
+    ]

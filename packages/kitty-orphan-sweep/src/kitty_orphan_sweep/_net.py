@@ -12,7 +12,7 @@ import selectors
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -46,8 +46,9 @@ class HttpRequest:
     port: int
     method: str
     path: str
-    headers: Mapping[str, str]
-    body: bytes = b""
+    # Headers and body may carry the scope key (Authorization): never in a repr or a log.
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
