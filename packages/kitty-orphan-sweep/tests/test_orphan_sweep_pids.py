@@ -259,7 +259,7 @@ def test_sock_diag_failures_fall_back_cleanly(monkeypatch: pytest.MonkeyPatch) -
         def __init__(self, *a: object) -> None:
             raise OSError("no netlink here")
 
-    monkeypatch.setattr(_sockdiag.socket, "socket", Broken)
+    monkeypatch.setattr(socket, "socket", Broken)
     assert _sockdiag.listening_inodes() is None
 
 
