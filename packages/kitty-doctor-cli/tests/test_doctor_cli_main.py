@@ -287,6 +287,25 @@ def test_json_mode_never_imports_rich(home: Path) -> None:
     assert "rich.console" in human["rich"]  # type: ignore[operator]  # a list of names
 
 
+def test_real_command_in_json_mode_loads_no_rich(home: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kitty_doctor", "--json", "--family", "sync"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "kitty_auth_refresh" in imported  # the probe sees the whole import tree
+    assert "rich" not in imported
+    # httpx's CLI (httpx._main) is refused at the door, so its click/pygments never load.
+    assert "click" not in imported
+    assert "pygments" not in imported
+
+
 def test_console_script_runs_as_a_real_process(home: Path) -> None:
     result = run_process("--json", "--family", "sync")
     assert result.code == 1
