@@ -40,6 +40,8 @@ def _free_ports(n: int) -> list[int]:
     found: list[int] = []
     for port in PORTS:
         with socket.socket() as s:
+            if sys.platform.startswith("linux"):  # TIME_WAIT leftovers do not block the daemon
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

@@ -21,13 +21,34 @@ TEST_PORTS: Final = range(20100, 20200)  # this package's isolated sub-range
 HANG_CAP_S: Final = 20.0  # a generous cap so a broken build fails instead of hanging
 
 
+def _socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Same policy as the daemon: on Linux a port whose old connections sit in TIME_WAIT is
+    # bindable (our own requests leave many), while a LISTENING socket still blocks it.
+    if sys.platform.startswith("linux"):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return s
+
+
 def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with _socket() as s:
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
+
+
+def listener(port: int) -> socket.socket:
+    """A plain socket LISTENING on ``port`` (blocks daemons from binding it)."""
+    s = _socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+    except BaseException:
+        s.close()
+        raise
+    return s
 
 
 def free_port(exclude: Sequence[int] = ()) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _didkit import HANG_CAP_S, ProcSet, free_block, free_port, request, shutdown
+from _didkit import HANG_CAP_S, ProcSet, free_block, free_port, listener, request, shutdown
 from kitty_daemon_identity import (
     DaemonFamily,
     StateRecord,
@@ -246,9 +246,7 @@ def test_serves_health_and_stops_on_authenticated_shutdown(
 
 def test_first_free_port_of_the_family_range(started: list[InProcess], env: dict[str, str]) -> None:
     lo, hi = free_block(3)
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", lo))
-    blocker.listen(1)
+    blocker = listener(lo)
     try:
         env["KITTY_DASHBOARD_PORTS"] = f"{lo}-{hi}"
         d = start(started, ["--family", "dashboard"], env)
@@ -260,10 +258,8 @@ def test_first_free_port_of_the_family_range(started: list[InProcess], env: dict
 
 
 def test_taken_port_exits_3(env: dict[str, str]) -> None:
-    blocker = socket.socket()
     port = free_port()
-    blocker.bind(("127.0.0.1", port))
-    blocker.listen(1)
+    blocker = listener(port)
     try:
         err = io.StringIO()
         code = run(["--port", str(port)], out=io.StringIO(), err=err)
@@ -278,9 +274,7 @@ def test_taken_port_exits_3(env: dict[str, str]) -> None:
 
 def test_full_range_exits_3(env: dict[str, str]) -> None:
     port = free_port()
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", port))
-    blocker.listen(1)
+    blocker = listener(port)
     try:
         err = io.StringIO()
         env["KITTY_SYNC_PORTS"] = f"{port}-{port + 1}"

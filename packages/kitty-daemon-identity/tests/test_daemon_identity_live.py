@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from _didkit import HANG_CAP_S, Daemon, ProcSet, free_port, request, shutdown
+from _didkit import HANG_CAP_S, Daemon, ProcSet, free_port, listener, request, shutdown
 from kitty_daemon_identity import (
     DaemonFamily,
     StateRecord,
@@ -170,10 +170,8 @@ def test_idle_retirement_of_a_non_singleton(procs: ProcSet, root: Path) -> None:
 
 
 def test_port_taken_exits_3(procs: ProcSet, root: Path) -> None:
-    with socket.socket() as blocker:
-        port = free_port()
-        blocker.bind(("127.0.0.1", port))
-        blocker.listen(1)
+    port = free_port()
+    with listener(port):
         d = procs.daemon("--port", str(port), "--root", str(root), expect_ready=False)
         assert d.proc.wait(timeout=HANG_CAP_S) == 3
         assert f"port {port}" in d.stderr_text()
