@@ -231,6 +231,8 @@ class Procs:
     workdir: Path
     started: list[Running] = field(default_factory=list)
     popens: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Helpers that only record catchable signals: SIGKILL straight away (SIGTERM is a no-op).
+    deaf: set[int] = field(default_factory=set)
     _n: int = 0
 
     def _paths(self, name: str) -> tuple[Path, Path]:
@@ -247,6 +249,7 @@ class Procs:
         name: str,
         env: Mapping[str, str] | None = None,
         events: bool = False,
+        deaf: bool = False,
     ) -> Running:
         """Start `argv` and wait for its readiness line (bounded)."""
         stderr_path, events_path = self._paths(name)
@@ -261,6 +264,8 @@ class Procs:
                 close_fds=True,
             )
         self.popens.append(proc)
+        if deaf:
+            self.deaf.add(proc.pid)
         port, pid = _wait_ready(proc, name, stderr_path)
         running = Running(
             proc, pid, port or None, name, stderr_path, events_path if events else None
@@ -295,7 +300,10 @@ class Procs:
         for proc in self.popens:
             if proc.poll() is None:
                 with contextlib.suppress(OSError):
-                    proc.terminate()
+                    if proc.pid in self.deaf:
+                        proc.kill()
+                    else:
+                        proc.terminate()
         deadline = time.monotonic() + REAP_TERM_S
         for proc in self.popens:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -444,11 +452,13 @@ def start_counter(
         argv += ["--kitty", family, *marker_args(daemon_root(kitty_home), sys.executable)]
         env["KITTY_HOME"] = str(kitty_home)
     kind = f"kitty-{family}" if kitty_home is not None else "third-party"
-    return procs.launch(argv, name=f"counter-{kind}-{port}", env=env, events=True)
+    return procs.launch(argv, name=f"counter-{kind}-{port}", env=env, events=True, deaf=True)
 
 
 def start_sleeper(procs: Procs) -> Running:
-    return procs.launch([sys.executable, str(SELF), "sleeper"], name="sleeper", events=True)
+    return procs.launch(
+        [sys.executable, str(SELF), "sleeper"], name="sleeper", events=True, deaf=True
+    )
 
 
 def start_busy_daemon(
@@ -765,6 +775,28 @@ def _busy_daemon(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hold_lock(args: argparse.Namespace) -> int:
+    """Hold a MachineFileLock (like a refresh that hangs) until killed; bounded as a backstop."""
+    from kitty_filelock import MachineFileLock
+
+    lock = MachineFileLock(args.path, acquire_timeout=30, max_hold=10.0, label="refresh")
+    lock.acquire()
+    sys.stdout.write(f"READY pid={os.getpid()}\n")
+    sys.stdout.flush()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+    lock.release()
+    return 0
+
+
+def start_lock_holder(procs: Procs, lock_path: Path) -> Running:
+    lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return procs.launch(
+        [sys.executable, str(SELF), "hold-lock", "--path", str(lock_path)], name="lock-holder"
+    )
+
+
 def _ensure(args: argparse.Namespace) -> int:
     from kitty_orphan_sweep import ensure_daemon
 
@@ -804,6 +836,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     busy.add_argument("--busy-file", required=True)
     busy.add_argument("--ticks-file", required=True)
     busy.add_argument("--tick", type=float, required=True)
+    hold = sub.add_parser("hold-lock")
+    hold.add_argument("--path", required=True)
     ensure = sub.add_parser("ensure")
     ensure.add_argument("--ready", required=True)
     ensure.add_argument("--go", required=True)
@@ -816,6 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sleeper": _sleep,
         "busy-daemon": _busy_daemon,
         "ensure": _ensure,
+        "hold-lock": _hold_lock,
     }
     return handlers[args.cmd](args)
 
