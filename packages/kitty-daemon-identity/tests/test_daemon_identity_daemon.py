@@ -345,7 +345,9 @@ def test_retires_when_superseded(
     d.wait_ready()
     d.thread.join(timeout=HANG_CAP_S)  # it stops on its own
     assert d.code == 0
-    assert "retired: superseded" in caplog.text
+    retiring = [r for r in caplog.records if "retiring" in r.getMessage()]
+    assert [r.levelno for r in retiring] == [logging.INFO]  # exactly one INFO line, with reason
+    assert "retiring (superseded)" in retiring[0].getMessage()
 
 
 def test_main_configures_logging_and_returns_the_code(env: dict[str, str]) -> None:

@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from . import __version__, _constants
-from ._errors import ConfigError
+from ._errors import ConfigError, PortTaken, UsageError
 from ._family import DaemonFamily, family_range
 from ._home import daemon_root, default_home
 from ._markers import parse_markers
 from ._server import LOOPBACK, DaemonServer
 from ._state import ensure_scope_key
 
-__all__ = ["DaemonOptions", "ExitCode", "UsageError", "main", "parse_options", "run"]
+__all__ = ["DaemonOptions", "ExitCode", "PortTaken", "UsageError", "main", "parse_options", "run"]
 
 logger = logging.getLogger("kitty_daemon_identity.daemon")
 
@@ -54,10 +54,6 @@ class ExitCode(IntEnum):
     ERROR = 1
     USAGE = 2
     PORT_TAKEN = 3
-
-
-class UsageError(Exception):
-    """Bad arguments or configuration (exit 2); the message says what to change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,10 +191,6 @@ class _ReferenceServer(DaemonServer):
         super()._begin_shutdown(reason)
 
 
-class PortTaken(Exception):
-    """No port could be bound (the explicit one is taken, or the whole range is)."""
-
-
 def _candidate_ports(options: DaemonOptions) -> list[int]:
     if options.port is not None:
         return [options.port]
@@ -314,7 +306,7 @@ def _run_server(
     finally:
         server.close()
     if server.retire_decision is not None:
-        logger.info("retired: %s", server.retire_decision.reason.value)
+        logger.debug("exiting after retirement (%s)", server.retire_decision.reason.value)
     return ExitCode.OK
 
 

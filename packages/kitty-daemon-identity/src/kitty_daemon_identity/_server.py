@@ -408,7 +408,8 @@ class DaemonServer:
 
     def _begin_shutdown(self, reason: str) -> None:
         """Stop from another thread (a handler thread cannot wait for the loop it runs under)."""
-        logger.info("stopping: %s", reason)
+        if not reason.startswith("retire:"):  # retirement already logged its one INFO line
+            logger.info("stopping: %s", reason)
         with self._lock:
             self._status = "stopping"
         threading.Thread(target=self.shutdown, name="kitty-daemon-stop", daemon=True).start()
