@@ -57,7 +57,7 @@ def test_first_call_spawns_second_reuses_and_reaps_a_stale_orphan(
     assert first.port == env.sync[0]
     assert first.base_url == f"http://127.0.0.1:{first.port}"
     assert read_state(daemon_root(env.home)) == first.state
-    log = log_path(daemon_root(env.home), "sync")  # type: ignore[arg-type]
+    log = log_path(daemon_root(env.home), DaemonFamily.SYNC)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     stale = pool.reference(env.home, env.sync[3], args=["--advertise-version", "3.2.2"])
     second = ensure_daemon(SYNC_CMD, home=env.home)
@@ -160,6 +160,14 @@ def test_no_free_port_names_the_range(env: Env) -> None:
     finally:
         for s in squatters:
             s.close()
+
+
+def test_new_home_and_daemon_root_are_private(tmp_path: Path, env: Env) -> None:
+    home = tmp_path / "fresh" / "home"
+    handle = ensure_daemon(SYNC_CMD, home=home)
+    assert handle.port == env.sync[0]
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(daemon_root(home).stat().st_mode) == 0o700
 
 
 def test_log_is_rotated_before_spawn(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

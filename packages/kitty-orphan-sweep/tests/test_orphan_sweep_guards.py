@@ -258,7 +258,7 @@ def test_static_guards_fail_before_anything_is_signalled(env: Env, pool: Process
     with pytest.raises(SweepGuardError, match="known_family"):
         sweep([replace(good, daemon_family="mail")], budgets=FAST)
     with pytest.raises(SweepGuardError, match="known_cleanup_class"):
-        sweep([replace(good, cleanup_class="maybe")], budgets=FAST)  # type: ignore[arg-type]
+        sweep([replace(good, cleanup_class="maybe")], budgets=FAST)  # type: ignore[arg-type]  # a bad class on purpose
     assert s.alive()
 
 

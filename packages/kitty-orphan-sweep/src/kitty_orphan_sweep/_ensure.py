@@ -190,23 +190,31 @@ def _spawn(
         env = dict(os.environ)
         env["KITTY_DAEMON_PORT"] = str(port)
         env["KITTY_HOME"] = str(home)
-        extra: dict[str, object] = {}
+        argv = [*command, *marker_args(root, sys.executable)]
         if os.name == "nt":  # pragma: no cover - Windows only
-            extra["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
+            flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
                 subprocess, "DETACHED_PROCESS", 0
+            )
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=fd,
+                close_fds=True,
+                env=env,
+                creationflags=flags,
             )
         else:
             # Its own session: a Ctrl-C in the caller's terminal must not reach the daemon.
-            extra["start_new_session"] = True
-        child = subprocess.Popen(
-            [*command, *marker_args(root, sys.executable)],
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            close_fds=True,
-            env=env,
-            **extra,  # type: ignore[call-overload]  # platform-specific keyword set above
-        )
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=fd,
+                close_fds=True,
+                env=env,
+                start_new_session=True,
+            )
     finally:
         os.close(fd)
     return child, log, offset
@@ -308,6 +316,8 @@ def ensure_daemon(
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValueError(f"spawn_timeout must be a positive number of seconds, got {timeout!r}")
     table = process_table if process_table is not None else PsutilProcessTable()
+    # Home and daemon root are private from creation (SPEC §0.3); existing ones are not chmod-ed.
+    home_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = MachineFileLock(
         spawn_lock_path(root, fam),
