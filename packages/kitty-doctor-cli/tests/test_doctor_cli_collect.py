@@ -247,7 +247,7 @@ def test_alive_but_unhealthy_is_kd302_and_needs_consent(home: Path) -> None:
         reset = skipped["repairs"]["reset"]
         assert reset["consent"] == "not_asked"
         assert reset["recorded_daemons"][0]["result"] == "skipped: needs consent (--force)"
-        assert "--force" in reset["hint"]
+        assert reset["hint"].endswith("to stop them: kitty-doctor --family sync --reset --force")
         assert proc.poll() is None
         forced = run("--json", "--family", "sync", "--reset", "--yes").json()
         assert forced["repairs"]["reset"]["consent"] == "forced"

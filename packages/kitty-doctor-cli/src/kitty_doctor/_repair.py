@@ -37,7 +37,7 @@ _POLL_S: Final = 0.05
 
 FORCE_HINT: Final = (
     "{n} daemon(s) kitty cannot prove are safe to stop were skipped;"
-    " review them, then re-run with --force to stop them"
+    " review them, then re-run with --force to stop them: {command}"
 )
 
 
@@ -249,7 +249,11 @@ def run_reset(
     ]
     hint = None
     if candidates and not consent.granted:
-        hint = FORCE_HINT.format(n=len(candidates))
+        from ._findings import doctor_command
+        from ._report import finding_context
+
+        command = doctor_command(finding_context(cfg), "--reset", "--force")
+        hint = FORCE_HINT.format(n=len(candidates), command=command)
     return {
         "swept": swept,
         "skipped": skipped,
