@@ -135,6 +135,7 @@ def test_kd104_access_expired_is_info(
     [
         ({"mode": 0o644}, "chmod 600 /h/auth/session.json"),
         ({"dir_mode": 0o755}, "chmod 700 /h/auth"),
+        ({"dir_mode": 0o500}, "chmod 700 /h/auth"),
         ({"home_mode": 0o750}, "chmod 700 /h"),
         ({"mode": 0o640, "dir_mode": 0o711}, "chmod 600 /h/auth/session.json && chmod 700 /h/auth"),
         ({"owner_ok": False}, None),

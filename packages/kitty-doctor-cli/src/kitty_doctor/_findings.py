@@ -31,6 +31,7 @@ LOGIN_FALLBACK: Final = "log in again with your application"
 LOCAL_DISK_COMMAND: Final = "export KITTY_HOME=<path on a local disk>"
 
 _GROUP_OTHER_BITS: Final = 0o077
+_PRIVATE_DIR_MODE: Final = 0o700
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,9 @@ def _permission_findings(storage: StorageFacts) -> list[Finding]:
     if storage.exists and storage.mode is not None and storage.mode & _GROUP_OTHER_BITS:
         problems.append(f"session file mode {storage.mode:04o}")
         commands.append(shlex.join(["chmod", "600", storage.path]))
-    if storage.dir_mode is not None and storage.dir_mode & _GROUP_OTHER_BITS:
+    # SPEC: the auth dir must be exactly 0700 (group/other access leaks; a missing owner bit
+    # stops kitty writing the session).
+    if storage.dir_mode is not None and storage.dir_mode != _PRIVATE_DIR_MODE:
         problems.append(f"auth dir mode {storage.dir_mode:04o}")
         commands.append(shlex.join(["chmod", "700", storage.dir_path]))
     if storage.home_mode is not None and storage.home_mode & _GROUP_OTHER_BITS:
