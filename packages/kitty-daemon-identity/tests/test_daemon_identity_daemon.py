@@ -391,3 +391,8 @@ def test_closed_stdout_does_not_stop_the_daemon(
         stop.set()
         t.join(timeout=HANG_CAP_S)
     assert codes == [0]
+
+
+def test_version_flag_returns_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--version"], out=io.StringIO(), err=io.StringIO()) == 0
+    assert f"kitty-daemon {__version__}" in capsys.readouterr().out

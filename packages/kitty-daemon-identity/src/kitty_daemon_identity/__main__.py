@@ -341,6 +341,8 @@ def run(
     except UsageError as exc:
         err.write(f"kitty-daemon: error: {exc}\n")
         return ExitCode.USAGE
+    except SystemExit as exc:  # --help / --version printed and asked to exit
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else ExitCode.USAGE
     if configure_logging:
         # Only the program configures logging; the library never adds handlers.
         logging.basicConfig(
