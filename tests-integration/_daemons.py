@@ -57,6 +57,11 @@ REAP_KILL_S: Final = 5.0
 #: Signals a counting listener / sleeper can observe (SIGKILL and SIGSTOP cannot be caught;
 #: a SIGKILL shows up as the process being gone).
 OBSERVED_SIGNALS: Final = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+PROXY_NAMES: Final = tuple(
+    f"{n}_proxy" if lower else f"{n.upper()}_PROXY"
+    for n in ("http", "https", "all", "no")
+    for lower in (False, True)
+)
 _READY = re.compile(rb"^(?:LISTENING 127\.0\.0\.1:(\d+)|READY) pid=(\d+)\s*$")
 
 #: Default-range boundary ports (INT-03): first, last, just below, just above.
@@ -186,7 +191,7 @@ class Running:
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test's environment (with its KITTY_* overrides) plus `extra`; proxies removed."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_NAMES}
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env

@@ -210,3 +210,26 @@ def test_doctor_end_to_end(lab: Lab, schema: Any) -> None:
         for output in doctor.outputs:
             assert secret not in output
     assert len(doctor.outputs) == 2 * 8  # every run above was grepped
+
+
+@pytest.mark.timeout(120)
+def test_demo_runs_clean() -> None:
+    """INT-09: the newcomer's tour exits 0 with every expectation met and nothing left running."""
+    import subprocess
+
+    from _daemons import HERE, child_env
+
+    result = subprocess.run(
+        [sys.executable, str(HERE / "demo.py")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "all expectations met" in result.stdout
+    assert "[FAIL]" not in result.stdout
+    for step in ("$ kitty-doctor\n", "$ kitty-doctor --reset\n", "Two processes"):
+        assert step in result.stdout
