@@ -148,13 +148,18 @@ def run(
 @app.command(help="Explain kitty's local state (offline, read-only) and optionally repair it.")
 def doctor(
     home: Annotated[
-        Path | None, typer.Option("--home", help="kitty home (default: $KITTY_HOME or ~/.kitty)")
+        Path | None,
+        typer.Option(
+            "--home", metavar="PATH", help="kitty home (default: $KITTY_HOME or ~/.kitty)"
+        ),
     ] = None,
     family: Annotated[
         FamilyChoice, typer.Option("--family", help="daemon family to inspect")
     ] = FamilyChoice.ALL,
     json_mode: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
-    reset: Annotated[bool, typer.Option("--reset", help="stop orphan daemons kitty can")] = False,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="stop orphan daemons kitty can prove safe, then report")
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="with --reset: also stop daemons needing consent")
     ] = False,
@@ -168,10 +173,19 @@ def doctor(
     ] = DEFAULT_STUCK_THRESHOLD_S,
     login_command: Annotated[
         str | None,
-        typer.Option("--login-command", help="login command (default: $KITTY_LOGIN_COMMAND)"),
+        typer.Option(
+            "--login-command",
+            metavar="CMD",
+            help="login command shown in remediations (default: $KITTY_LOGIN_COMMAND)",
+        ),
     ] = None,
     expected_daemon_version: Annotated[
-        str | None, typer.Option("--expected-daemon-version", metavar="V")
+        str | None,
+        typer.Option(
+            "--expected-daemon-version",
+            metavar="V",
+            help="daemon version to expect (default: installed kitty-daemon-identity)",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="more detail and tracebacks")] = False,
     version: Annotated[
