@@ -331,3 +331,11 @@ def test_empty_sweep_and_budget_validation() -> None:
     with pytest.raises(ValueError, match="http_s"):
         EscalationBudgets(http_s=True)
     assert EscalationBudgets(1, 2, 3, 4).total_s == 10
+
+
+def test_unreadable_argv_at_signal_time_is_identity_changed(env: Env, pool: ProcessPool) -> None:
+    s = _marked_sleeper(pool, env.home)
+    table = Table(cmdline=_denied)
+    result = sweep([make_record(s.pid, env.sync[0], _started(s.pid))], process_table=table)
+    assert [e.failure_reason for e in result.failed] == [FailureReason.IDENTITY_CHANGED]
+    assert s.alive()

@@ -113,3 +113,22 @@ def test_family_sweep_leaves_the_other_family_alone(
     assert len(result.swept) == 1
     assert sync_d.alive() is (family == "dashboard")
     assert dash_d.alive() is (family == "sync")
+
+
+def test_pidless_target_gets_only_the_http_stage(env: Env, pool: ProcessPool) -> None:
+    from test_orphan_sweep_pids import FakeTable
+
+    polite = pool.reference(env.home, env.sync[0])
+    stubborn = pool.reference(env.home, env.sync[1], args=["--ignore-shutdown"])
+    hidden = FakeTable({env.sync[0]: {None}, env.sync[1]: {None}})
+    records = scan("sync", process_table=hidden)
+    assert [r.skip_reason for r in records] == [SkipReason.MISSING_PID] * 2
+    result = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5, port_s=0.2))
+    assert [(e.pid, e.port, e.cleanup_path) for e in result.swept] == [
+        (None, polite.port, CleanupPath.HTTP_SHUTDOWN)
+    ]
+    assert [(e.port, e.failure_reason) for e in result.failed] == [
+        (stubborn.port, FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED)
+    ]
+    assert not polite.alive()
+    assert stubborn.alive()  # no PID, so no signal: it ignored the shutdown and keeps running
