@@ -249,3 +249,18 @@ def test_ensure_waits_for_a_concurrent_writer(
 
     monkeypatch.setattr(_state, "read_scope_key", read_then_finish)
     assert ensure_scope_key(tmp_path) == "ab" * 32
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        replace(RECORD, pid=0),
+        replace(RECORD, port=70000),
+        replace(RECORD, process_started_at=-1.0),
+        replace(RECORD, protocol_version=0),
+    ],
+)
+def test_invalid_record_is_refused_and_nothing_written(tmp_path: Path, bad: StateRecord) -> None:
+    with pytest.raises(ValueError, match="refusing to write an invalid state record"):
+        write_state(tmp_path, bad)
+    assert list(tmp_path.iterdir()) == []

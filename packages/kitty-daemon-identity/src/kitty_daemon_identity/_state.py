@@ -136,6 +136,13 @@ def write_state(root: Path, record: StateRecord) -> Path:
     reader sees either the old record or the new one, never a torn one. Only ``ensure_daemon``
     (under the family's spawn lock) calls this; a daemon never writes its own record.
     """
+    if StateRecord.from_dict(record.to_dict()) is None:
+        # Never persist what every reader would reject as garbage (and then ignore silently).
+        raise ValueError(
+            f"refusing to write an invalid state record {record!r}: pid and port must be "
+            "positive (port <= 65535), process_started_at a finite number > 0, "
+            "protocol_version >= 1, and the text fields strings"
+        )
     root = Path(root)
     _make_private_dir(root)
     target = state_path(root, record.family)
