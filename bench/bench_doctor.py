@@ -24,7 +24,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kitty_auth_refresh import Session, SessionStore
-from kitty_daemon_identity import DaemonFamily, StateRecord, marker_args, parse_health, write_state
+from kitty_daemon_identity import (
+    DaemonFamily,
+    StateRecord,
+    marker_args,
+    parse_health,
+    process_start_time,
+    write_state,
+)
 
 SYNC_PORTS = "20400-20450"  # default sync size (50 ports), shifted
 DASHBOARD_PORTS = "20450-20550"  # default dashboard size (100 ports), shifted
@@ -92,6 +99,8 @@ def _listeners(
                 raise RuntimeError("reference daemon did not start")
         if procs and not wedged:
             _record_singleton(root, LISTENER_PORTS[0])
+        elif procs:
+            _record_wedged_singleton(root, LISTENER_PORTS[0], procs[0].pid)
         yield
     finally:
         for proc in procs:
@@ -124,6 +133,26 @@ def _record_singleton(root: Path, port: int) -> None:
             started_at=payload.started_at,  # type: ignore[union-attr]
             instance_id=payload.instance_id,  # type: ignore[union-attr]
             scope_id=payload.singleton_scope_id,  # type: ignore[union-attr]
+        ),
+    )
+
+
+def _record_wedged_singleton(root: Path, port: int, pid: int) -> None:
+    """Record a wedged daemon as the singleton: the doctor's own health probe must time out."""
+    started = process_start_time(pid)
+    assert started is not None
+    write_state(
+        root,
+        StateRecord(
+            family=DaemonFamily.SYNC,
+            pid=pid,
+            port=port,
+            process_started_at=started,
+            package_version="0.1.0",
+            protocol_version=1,
+            started_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            instance_id="0" * 32,
+            scope_id="bench",
         ),
     )
 
@@ -236,7 +265,8 @@ def run(quick: bool) -> str:
         "with bytecode caches (as after the first run of an installed package) unless noted;",
         f"ranges shifted to sync {SYNC_PORTS}, dashboard {DASHBOARD_PORTS}; listeners are real",
         "reference daemons in the sync range (1 recorded singleton, 6 safe_auto, 1 pre-marker;",
-        "in the wedged row 4 `--wedge accept` + 4 `--wedge backlog`, no singleton).",
+        "in the wedged row 4 `--wedge accept` + 4 `--wedge backlog`, one of them recorded as the",
+        "singleton so the daemon section's own health probe times out too).",
         "",
         "| command | listeners | orphans shown | runs | p50 ms | p95 ms | min ms | target |",
         "|---|---|---|---|---|---|---|---|",

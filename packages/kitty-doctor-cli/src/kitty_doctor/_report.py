@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -91,12 +92,26 @@ def build_report(
     c = collectors or Collectors()
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
+    # The daemon section waits on loopback health answers (up to its timeout when a recorded
+    # daemon is wedged) and so does the orphan scan: run it on a second thread so the two waits
+    # overlap instead of adding up (DOC-13's bound with wedged listeners). Results are still
+    # reported in section order, and a crash stays inside its own section.
+    daemons_box: list[tuple[SectionResult, DaemonsFacts | None]] = []
+    worker = threading.Thread(
+        target=lambda: daemons_box.append(
+            run_section(SectionName.DAEMONS, lambda: c.daemons(cfg, redactor))
+        ),
+        name="kitty-doctor-daemons",
+        daemon=True,
+    )
+    worker.start()
     r_identity, identity = run_section(SectionName.IDENTITY, lambda: c.identity(cfg))
     r_tokens, tokens = run_section(SectionName.TOKENS, lambda: c.tokens(cfg, redactor, now))
     r_storage, storage = run_section(SectionName.STORAGE, lambda: c.storage(cfg))
     r_lock, lock = run_section(SectionName.REFRESH_LOCK, lambda: c.refresh_lock(cfg, now))
-    r_daemons, daemons = run_section(SectionName.DAEMONS, lambda: c.daemons(cfg, redactor))
     r_orphans, orphans = run_section(SectionName.ORPHANS, lambda: c.orphans(cfg))
+    worker.join()
+    r_daemons, daemons = daemons_box[0]
     results = [r_identity, r_tokens, r_storage, r_lock, r_daemons, r_orphans]
     ctx = finding_context(cfg)
     r_findings, findings = run_section(
