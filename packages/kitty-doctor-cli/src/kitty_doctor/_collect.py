@@ -47,7 +47,7 @@ def _utc_iso(value: object) -> str | None:
     return str(value)
 
 
-def _enum_value(value: object) -> str:
+def enum_value(value: object) -> str:
     raw = getattr(value, "value", value)
     return str(raw)
 
@@ -60,7 +60,7 @@ def collect_identity(cfg: Config) -> IdentityFacts:
 
     status = auth_status(SessionStore(cfg.auth_dir))
     return IdentityFacts(
-        state=_enum_value(status.state),
+        state=enum_value(status.state),
         subject=status.subject,
         email=status.email,
         session_hash=status.session_hash,
@@ -196,11 +196,11 @@ def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
         exists=True,
         held=pr.held,
         holder_pid=pr.holder_pid,
-        holder_source=None if pr.holder_source is None else _enum_value(pr.holder_source),
+        holder_source=None if pr.holder_source is None else enum_value(pr.holder_source),
         holder_cmdline=None if pr.holder_pid is None else process_cmdline(pr.holder_pid),
         record=record,
         stale_record=bool(pr.stale_record),
-        mode=None if pr.mode is None else _enum_value(pr.mode),
+        mode=None if pr.mode is None else enum_value(pr.mode),
         fs_type=pr.fs_type,
         network_fs=bool(pr.network_fs),
         this_host=this_host,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._collect import (
-    _enum_value,
+    enum_value,
     family_state_path,
     process_cmdline,
     read_recorded,
@@ -225,10 +225,10 @@ def run_reset(
     scanned = {family: scan_family(cfg, family) for family in cfg.families}
     candidates = [
         f"{family} port {r.port} pid {r.pid if r.pid is not None else '?'}:"
-        f" {_enum_value(r.skip_reason)}"
+        f" {enum_value(r.skip_reason)}"
         for family, records in scanned.items()
         for r in records
-        if _enum_value(r.cleanup_class) == "operator_required"
+        if enum_value(r.cleanup_class) == "operator_required"
     ]
     candidates += _unhealthy_recorded(cfg)
     consent = decide_consent(candidates, force=force, interactive=interactive, ask=ask)
