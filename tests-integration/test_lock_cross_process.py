@@ -99,7 +99,7 @@ def test_four_processes_times_500_increments_exact_and_never_overlapping(
         assert worker.wait(timeout=120) == 0
 
     assert int(counter_path.read_text()) == n_procs * n_incr  # no lost update
-    spans = []
+    spans: list[tuple[int, int, int]] = []
     for i in range(n_procs):
         log = json.loads((tmp_path / f"log{i}.json").read_text())
         spans.extend((enter, leave, log["pid"]) for enter, leave in log["spans"])

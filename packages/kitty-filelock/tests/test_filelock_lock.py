@@ -369,7 +369,7 @@ def test_forked_child_is_not_the_holder_and_cannot_release_the_parents_lock(
 def test_write_failure_releases_the_lock_before_raising(
     lock_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(fd: int, data: bytes) -> None:
+    def full_disk(fd: int, data: bytes, *, truncate: bool = True) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     lock = MachineFileLock(lock_path)
@@ -383,6 +383,15 @@ def test_write_failure_releases_the_lock_before_raising(
     # Nothing was left locked: a fresh acquisition succeeds at once.
     with MachineFileLock(lock_path, acquire_timeout=0):
         pass
+
+
+@pytest.mark.parametrize("mode", ["flock", "fcntl"] if POSIX else ["msvcrt"])
+def test_a_longer_stale_record_is_fully_replaced(lock_path: Path, mode: str) -> None:
+    lock_path.parent.mkdir(parents=True)
+    lock_path.write_bytes(b"{" + b"x" * 900)  # a crashed holder's leftovers, longer than ours
+    with MachineFileLock(lock_path, mode=mode) as lock:
+        assert read_lock_record(lock_path) == lock.record
+        assert json.loads(lock_path.read_bytes())["pid"] == os.getpid()
 
 
 def test_not_a_directory_propagates_with_errno_and_path(tmp_path: Path) -> None:

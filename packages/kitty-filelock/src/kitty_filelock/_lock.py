@@ -242,66 +242,81 @@ class MachineFileLock:
             finally:
                 os.close(fd)
 
-    def _gated_fd(self, owner: Owner) -> tuple[int, Key, threading.Lock] | None:
-        """Open the file and take its in-process gate; None if another thread of ours has it.
-
-        Per-descriptor locks (flock, msvcrt) survive a second descriptor being closed, so the
-        cheap order applies: open, fstat for the key, gate. fcntl locks belong to the process
-        and die with ANY close, so there the gate comes first (keyed by a path stat) and the
-        descriptor is opened only once no thread of ours can be holding the inode.
-        """
-        if self._per_process_lock:
-            key = self._stat_key()
-            gate = REGISTRY.gate(key)
-            if not gate.acquire(blocking=False):
-                if REGISTRY.is_reentry(key, owner):
-                    raise LockReentryError(self._path)
-                return None
-            try:
-                fd = self._open()
-            except BaseException:
-                gate.release()
-                raise
-            if file_key(os.fstat(fd)) != key:
-                # The path names another inode than the one our gate protects: try again.
-                os.close(fd)
-                gate.release()
-                return None
-            return fd, key, gate
-        fd = self._open()
-        key = file_key(os.fstat(fd))
+    def _lock_fcntl(self, owner: Owner) -> tuple[int, os.stat_result, threading.Lock] | None:
+        """fcntl locks belong to the PROCESS and die with ANY close of the file: take the
+        in-process gate first (keyed by a path stat) and open a descriptor only once no thread
+        of ours can be holding the inode."""
+        key = self._stat_key()
         gate = REGISTRY.gate(key)
         if not gate.acquire(blocking=False):
-            os.close(fd)
             if REGISTRY.is_reentry(key, owner):
                 raise LockReentryError(self._path)
             return None
-        return fd, key, gate
+        fd = -1
+        try:
+            fd = self._open()
+            assert self._backend is not None
+            if self._backend.try_lock(fd):
+                st = os.fstat(fd)
+                if file_key(st) == key:
+                    return fd, st, gate
+                # The path now names another inode than the one our gate protects: retry.
+                self._backend.unlock(fd)
+            os.close(fd)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            gate.release()
+            raise
+        gate.release()
+        return None
+
+    def _lock_per_descriptor(
+        self, owner: Owner
+    ) -> tuple[int, os.stat_result, threading.Lock] | None:
+        """flock and msvcrt locks belong to the open file (handle): two descriptors conflict
+        even inside one process, and closing a second descriptor drops nothing. So the cheap
+        order applies: open, lock, then fstat for the key and take the in-process gate."""
+        fd = self._open()
+        try:
+            assert self._backend is not None
+            if not self._backend.try_lock(fd):
+                key = file_key(os.fstat(fd))
+                if REGISTRY.is_reentry(key, owner):
+                    raise LockReentryError(self._path)
+                os.close(fd)
+                return None
+            st = os.fstat(fd)
+            gate = REGISTRY.gate(file_key(st))
+            if gate.acquire(blocking=False):
+                return fd, st, gate
+            # A thread of ours is between its unlock and its gate release (or a reader holds
+            # the gate for a moment): that is contention too.
+            self._backend.unlock(fd)
+            os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return None
 
     def _attempt(self, owner: Owner) -> bool:
         """One non-blocking try. True: held. False: contention. Anything else raises."""
         template = self._template
         if template is None or template.pid != os.getpid():
             template = self._resolve()
-        opened = self._gated_fd(owner)
-        if opened is None:
+        locked = (
+            self._lock_fcntl(owner) if self._per_process_lock else self._lock_per_descriptor(owner)
+        )
+        if locked is None:
             return False
-        fd, key, gate = opened
+        fd, st, gate = locked
         lock_impl = self._backend
         assert lock_impl is not None
-        try:
-            taken = lock_impl.try_lock(fd)
-        except BaseException:
-            os.close(fd)
-            gate.release()
-            raise
-        if not taken:
-            os.close(fd)
-            gate.release()
-            return False
         stamp = utc_stamp_now()
         try:
-            self._write_record(fd, template.encode(stamp))
+            # st was taken while holding the lock, so an empty file is really empty: after a
+            # clean release (the common case) the truncate-to-0 can be skipped.
+            self._write_record(fd, template.encode(stamp), truncate=st.st_size > 0)
         except BaseException as exc:
             # LCK-05: a held lock never has an empty record - give the lock back first.
             try:
@@ -312,6 +327,7 @@ class MachineFileLock:
             if isinstance(exc, OSError):
                 raise _with_path(exc, self._path) from exc
             raise
+        key = file_key(st)
         self._fd = fd
         self._key = key
         self._gate = gate
@@ -321,10 +337,11 @@ class MachineFileLock:
         return True
 
     @staticmethod
-    def _write_record(fd: int, data: bytes) -> None:
+    def _write_record(fd: int, data: bytes, *, truncate: bool = True) -> None:
         # Into the LOCKED descriptor, never temp+rename: a rename would detach the lock from
         # the path and the next acquirer would lock a different inode.
-        os.ftruncate(fd, 0)
+        if truncate:
+            os.ftruncate(fd, 0)
         offset = 0
         view = memoryview(data)
         while offset < len(data):
