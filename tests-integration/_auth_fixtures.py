@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import selectors
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -241,12 +242,18 @@ def running_server(workdir: Path, *, access_ttl: int = 300) -> Iterator[OAuthSer
 
 
 def _read_port(proc: subprocess.Popen[bytes], stderr_path: Path) -> int:
+    # A reader thread rather than select(): select() on a pipe does not work on Windows.
     assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(SERVER_START_TIMEOUT_S):
-            raise AssertionError(f"OAuth server printed no port: {stderr_path.read_text()[-2000:]}")
-    line = proc.stdout.readline()
+    stdout = proc.stdout
+    lines: queue.Queue[bytes] = queue.Queue()
+    reader = threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True)
+    reader.start()
+    try:
+        line = lines.get(timeout=SERVER_START_TIMEOUT_S)
+    except queue.Empty:
+        raise AssertionError(
+            f"OAuth server printed no port: {stderr_path.read_text()[-2000:]}"
+        ) from None
     if not line:
         raise AssertionError(f"OAuth server exited early: {stderr_path.read_text()[-2000:]}")
     return int(json.loads(line)["port"])

@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -218,6 +219,7 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
     errors: list[str] = []
     min_ttl: float | None = None
     calls = 0
+    paused = False
     deadline = time.monotonic() + args.max_run
     touch(args.ready)
     while not args.stop.exists() and time.monotonic() < deadline:
@@ -233,6 +235,11 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
                 rejections.append({"ttl_at_get_s": ttl, "call_s": time.monotonic() - got})
         except KittyAuthError as exc:
             errors.append(type(exc).__name__)
+        if args.pause_request is not None and not paused and args.pause_request.exists():
+            # A safe point: no transaction in progress, so the refresh lock is not held. Freeze
+            # here like a suspended laptop or a debugger would; the test sends SIGCONT.
+            paused = True
+            os.kill(os.getpid(), signal.SIGSTOP)
         # Pacing of a polling daemon: how often it calls the API, not an ordering device.
         time.sleep(args.interval)
     final: dict[str, Any] = {}
@@ -246,6 +253,7 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
         "rejections": rejections,
         "min_ttl_at_get_s": min_ttl,
         "errors": errors,
+        "paused": paused,
         **final,
     }
 
@@ -269,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=Path, help="wait for this file before acting")
     parser.add_argument("--done", type=Path, help="touch when finished")
     parser.add_argument("--stop", type=Path, help="soak_daemon: stop when this file exists")
+    parser.add_argument(
+        "--pause-request", type=Path, help="soak_daemon: SIGSTOP itself once this file exists"
+    )
     parser.add_argument("--action", default="refresh_force")
     parser.add_argument("--no-preload", dest="preload", action="store_false")
     parser.add_argument("--max-hold", type=float, default=10.0)

@@ -2,9 +2,10 @@
 
 8 CLI slots respawn short-lived workers continuously and 4 long-lived daemon-like workers keep one
 manager each, against the strict reuse-detecting server with a 2 s access TTL, 503 bursts, and one
-daemon SIGSTOPped (never while it holds the refresh lock) for 5 x TTL. Pass: nobody is ever logged
-out, nobody re-sends a spent token, and the server saw exactly one successful refresh per material
-with every extra request explained by an injected 503.
+daemon SIGSTOPped for 5 x TTL (it freezes itself at a safe point, outside any transaction, so it
+never holds the refresh lock while frozen; the harness checks that and sends SIGCONT). Pass:
+nobody is ever logged out, nobody re-sends a spent token, and the server saw exactly one
+successful refresh per material with every extra request explained by an injected 503.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from _auth_fixtures import (
@@ -31,6 +33,7 @@ from _auth_fixtures import (
     session_file,
     start_worker,
     wait_for_file,
+    wait_until,
 )
 from kitty_auth_refresh import SessionStore
 from kitty_filelock import probe
@@ -75,7 +78,8 @@ def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
     cli_done: list[Worker] = []
     cli_running: dict[int, Worker] = {}
     spawned = 0
-    stopped_pid: int | None = None
+    pause_request = tmp_path / "pause-daemon0"
+    stopped_holder: int | None = None
     pause: tuple[float, float] | None = None
 
     def spawn_cli(slot: int) -> None:
@@ -99,6 +103,7 @@ def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
                         *("--stop", str(stop_file)),
                         *("--interval", str(DAEMON_INTERVAL_S)),
                         *("--max-run", str(RUN_S + 30)),
+                        *(("--pause-request", str(pause_request)) if i == 0 else ()),
                     ],
                 )
             )
@@ -122,9 +127,11 @@ def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
                 bursts.pop(0)
                 oauth.fault(fail_503=BURST_SIZE)
             if pause is None and elapsed >= STOP_AT_S:
-                stopped_pid = _stop_outside_lock(daemons[0], lock_path)
-                if stopped_pid is not None:
-                    pause = (elapsed, elapsed)
+                pause_request.touch()
+                _wait_frozen(daemons[0].proc.pid)
+                stopped_holder = probe(lock_path).holder_pid
+                elapsed = time.monotonic() - started
+                pause = (elapsed, elapsed)
             elif pause is not None and pause[0] == pause[1] and elapsed >= pause[0] + STOP_FOR_S:
                 os.kill(daemons[0].proc.pid, signal.SIGCONT)
                 pause = (pause[0], elapsed)
@@ -148,7 +155,7 @@ def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
     counters = oauth.counters()
     log = oauth.log()
     assert pause is not None, "the daemon was never paused"
-    assert stopped_pid is not None
+    assert stopped_holder != daemons[0].proc.pid  # it froze without the refresh lock
     assert not bad_samples, bad_samples[:5]
     # No lost session, no reuse, no revocation.
     assert counters["reuse_detected"] == 0
@@ -181,6 +188,7 @@ def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
     assert {r["api_status"] for r in cli_rejected} <= {401}
     daemon_results = [w.result() for w in daemons]
     daemon_rejected = [x for r in daemon_results for x in r["rejections"]]
+    assert [r["paused"] for r in daemon_results] == [True] + [False] * (DAEMONS - 1)
     for result in daemon_results:
         assert result["final_api_status"] == 200, result
         assert result["errors"] == [], result
@@ -191,7 +199,7 @@ def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
     # Every rejection the clients saw was for expiry (never revocation or an unknown token).
     rejected_calls = len(cli_rejected) + len(daemon_rejected)
     assert counters["api_rejected"] == counters["api_rejected_expired"] == rejected_calls
-    assert_no_token_in_logs(logs, sorted(seen_tokens))
+    assert_no_token_in_logs([*logs, oauth.stderr_path], sorted(seen_tokens))
     print(
         f"soak: {spawned} CLI processes, {samples} samples, refresh_ok={counters['refresh_ok']}, "
         f"503s={counters['served_503']}, pause={pause[1] - pause[0]:.1f}s, "
@@ -227,12 +235,11 @@ def _unexplained(rejection: dict[str, float]) -> bool:
     return rejection["call_s"] < rejection["ttl_at_get_s"] - EXPIRY_SLACK_S
 
 
-def _stop_outside_lock(worker: Worker, lock_path: Path) -> int | None:
-    """SIGSTOP the worker unless it holds the refresh lock right now (then try again later)."""
-    pid = worker.proc.pid
-    os.kill(pid, signal.SIGSTOP)
-    holder = probe(lock_path).holder_pid
-    if holder == pid:
-        os.kill(pid, signal.SIGCONT)
-        return None
-    return pid
+def _wait_frozen(pid: int) -> None:
+    """Barrier: the worker has stopped itself (the OS says so; no sleep involved)."""
+    process = psutil.Process(pid)
+    wait_until(
+        lambda: process.status() == psutil.STATUS_STOPPED,
+        timeout=20,
+        what=f"worker {pid} to stop itself at a safe point",
+    )
