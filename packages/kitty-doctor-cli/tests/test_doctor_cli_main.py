@@ -320,3 +320,24 @@ def test_main_entry_point_exits_with_the_code(home: Path, monkeypatch: pytest.Mo
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 1
+
+
+def test_closed_stdout_is_a_clean_exit_2(home: Path) -> None:
+    import os
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the child even starts
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kitty_doctor"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 2  # not click's 1
+    assert proc.stderr == "kitty-doctor: output closed before the report was complete\n"

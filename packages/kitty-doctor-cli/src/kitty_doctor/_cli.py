@@ -42,6 +42,10 @@ class Interrupted(KittyDoctorError):
     """Ctrl-C: carried past click, which would otherwise turn it into exit 130."""
 
 
+class OutputClosed(KittyDoctorError):
+    """stdout's reader went away (EPIPE): carried past click, which would exit 1."""
+
+
 def _print_versions(value: bool) -> None:
     if not value:
         return
@@ -215,6 +219,9 @@ def doctor(
         )
     except KeyboardInterrupt:
         raise Interrupted("interrupted") from None
+    except BrokenPipeError:
+        # Not an OSError past this point: click would turn EPIPE into its own exit code 1.
+        raise OutputClosed("stdout closed") from None
 
 
 def _fail(
@@ -258,6 +265,14 @@ def main_with_args(args: Sequence[str]) -> int:
             stderr=stderr,
             tb=traceback.format_exc(),
         )
+    except OutputClosed:
+        # The reader went away (`kitty-doctor | head -1`): nothing more can reach stdout, and
+        # Python's exit-time flush must not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        stderr.write(f"{PROG}: output closed before the report was complete\n")
+        return int(ExitCode.ERROR)
     except (Interrupted, KeyboardInterrupt, typer.Abort):
         return _fail(
             "interrupted", "interrupted", json_mode=json_mode, verbose=False, stderr=stderr, tb=None
