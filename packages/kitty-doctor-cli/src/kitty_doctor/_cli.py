@@ -51,7 +51,11 @@ def _print_versions(value: bool) -> None:
         return
     versions = package_versions()
     lines = [f"{PROG} {__version__}"] + [f"{name} {v}" for name, v in versions.items()]
-    sys.stdout.write("\n".join(lines) + "\n")
+    try:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputClosed("stdout closed") from None
     raise typer.Exit(0)
 
 
@@ -265,6 +269,10 @@ def main_with_args(args: Sequence[str]) -> int:
             stderr=stderr,
             tb=traceback.format_exc(),
         )
+    except SystemExit as exc:
+        # click exits by itself in one place even in non-standalone mode (EPIPE while printing
+        # --help: exit 1); only ever 0 or 2 leave this function.
+        return int(ExitCode.OK) if exc.code in (0, None) else int(ExitCode.ERROR)
     except OutputClosed:
         # The reader went away (`kitty-doctor | head -1`): nothing more can reach stdout, and
         # Python's exit-time flush must not raise again.
