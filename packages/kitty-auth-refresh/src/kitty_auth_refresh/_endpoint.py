@@ -16,9 +16,10 @@ import math
 import threading
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from ._errors import (
     RefreshProtocolError,
@@ -98,7 +99,11 @@ class TokenEndpoint:
 
     def _http(self) -> httpx.Client:
         # One pooled client, created on first use: building an httpx client (SSL context) costs
-        # milliseconds, which would otherwise land inside every lock hold.
+        # milliseconds, which would otherwise land inside every lock hold. httpx is imported here,
+        # not at module level: importing it costs ~100 ms when rich is installed (its CLI module),
+        # which `kitty-doctor` (a read-only status command that never refreshes) must not pay.
+        import httpx
+
         with self._client_lock:
             if self._client is None:
                 self._client = httpx.Client(
@@ -122,6 +127,8 @@ class TokenEndpoint:
 
     def refresh(self, session: Session, timeout: float | None = None) -> Session:
         """Present ``session.refresh_token`` once; return the new session or raise a typed error."""
+        import httpx
+
         limit = self.timeout if timeout is None else max(0.001, min(timeout, self.timeout))
         form = {
             "grant_type": "refresh_token",
