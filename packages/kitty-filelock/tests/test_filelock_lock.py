@@ -394,6 +394,61 @@ def test_a_longer_stale_record_is_fully_replaced(lock_path: Path, mode: str) -> 
         assert json.loads(lock_path.read_bytes())["pid"] == os.getpid()
 
 
+def test_eacces_from_open_is_a_genuine_error_not_contention(
+    lock_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LCK-03: only the lock call signals contention; EACCES from open() must not be retried
+    until the deadline (that would surface as LockTimeout after 30 s)."""
+
+    def denied(self: MachineFileLock) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", self.path)
+
+    monkeypatch.setattr(MachineFileLock, "_open", denied)
+    with pytest.raises(PermissionError) as info:
+        MachineFileLock(lock_path, acquire_timeout=30).acquire()
+    assert not isinstance(info.value, LockTimeout)
+    assert info.value.filename == str(lock_path)
+
+
+@pytest.mark.skipif(not POSIX, reason="fcntl backend")
+def test_lock_call_errors_other_than_contention_propagate_with_the_path(
+    lock_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitty_filelock import _posix
+
+    def no_locks(fd: int, *, shared: bool = False) -> bool:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_posix.FlockBackend, "try_lock", staticmethod(no_locks))
+    with pytest.raises(OSError, match="No locks") as info:
+        MachineFileLock(lock_path, mode="flock", acquire_timeout=30).acquire()
+    assert info.value.errno == errno.ENOLCK
+    assert info.value.filename == str(lock_path)
+
+
+def test_release_clears_state_even_if_the_truncate_fails(
+    lock_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = MachineFileLock(lock_path)
+    lock.acquire()
+    real_ftruncate = os.ftruncate
+
+    def failing(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "ftruncate", failing)
+    try:
+        with pytest.raises(OSError, match="Input/output") as info:
+            lock.release()
+    finally:
+        monkeypatch.setattr(os, "ftruncate", real_ftruncate)
+    assert info.value.filename == str(lock_path)
+    assert state(lock) == (False, None)
+    # The OS lock was still dropped (unlock + close ran in finally).
+    with MachineFileLock(lock_path, acquire_timeout=0):
+        pass
+
+
 def test_not_a_directory_propagates_with_errno_and_path(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -21,7 +21,7 @@ import warnings
 from types import TracebackType
 from typing import Final, Self
 
-from ._errors import LockReentryError, LockTimeout, NetworkFilesystemWarning
+from ._errors import KittyLockError, LockReentryError, LockTimeout, NetworkFilesystemWarning
 from ._fs import FsInfo, detect_filesystem
 from ._platform import LockBackend, backend, check_mode
 from ._record import (
@@ -56,7 +56,7 @@ _WARNED: set[str] = set()
 
 def _with_path(exc: OSError, path: str) -> OSError:
     """The same errno (so the same OSError subclass), now naming the lock path."""
-    if exc.filename is not None:
+    if exc.filename is not None or isinstance(exc, KittyLockError):
         return exc
     return OSError(exc.errno, exc.strerror, path)
 
@@ -304,9 +304,18 @@ class MachineFileLock:
         template = self._template
         if template is None or template.pid != os.getpid():
             template = self._resolve()
-        locked = (
-            self._lock_fcntl(owner) if self._per_process_lock else self._lock_per_descriptor(owner)
-        )
+        try:
+            locked = (
+                self._lock_fcntl(owner)
+                if self._per_process_lock
+                else self._lock_per_descriptor(owner)
+            )
+        except OSError as exc:
+            # e.g. ENOLCK from a filesystem without lock support: a genuine error, with the path.
+            named = _with_path(exc, self._path)
+            if named is exc:
+                raise
+            raise named from exc
         if locked is None:
             return False
         fd, st, gate = locked
@@ -324,7 +333,7 @@ class MachineFileLock:
             finally:
                 os.close(fd)
                 gate.release()
-            if isinstance(exc, OSError):
+            if isinstance(exc, OSError) and exc.filename is None:
                 raise _with_path(exc, self._path) from exc
             raise
         key = file_key(st)
@@ -432,6 +441,8 @@ class MachineFileLock:
         try:
             os.ftruncate(fd, 0)
         except OSError as exc:
+            if exc.filename is not None:
+                raise
             raise _with_path(exc, self._path) from exc
         finally:
             try:
