@@ -622,6 +622,13 @@ def open_lab(
         yield Lab(home, ranges, procs, workdir)
     finally:
         procs.close()
+        # Everything this test started is gone; a listener still in its ports is a leak.
+        left = listening_pids([*ranges.sync, *ranges.dashboard, *ports])
+        if left:
+            raise AssertionError(
+                "listeners left behind: "
+                + ", ".join(f"port {p}: {describe_pid(pid)}" for p, pid in sorted(left.items()))
+            )
 
 
 class PortsBusy(AssertionError):
