@@ -252,7 +252,9 @@ def foreground(
         range=family_range(family),
         daemon_root=root,
         scope_id=scope_id(root),
-        executable=sys.executable,
+        # Resolved, like the exec marker the spawner writes: a venv's python is a symlink, and an
+        # unresolved path would put `exec_mismatch` evidence on every daemon we started ourselves.
+        executable=str(Path(sys.executable).resolve()),
         package_version=expected_version if expected_version is not None else kdi.__version__,
         protocol_version=kdi.DAEMON_PROTOCOL_VERSION,
         singleton=read_state(root, family),
