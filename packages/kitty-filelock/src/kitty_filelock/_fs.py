@@ -121,8 +121,13 @@ def _darwin_fs_type(path: str) -> str:  # pragma: no cover - macOS only
         return "unknown"
     libc = ctypes.CDLL(libc_name, use_errno=True)
     # struct statfs (64-bit inode variant) is 2168 bytes; f_fstypename (char[16]) is at offset 72.
+    try:
+        # x86_64 exports the 64-bit-inode layout under this name; arm64 only has it as statfs.
+        statfs = libc["statfs$INODE64"]
+    except AttributeError:
+        statfs = libc.statfs
     buf = ctypes.create_string_buffer(4096)
-    if libc.statfs(os.fsencode(path), buf) != 0:
+    if statfs(os.fsencode(path), buf) != 0:
         return "unknown"
     return buf.raw[72:88].split(b"\0", 1)[0].decode("ascii", "replace") or "unknown"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Final
+from typing import Any, Final
 
 # A plain str (not the Literal mypy narrows on), so every platform branch is type-checked.
 _PLATFORM: str = sys.platform
@@ -73,21 +73,50 @@ def _windows_start_time(pid: int) -> float | None:  # pragma: no cover - Windows
     import ctypes
     from ctypes import wintypes
 
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]  # WinDLL exists only on Windows
-    process_query_limited_information = 0x1000
-    handle = kernel32.OpenProcess(process_query_limited_information, False, pid)
+    handle = _windows_open_process(pid)
     if not handle:
         return None
     try:
         times = [wintypes.FILETIME() for _ in range(4)]
-        ok = kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times))
+        times_out = (ctypes.byref(t) for t in times)
+        ok = _windows_kernel32().GetProcessTimes(handle, *times_out)
         if not ok:
             return None
         created = (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
         # FILETIME counts 100 ns ticks since 1601-01-01; shift to the Unix epoch.
         return (created - 116_444_736_000_000_000) / 1e7
     finally:
-        kernel32.CloseHandle(handle)
+        _windows_kernel32().CloseHandle(handle)
+
+
+def _windows_kernel32() -> Any:  # pragma: no cover - Windows only
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]  # WinDLL exists only on Windows
+    # HANDLE is pointer-sized: the default int restype would truncate it on 64-bit Windows.
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+    filetime_p = ctypes.POINTER(wintypes.FILETIME)
+    kernel32.GetProcessTimes.argtypes = [wintypes.HANDLE, *([filetime_p] * 4)]
+    return kernel32
+
+
+def _windows_open_process(pid: int) -> Any:  # pragma: no cover - Windows only
+    process_query_limited_information = 0x1000
+    return _windows_kernel32().OpenProcess(process_query_limited_information, False, pid)
+
+
+def _windows_pid_exists(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    handle = _windows_open_process(pid)
+    if handle:
+        _windows_kernel32().CloseHandle(handle)
+        return True
+    error_access_denied = 5  # the process exists but belongs to someone we may not query
+    last_error = ctypes.get_last_error()  # type: ignore[attr-defined,unused-ignore]  # Windows only
+    return bool(last_error == error_access_denied)
 
 
 def process_start_time(pid: int | None = None) -> float | None:
@@ -115,7 +144,7 @@ def pid_exists(pid: int) -> bool:
         return False
     if _PLATFORM == "win32":  # pragma: no cover - Windows only
         # os.kill(pid, 0) would TerminateProcess on Windows: ask for a handle instead.
-        return _windows_start_time(pid) is not None
+        return _windows_pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
