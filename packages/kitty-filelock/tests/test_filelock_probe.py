@@ -309,3 +309,12 @@ def test_force_release_propagates_os_errors_even_as_root(
     with pytest.raises(NotADirectoryError):
         force_release(lock_path, older_than=60)
     assert read_lock_record(lock_path) is not None  # nothing lost
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_probe_of_a_fifo_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "x.lock"
+    os.mkfifo(fifo)
+    result = probe(fifo)
+    assert result.held is False
+    assert result.record is None

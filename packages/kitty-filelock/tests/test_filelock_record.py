@@ -250,3 +250,10 @@ def test_stamp_format_is_utc_milliseconds() -> None:
     for stamp in (first, second):
         parsed = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
         assert abs((dt.datetime.now(dt.UTC) - parsed).total_seconds()) < 60
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_at_the_lock_path_reads_as_none_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "x.lock"
+    os.mkfifo(fifo)
+    assert read_lock_record(fifo) is None

@@ -23,7 +23,13 @@ from ._registry import Held, Key, file_key, with_own_fd_or_holder
 _PLATFORM: str = sys.platform
 
 PROC_LOCKS: Final = "/proc/locks"
-_READ_FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: opening a FIFO planted at the lock path must not hang a reader.
+_READ_FLAGS: Final = (
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,13 @@ START_TIME_TOLERANCE_S: Final = 1.0
 MAX_LABEL_CHARS: Final = 64
 # Garbage larger than this is not a record; reading stops here so a huge file costs nothing.
 _READ_CAP_BYTES: Final = 64 * 1024
-_READ_FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: opening a FIFO planted at the lock path must not hang a reader.
+_READ_FLAGS: Final = (
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 class HolderStatus(enum.StrEnum):
