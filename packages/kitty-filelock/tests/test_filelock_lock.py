@@ -597,3 +597,20 @@ def test_backoff_waits_double_from_about_a_millisecond_up_to_poll_interval() -> 
 def test_module_constants_have_the_documented_defaults() -> None:
     assert lock_module.DEFAULT_ACQUIRE_TIMEOUT_S == 10.0
     assert lock_module.DEFAULT_POLL_INTERVAL_S == 0.05
+
+
+async def test_cancelled_async_wait_leaves_nothing_held(
+    lock_path: Path, spawn_holder: SpawnHolder
+) -> None:
+    holder = spawn_holder(lock_path)
+    lock = MachineFileLock(lock_path, acquire_timeout=60)
+    waiter = asyncio.create_task(lock.acquire_async())
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert state(lock) == (False, None)
+    holder.release()
+    await lock.acquire_async(timeout=0)
+    assert lock.is_held
+    lock.release()
