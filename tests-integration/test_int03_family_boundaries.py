@@ -5,9 +5,10 @@ The scene, rebuilt for every cleanup path:
 * in range, first and last port of each family: same-scope current-version reference daemons
   (`safe_auto` orphans of their family);
 * in range, one third-party web app per family (second port);
-* just outside each family: counting listeners that record every connection and every catchable
-  signal. Above each range sits a kitty-looking one (valid same-scope health, root marker: it
-  would be `safe_auto` if an off-by-one let it into the range); below each, a third-party one.
+* just outside each family (both sides): counting listeners that record every connection and
+  every catchable signal; parametrised as kitty-looking (valid same-scope health of the adjacent
+  family plus a root marker: each would be `safe_auto` if an off-by-one let it into the range)
+  or third-party (an unrelated web app).
 
 Each path runs for sync, then for dashboard: `ensure_daemon`, `kitty-doctor --reset`,
 `kitty-doctor --reset --force`. After the sync step the sync first/last daemons are gone and the
@@ -52,7 +53,7 @@ def lab(tmp_path: Path, kitty_home: Path, monkeypatch: pytest.MonkeyPatch) -> It
 
 
 class Scene:
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, outside: str) -> None:
         p, home = lab.procs, lab.home
         self.sync_edges = [
             start_daemon(p, home, port=SYNC_FIRST),
@@ -63,11 +64,16 @@ class Scene:
             start_daemon(p, home, family="dashboard", port=DASH_LAST),
         ]
         self.third_party = [start_counter(p, SYNC_THIRD_PARTY), start_counter(p, DASH_THIRD_PARTY)]
+        kitty = outside == "kitty-looking"
+
+        def counter(port: int, family: str) -> Running:
+            return start_counter(p, port, kitty_home=home if kitty else None, family=family)
+
         self.outside = [
-            start_counter(p, SYNC_ABOVE, kitty_home=home, family="sync"),
-            start_counter(p, SYNC_BELOW),
-            start_counter(p, DASH_ABOVE, kitty_home=home, family="dashboard"),
-            start_counter(p, DASH_BELOW),
+            counter(SYNC_BELOW, "sync"),
+            counter(SYNC_ABOVE, "sync"),
+            counter(DASH_BELOW, "dashboard"),
+            counter(DASH_ABOVE, "dashboard"),
         ]
 
     def assert_outside_untouched(self, step: str) -> None:
@@ -112,9 +118,10 @@ def _run_path(lab: Lab, path: str, family: str) -> None:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("outside", ["kitty-looking", "third-party"])
 @pytest.mark.parametrize("path", ["ensure", "reset", "reset-force"])
-def test_cleanup_never_crosses_a_family_boundary(lab: Lab, path: str) -> None:
-    scene = Scene(lab)
+def test_cleanup_never_crosses_a_family_boundary(lab: Lab, path: str, outside: str) -> None:
+    scene = Scene(lab, outside)
 
     _run_path(lab, path, "sync")
     _gone(scene.sync_edges)
