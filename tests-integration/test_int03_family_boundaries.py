@@ -124,11 +124,15 @@ def test_cleanup_never_crosses_a_family_boundary(lab: Lab, path: str, outside: s
     scene = Scene(lab, outside)
 
     _run_path(lab, path, "sync")
+    # Control: the same counting code does see the probes of a scan that covers its port.
+    assert scene.third_party[0].connections() >= 1
+    assert scene.third_party[1].connections() == 0  # a sync path never probes the dashboard
     _gone(scene.sync_edges)
     _alive(scene.dash_edges, f"{path}/sync")
     scene.assert_outside_untouched(f"{path}/sync")
 
     _run_path(lab, path, "dashboard")
+    assert scene.third_party[1].connections() >= 1
     _gone(scene.dash_edges)
     scene.assert_outside_untouched(f"{path}/dashboard")
 
