@@ -542,13 +542,6 @@ def wait_exit(running: Running, timeout: float) -> int:
         ) from None
 
 
-def port_refuses(port: int) -> bool:
-    """True when nothing accepts on 127.0.0.1:port (only for ports whose owner we may probe)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 def in_range_listeners(ports: Iterable[int]) -> dict[int, int | None]:
     """Listeners on `ports` by the kernel's socket table (no connection is made)."""
     return listening_pids(ports)
@@ -648,7 +641,7 @@ class _Events:
             os.write(self._fd, (line + "\n").encode())
 
 
-def _record_signals(events: _Events, stop: threading.Event | None = None) -> None:
+def _record_signals(events: _Events) -> None:
     def on_signal(signum: int, frame: object) -> None:
         events.add(f"signal {signal.Signals(signum).name}")
 
