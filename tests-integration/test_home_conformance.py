@@ -9,12 +9,11 @@ for a relative value each raises its own `ConfigError` naming the variable and t
 from __future__ import annotations
 
 import os
-import re
 import string
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kitty_auth_refresh as kar
@@ -100,8 +99,6 @@ _PATH_TEXT = st.text(alphabet=string.ascii_letters + string.digits + "/.~_- ", m
 )
 @given(value=_PATH_TEXT)
 def test_any_value_same_answer_or_same_refusal(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # `~user` forms are covered (and currently xfail) in test_unknown_user_tilde below.
-    assume(not re.match(r"~[^/]", value))
     monkeypatch.setenv("KITTY_HOME", value)
     outcomes: list[tuple[str, object]] = []
     for resolve in (kar.default_home, kdi.default_home):
@@ -113,15 +110,6 @@ def test_any_value_same_answer_or_same_refusal(value: str, monkeypatch: pytest.M
     assert outcomes[0] != ("config_error", False), "the error must name KITTY_HOME"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason=(
-        "kitty-daemon-identity bug: default_home() uses Path.expanduser(), which raises "
-        "RuntimeError('Could not determine home directory.') for ~unknownuser; "
-        "kitty-auth-refresh (os.path.expanduser) leaves it unexpanded and raises ConfigError"
-    ),
-)
 def test_unknown_user_tilde(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KITTY_HOME", "~no-such-kitty-user/kh")
     with pytest.raises(kar.ConfigError):

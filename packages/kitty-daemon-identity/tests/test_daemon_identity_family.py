@@ -140,6 +140,14 @@ def test_relative_kitty_home_is_a_config_error(monkeypatch: pytest.MonkeyPatch) 
     assert "absolute" in str(info.value)
 
 
+def test_unknown_user_tilde_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Path.expanduser would raise a bare RuntimeError here; the user must get the named variable.
+    monkeypatch.setenv("KITTY_HOME", "~no-such-kitty-user/kh")
+    with pytest.raises(ConfigError) as info:
+        default_home()
+    assert info.value.variable == "KITTY_HOME"
+
+
 def test_daemon_root_resolves_symlinks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     real = tmp_path / "real"
     real.mkdir()

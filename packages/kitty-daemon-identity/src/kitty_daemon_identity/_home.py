@@ -18,7 +18,9 @@ def default_home() -> Path:
     """
     raw = os.environ.get("KITTY_HOME", "")
     if raw:
-        home = Path(raw).expanduser()
+        # os.path.expanduser leaves `~nosuchuser/...` as is (then refused below as relative);
+        # Path.expanduser would raise a bare RuntimeError instead of a ConfigError.
+        home = Path(os.path.expanduser(raw))
         if not home.is_absolute():
             raise ConfigError(
                 "KITTY_HOME", raw, "it must be an absolute path (e.g. /home/you/.kitty) or unset"
