@@ -23,6 +23,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = [
     "lint",
     "typecheck",
+    "typecheck_tooling",
     "tests",
     "standalone_filelock",
     "wheels",
@@ -80,6 +81,24 @@ def typecheck(session: nox.Session, package: str) -> None:
         str(pkg_dir / "tests"),
         env={"MYPYPATH": str(pkg_dir / "src")},
     )
+
+
+@nox.session
+def typecheck_tooling(session: nox.Session) -> None:
+    """mypy --strict over the code that is not a package: integration tests, benchmarks, noxfile."""
+    _sync(
+        session,
+        "--all-packages",
+        "--group",
+        "typecheck",
+        "--group",
+        "integration",
+        "--group",
+        "bench",
+        "--group",
+        "dev",
+    )
+    session.run("python", "-m", "mypy", "--strict", "tests-integration", "bench", "noxfile.py")
 
 
 @nox.session
