@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from kitty_auth_refresh import Session, SessionStore
 from kitty_daemon_identity import (
@@ -125,14 +126,14 @@ def _record_singleton(root: Path, port: int) -> None:
         root,
         StateRecord(
             family=DaemonFamily.SYNC,
-            pid=payload.pid,  # type: ignore[union-attr]  # a HealthPayload (checked above)
-            port=payload.port,  # type: ignore[union-attr]
-            process_started_at=payload.process_started_at,  # type: ignore[union-attr]
-            package_version=payload.package_version,  # type: ignore[union-attr]
-            protocol_version=payload.protocol_version,  # type: ignore[union-attr]
-            started_at=payload.started_at,  # type: ignore[union-attr]
-            instance_id=payload.instance_id,  # type: ignore[union-attr]
-            scope_id=payload.singleton_scope_id,  # type: ignore[union-attr]
+            pid=payload.pid,
+            port=payload.port,
+            process_started_at=payload.process_started_at,
+            package_version=payload.package_version,
+            protocol_version=payload.protocol_version,
+            started_at=payload.started_at,
+            instance_id=payload.instance_id,
+            scope_id=payload.singleton_scope_id,
         ),
     )
 
@@ -157,9 +158,11 @@ def _record_wedged_singleton(root: Path, port: int, pid: int) -> None:
     )
 
 
-def _measure(args: Sequence[str], env: dict[str, str], runs: int) -> tuple[list[float], dict]:
+def _measure(
+    args: Sequence[str], env: dict[str, str], runs: int
+) -> tuple[list[float], dict[str, Any]]:
     times: list[float] = []
-    last: dict = {}
+    last: dict[str, Any] = {}
     argv = [*_doctor_argv(), *args]
     subprocess.run(argv, env=env, capture_output=True, check=False)  # warm the page cache
     for _ in range(runs):

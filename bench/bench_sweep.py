@@ -182,7 +182,7 @@ def _convergence(base: Path, k: int) -> float:
         go.touch()
         results = [json.loads(_readline(w, 120)) for w in workers]
         assert len({(r["pid"], r["port"]) for r in results}) == 1, "did not converge"
-        return (max(r["done"] for r in results) - t0) * 1000.0
+        return (max(float(r["done"]) for r in results) - t0) * 1000.0
 
 
 def run(quick: bool) -> str:

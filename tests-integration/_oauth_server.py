@@ -49,8 +49,9 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.oauth2 import OAuth2Error
@@ -117,7 +118,7 @@ class Family:
 
 
 @dataclass
-class TokenRecord(TokenMixin):  # type: ignore[misc]  # authlib ships no type hints
+class TokenRecord(TokenMixin):
     access_token: str
     refresh_token: str | None
     family: Family
@@ -144,7 +145,7 @@ class TokenRecord(TokenMixin):  # type: ignore[misc]  # authlib ships no type hi
 
 
 @dataclass(frozen=True)
-class Client(ClientMixin):  # type: ignore[misc]  # authlib ships no type hints
+class Client(ClientMixin):
     """The public CLI client: no secret, token endpoint auth method ``none``."""
 
     client_id: str = CLIENT_ID
@@ -152,14 +153,19 @@ class Client(ClientMixin):  # type: ignore[misc]  # authlib ships no type hints
     def get_client_id(self) -> str:
         return self.client_id
 
-    def get_default_redirect_uri(self) -> str | None:
-        return None
+    def get_default_redirect_uri(self) -> str:
+        # No redirect-based grant is registered, so Authlib never asks; were it to, it treats an
+        # empty default exactly like a missing one (invalid_request).
+        return ""
 
-    def get_allowed_scope(self, scope: str | None) -> str:
+    def get_allowed_scope(self, scope: Collection[str] | str | None) -> str:
+        # Authlib passes the request's raw ``scope`` (a str, or None when absent); the stub also
+        # admits a collection of scope names, which is accepted as-is.
         if not scope:
             return SCOPE
+        requested = scope.split() if isinstance(scope, str) else scope
         allowed = set(SCOPE.split())
-        return " ".join(s for s in scope.split() if s in allowed)
+        return " ".join(s for s in requested if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return False
@@ -200,7 +206,7 @@ class State:
 STATE = State()
 
 
-class BenignReplay(OAuth2Error):  # type: ignore[misc]  # authlib ships no type hints
+class BenignReplay(OAuth2Error):
     """409: this refresh token was just rotated; retry with the newer one you should now hold."""
 
     error = "refresh_replay_benign_retry"
@@ -210,8 +216,10 @@ class BenignReplay(OAuth2Error):  # type: ignore[misc]  # authlib ships no type 
         super().__init__(description="refresh token already rotated; retry with the newest one")
         self.retry_after = retry_after
 
-    def get_body(self) -> list[tuple[str, Any]]:
-        body: list[tuple[str, Any]] = super().get_body()
+    # types-authlib narrows the body to the three RFC 6749 names, yet Authlib's runtime get_body
+    # is any list of (name, value) pairs turned into the JSON body (OAuth2Error adds "state").
+    def get_body(self) -> list[tuple[str, Any]]:  # type: ignore[override]  # stub narrower than runtime
+        body: list[tuple[str, Any]] = [*super().get_body()]
         body.append(("retry_after", self.retry_after))
         return body
 
@@ -221,8 +229,8 @@ class BenignReplay(OAuth2Error):  # type: ignore[misc]  # authlib ships no type 
         return headers
 
 
-class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS: Final = ["none"]
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]  # noqa: RUF012  # Authlib's own per-grant setting
 
     def authenticate_user(self, username: str, password: str) -> str | None:
         ok_user = hmac.compare_digest(username.encode(), USERNAME.encode())
@@ -230,11 +238,15 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: igno
         return USERNAME if ok_user and ok_pw else None
 
 
-class RotatingRefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS: Final = ["none"]
-    INCLUDE_NEW_REFRESH_TOKEN: Final = True  # rotation: every refresh issues a new refresh token
+class RotatingRefreshGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]  # noqa: RUF012  # Authlib's own per-grant setting
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh issues a new refresh token
 
-    def authenticate_refresh_token(self, refresh_token: str) -> TokenRecord | None:
+    # Authlib's documented hook contract: return the token, or None for an unknown/revoked one
+    # (Authlib then answers invalid_grant); types-authlib's "-> TokenMixin" omits the None.
+    def authenticate_refresh_token(  # type: ignore[override]  # stub omits the documented None
+        self, refresh_token: str
+    ) -> TokenRecord | None:
         record = STATE.by_refresh.get(refresh_token)
         if record is None or record.family.revoked:
             return None  # Authlib answers invalid_grant
@@ -251,7 +263,9 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_user(self, refresh_token: TokenRecord) -> str:
         return refresh_token.family.user
 
-    def revoke_old_credential(self, refresh_token: TokenRecord) -> None:
+    def revoke_old_credential(self, refresh_token: TokenMixin) -> None:
+        # Authlib hands back what authenticate_refresh_token returned.
+        assert isinstance(refresh_token, TokenRecord), type(refresh_token)
         # The old access token stays valid until it expires (RFC 6749 §6 leaves this open);
         # only the spent refresh token is retired.
         refresh_token.rotated = True
@@ -292,7 +306,7 @@ def session_extension(grant: Any) -> None:
     grant.register_hook("after_create_token_response", describe_session)
 
 
-class Validator(BearerTokenValidator):  # type: ignore[misc]
+class Validator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> TokenRecord | None:
         return STATE.by_access.get(token_string)
 
@@ -344,7 +358,7 @@ def create_app() -> Flask:
     def token() -> Response:
         if request.form.get("grant_type") != "refresh_token":
             with STATE.lock:
-                response: Response = server.create_token_response()
+                response = _token_response(server)
                 if response.status_code == 200:
                     STATE.counters["login_ok"] += 1
             return response
@@ -353,9 +367,9 @@ def create_app() -> Flask:
     @app.get("/api/me")
     @require_oauth()  # type: ignore[untyped-decorator]  # authlib ships no type hints
     def me() -> Response:
-        return _json(
-            {"sub": current_token.family.user, "session_id": current_token.family.family_id}
-        )
+        record = current_token._get_current_object()  # werkzeug's documented proxy unwrap
+        assert isinstance(record, TokenRecord), type(record)  # what Validator authenticated
+        return _json({"sub": record.family.user, "session_id": record.family.family_id})
 
     @app.get("/admin/counters")
     def counters() -> Response:
@@ -410,6 +424,12 @@ def query_client(client_id: str) -> Client | None:
     return Client() if client_id == CLIENT_ID else None
 
 
+def _token_response(server: AuthorizationServer) -> Response:
+    # types-authlib declares the framework-neutral tuple, but the Flask AuthorizationServer
+    # returns its handle_response() result: a flask Response.
+    return cast(Response, server.create_token_response())
+
+
 def _refresh(server: AuthorizationServer) -> Response:
     presented = request.form.get("refresh_token", "")
     state = STATE  # pin: a concurrent /admin/reset must not split this request across stores
@@ -437,7 +457,7 @@ def _refresh(server: AuthorizationServer) -> Response:
                 state.counters["dropped_after_delay"] += 1
                 return _logged(state, presented, _json({"error": "temporarily_unavailable"}, 503))
     with state.lock:
-        response: Response = server.create_token_response()
+        response = _token_response(server)
         if response.status_code == 200:
             state.counters["refresh_ok"] += 1
         elif (response.get_json(silent=True) or {}).get("error") == "invalid_grant":

@@ -65,6 +65,7 @@ def test_stale_orphans_are_swept_and_the_singleton_reused(
     swept = {e.port: e for e in handle.reaped.swept}
     assert set(swept) == {o.port for o in orphans}
     for orphan, version in zip(orphans, versions, strict=True):
+        assert orphan.port is not None  # start_daemon always binds the port it was given
         assert swept[orphan.port].package_version == version
         assert "stale_version" in swept[orphan.port].reason
         wait_exit(orphan, timeout=10)

@@ -180,6 +180,8 @@ def test_doctor_end_to_end(lab: Lab, schema: Any) -> None:
     assert reset["failed"] == []
     for gone in (stale, board):
         wait_exit(gone, timeout=10)
+    assert stale.port is not None  # start_daemon always binds the port it was given
+    assert board.port is not None
     assert set(listening_pids([stale.port, board.port])) == set()
     survivors: list[Running] = [cross, wedged, web]
     assert all(proc.alive() for proc in survivors)
