@@ -501,10 +501,13 @@ def test_corrupt_store_under_lock_propagates_untouched(
     assert store.path.read_text() == '{"schema_version": 1}'
     assert script.requests == []
     lines = [r.getMessage() for r in auth_log.records if r.name == "kitty_auth_refresh"]
-    assert lines == [
-        f"refresh outcome=error network_call=false waited_ms=0 held_ms=0 "
-        f"session={make_session().session_hash} error=CorruptSession"
-    ]
+    # Real clock here, so the timings are whatever they were; the shape is what is asserted.
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"refresh outcome=error network_call=false waited_ms=\d+ held_ms=\d+ "
+        rf"session={make_session().session_hash} error=CorruptSession",
+        lines[0],
+    )
     with MachineFileLock(lock_path, acquire_timeout=0):
         pass
 
