@@ -151,10 +151,15 @@ def test_configuration_errors_are_exit_2(
     assert "Traceback" in verbose.err
 
 
-def test_negative_threshold_is_a_config_error(home: Path) -> None:
-    doc = run("--json", "--stuck-threshold", "-1").json()
+@pytest.mark.parametrize("value", ["-1", "inf", "nan", "1e400"])
+def test_negative_or_non_finite_threshold_is_a_config_error(home: Path, value: str) -> None:
+    doc = run("--json", "--stuck-threshold", value).json()
     assert doc["error"]["type"] == "config_error"
     assert "--stuck-threshold" in doc["error"]["message"]
+    human = run("--stuck-threshold", value)
+    assert human.code == 2
+    assert human.out == ""
+    assert "finite number of seconds" in human.err
 
 
 def test_crashed_section_is_kd901_exit_2_and_others_still_render(

@@ -7,6 +7,7 @@ trusted with them.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -101,9 +102,10 @@ def resolve_config(
     expected_daemon_version: str | None,
     login_command: str | None,
 ) -> Config:
-    if stuck_threshold_s < 0 or stuck_threshold_s != stuck_threshold_s:
+    # inf/nan parse as floats but cannot be compared with an age or written as JSON.
+    if not math.isfinite(stuck_threshold_s) or stuck_threshold_s < 0:
         raise DoctorConfigError(
-            "--stuck-threshold", str(stuck_threshold_s), "give a number of seconds >= 0"
+            "--stuck-threshold", str(stuck_threshold_s), "give a finite number of seconds >= 0"
         )
     families = FAMILIES if family == "all" else (family,)
     resolved_home, source = _resolve_home(home)
