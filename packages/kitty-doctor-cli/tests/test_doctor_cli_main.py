@@ -151,6 +151,24 @@ def test_configuration_errors_are_exit_2(
     assert "Traceback" in verbose.err
 
 
+def test_config_error_names_the_bad_variable_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # --family sync still validates the dashboard override (the ranges must not overlap): the
+    # message must blame the dashboard variable, not the sync one the user never touched.
+    monkeypatch.setenv("KITTY_DASHBOARD_PORTS", "x")
+    human = run("--family", "sync")
+    assert human.code == 2
+    assert human.err.startswith("kitty-doctor: invalid KITTY_DASHBOARD_PORTS 'x': ")
+    assert "KITTY_SYNC_PORTS" not in human.err
+    # said once, not "invalid X 'x': X='x' is invalid: ..."
+    assert human.err.count("KITTY_DASHBOARD_PORTS") == 1
+    monkeypatch.delenv("KITTY_DASHBOARD_PORTS")
+    monkeypatch.setenv("KITTY_HOME", "rel/home")
+    doc = run("--json").json()
+    message = doc["error"]["message"]
+    assert message.startswith("invalid KITTY_HOME 'rel/home': ")
+    assert message.count("KITTY_HOME") == 1
+
+
 @pytest.mark.parametrize("value", ["-1", "inf", "nan", "1e400"])
 def test_negative_or_non_finite_threshold_is_a_config_error(home: Path, value: str) -> None:
     doc = run("--json", "--stuck-threshold", value).json()

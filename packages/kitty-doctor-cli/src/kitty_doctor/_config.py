@@ -12,10 +12,13 @@ import os
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ._errors import DoctorConfigError
 from ._model import DEFAULT_STUCK_THRESHOLD_S, HomeSource
+
+if TYPE_CHECKING:
+    from kitty_daemon_identity import ConfigError
 
 FAMILIES: Final = ("sync", "dashboard")
 PACKAGES: Final = (
@@ -64,32 +67,35 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _from_library(exc: ConfigError) -> DoctorConfigError:
+    """The library's variable, value and reason, worded once (its own str repeats the value)."""
+    return DoctorConfigError(exc.variable, exc.value, exc.reason)
+
+
 def _resolve_home(flag: Path | None) -> tuple[Path, HomeSource]:
     if flag is not None:
         return Path(os.path.abspath(os.path.expanduser(flag))), HomeSource.FLAG
-    from kitty_daemon_identity import default_home
+    from kitty_daemon_identity import ConfigError, default_home
 
     try:
         home = default_home()
-    except ValueError as exc:  # the library's ConfigError names the variable and the fix
-        raise DoctorConfigError("KITTY_HOME", os.environ.get("KITTY_HOME", ""), str(exc)) from exc
+    except ConfigError as exc:
+        raise _from_library(exc) from exc
     source = HomeSource.ENV if os.environ.get("KITTY_HOME") else HomeSource.DEFAULT
     return Path(home), source
 
 
 def _resolve_ranges(families: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-    from kitty_daemon_identity import DaemonFamily, family_range
+    from kitty_daemon_identity import DaemonFamily, RangeConfigError, family_range
 
     ranges: dict[str, tuple[int, int]] = {}
     for family in families:
         try:
             rng = family_range(DaemonFamily(family))
-        except ValueError as exc:  # RangeConfigError names the variable and the value
-            raise DoctorConfigError(
-                f"KITTY_{family.upper()}_PORTS",
-                os.environ.get(f"KITTY_{family.upper()}_PORTS", ""),
-                str(exc),
-            ) from exc
+        except RangeConfigError as exc:
+            # Not necessarily this family's variable: the sync range is checked against the
+            # dashboard override too, so the library's error says which one is bad.
+            raise _from_library(exc) from exc
         ranges[family] = (rng.start, rng.stop)
     return ranges
 
