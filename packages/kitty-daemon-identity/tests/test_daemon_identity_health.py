@@ -117,6 +117,9 @@ def test_rejections(raw: bytes, reason: str) -> None:
         ({"started_at": "2025-05-01T10:00:01+02:00"}, "bad_value:started_at"),
         ({"busy": 0}, "bad_type:busy"),
         ({"idle_s": -0.5}, "bad_value:idle_s"),
+        # JSON integers are unbounded: past float range they are bad values, never OverflowError
+        ({"process_started_at": 10**400}, "bad_value:process_started_at"),
+        ({"idle_s": 10**400}, "bad_value:idle_s"),
         ({"instance_id": "6F1D9C0E2B7A4C58A9E3D1F0B2C4A6E8"}, "bad_value:instance_id"),
         ({"instance_id": "short"}, "bad_value:instance_id"),
     ],
@@ -158,6 +161,7 @@ json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
+    | st.integers(min_value=10**308, max_value=10**400)  # beyond float range
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda inner: (

@@ -98,7 +98,12 @@ def _check(key: str, value: Any) -> str | None:
     if key in {"process_started_at", "idle_s"}:
         if not (_is_int(value) or isinstance(value, float)):
             return f"bad_type:{key}"
-        ok = math.isfinite(value) and (value > 0 if key == "process_started_at" else value >= 0)
+        try:
+            number = float(value)
+        except OverflowError:
+            # JSON integers have no size limit; one past float range is a bad value, not a crash.
+            return f"bad_value:{key}"
+        ok = math.isfinite(number) and (number > 0 if key == "process_started_at" else number >= 0)
         return None if ok else f"bad_value:{key}"
     if key == "busy":
         return None if isinstance(value, bool) else f"bad_type:{key}"
