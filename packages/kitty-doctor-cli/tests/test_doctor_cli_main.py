@@ -169,6 +169,26 @@ def test_config_error_names_the_bad_variable_once(monkeypatch: pytest.MonkeyPatc
     assert message.count("KITTY_HOME") == 1
 
 
+def test_home_that_is_a_file_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_dir = tmp_path / "home-file"
+    not_a_dir.write_text("oops\n")
+    monkeypatch.setenv("KITTY_HOME", str(not_a_dir))
+    human = run()
+    assert human.code == 2
+    assert human.out == ""
+    assert human.err.count("\n") == 1
+    assert f"invalid KITTY_HOME '{not_a_dir}': it exists but is not a directory" in human.err
+    assert "crashed" not in human.err
+    doc = run("--json").json()
+    assert doc["error"]["type"] == "config_error"
+    monkeypatch.delenv("KITTY_HOME")
+    flag = run("--json", "--home", str(not_a_dir)).json()
+    assert flag["error"]["message"].startswith(f"invalid --home '{not_a_dir}'")
+    assert not_a_dir.read_text() == "oops\n"  # looked at, never touched
+
+
 @pytest.mark.parametrize("value", ["-1", "inf", "nan", "1e400"])
 def test_negative_or_non_finite_threshold_is_a_config_error(home: Path, value: str) -> None:
     doc = run("--json", "--stuck-threshold", value).json()

@@ -85,6 +85,20 @@ def _resolve_home(flag: Path | None) -> tuple[Path, HomeSource]:
     return Path(home), source
 
 
+_HOME_OPTION: Final = {HomeSource.FLAG: "--home", HomeSource.ENV: "KITTY_HOME"}
+
+
+def _require_directory(home: Path, source: HomeSource) -> None:
+    """A file where the home should be would crash every section with ENOTDIR and tell the user
+    to report a bug; it is a configuration problem, so say so once. A missing home is fine."""
+    if home.exists() and not home.is_dir():
+        raise DoctorConfigError(
+            _HOME_OPTION.get(source, "home"),
+            str(home),
+            "it exists but is not a directory; move that file aside or choose another home",
+        )
+
+
 def _resolve_ranges(families: tuple[str, ...]) -> dict[str, tuple[int, int]]:
     from kitty_daemon_identity import DaemonFamily, RangeConfigError, family_range
 
@@ -115,6 +129,7 @@ def resolve_config(
         )
     families = FAMILIES if family == "all" else (family,)
     resolved_home, source = _resolve_home(home)
+    _require_directory(resolved_home, source)
     if login_command is None:
         login_command = os.environ.get("KITTY_LOGIN_COMMAND") or None
     if expected_daemon_version is None:
