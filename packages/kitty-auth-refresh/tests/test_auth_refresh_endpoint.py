@@ -37,6 +37,9 @@ def test_request_is_an_rfc6749_refresh_grant(endpoint_for: EndpointFor) -> None:
     assert request.method == "POST"
     assert request.headers["accept"] == "application/json"
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    # A fresh connection per refresh: the whole-request deadline (AUTH-24) can only cut
+    # sockets it saw being connected.
+    assert request.headers["connection"] == "close"
     form = urllib.parse.parse_qs(request.content.decode())
     assert form == {
         "grant_type": ["refresh_token"],
@@ -315,3 +318,105 @@ def test_slow_endpoint_is_bounded_by_max_hold(tmp_path: pathlib.Path) -> None:
         assert store.path.read_bytes() == before
     finally:
         srv.close()
+
+
+class TrickleServer:
+    """A real 127.0.0.1 server that answers one byte every 200 ms: every single read succeeds
+    well inside httpx's per-phase timeout, so only a whole-request deadline can stop it.
+
+    ``phase="headers"`` trickles from the status line on; ``phase="body"`` sends complete
+    headers at once and trickles the body. The trickle is bounded (then the server goes silent
+    until closed), so a client without a whole-request deadline is slow, never hung.
+    """
+
+    BYTE_EVERY_S = 0.2
+    MAX_BYTES = 20
+
+    def __init__(self, phase: str) -> None:
+        import socket
+        import threading
+
+        self.phase = phase
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/oauth/token"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return  # closed before any client came
+        with conn:
+            conn.settimeout(10)
+            try:
+                conn.recv(65536)  # the request (small; one read is enough on loopback)
+                body = b'{"access_token": "late", "expires_in": 60}' + b" " * 200
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                if self.phase == "body":
+                    conn.sendall(head)
+                    payload = body
+                else:
+                    payload = head + body
+                for i in range(min(self.MAX_BYTES, len(payload))):
+                    conn.sendall(payload[i : i + 1])
+                    if self.stop.wait(self.BYTE_EVERY_S):
+                        return
+                self.stop.wait(30)  # silent, connection open, until the test ends
+            except OSError:
+                return  # the client hung up: expected once its deadline fires
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("phase", ["headers", "body"])
+def test_trickling_endpoint_is_bounded_by_max_hold(tmp_path: pathlib.Path, phase: str) -> None:
+    """AUTH-24 against a server that trickles one byte every 200 ms (per-phase timeouts never
+    fire): the whole request is cut at the hold deadline and the session is kept."""
+    srv = TrickleServer(phase)
+    try:
+        store = SessionStore(tmp_path / "auth")
+        session = make_session(ttl_s=-1, now=dt.datetime.now(dt.UTC))
+        store.write(session)
+        before = store.path.read_bytes()
+        with TokenEndpoint(srv.url, "c", 10.0) as endpoint:
+            result = run_refresh_transaction(
+                store, session, endpoint, tmp_path / "auth" / "refresh.lock", max_hold=1.0
+            )
+        assert result.outcome is RefreshOutcome.TRANSIENT_ERROR_PRESERVED
+        assert result.error_kind == "timeout"
+        assert result.held_s <= 1.5  # a safety bound (AUTH-24), not a speed target
+        assert store.path.read_bytes() == before
+    finally:
+        srv.close()
+
+
+def test_a_connection_made_after_the_deadline_is_cut_at_once() -> None:
+    """A connect cannot be interrupted; if it completes after the deadline, the socket is shut
+    down as soon as httpcore reports it (unit seam: the trace callback, a real socket pair)."""
+    import socket
+
+    from kitty_auth_refresh._endpoint import _Deadline
+
+    class Stream:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def get_extra_info(self, name: str) -> object:
+            return self.sock if name == "socket" else None
+
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        peer.settimeout(10)
+        deadline = _Deadline(0.001)
+        with deadline:
+            deadline._timer.join(10)  # the budget is spent before the connection exists
+            assert not deadline.fired  # nothing was in flight to cut
+            deadline.trace("connection.connect_tcp.started", {})
+            deadline.trace("connection.connect_tcp.complete", {"return_value": Stream(ours)})
+        assert deadline.fired
+        assert peer.recv(1) == b""  # our side was shut down: the peer sees end-of-stream

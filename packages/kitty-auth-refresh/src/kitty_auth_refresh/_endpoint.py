@@ -13,9 +13,10 @@ import email.utils
 import ipaddress
 import logging
 import math
+import socket
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 if TYPE_CHECKING:
@@ -40,6 +41,12 @@ REJECTION_STATUSES: Final = frozenset({400, 401, 403})
 REJECTION_KINDS: Final = frozenset({"invalid_grant", "session_invalid"})
 REPLAY_ERROR: Final = "refresh_replay_benign_retry"
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost."})
+# httpcore trace events whose return value is a freshly connected network stream.
+_STREAM_EVENTS: Final = (
+    ".connect_tcp.complete",
+    ".connect_unix_socket.complete",
+    ".start_tls.complete",
+)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -60,6 +67,69 @@ def scrub(text: object, *secrets: str) -> str | None:
         if secret:
             text = text.replace(secret, "***")
     return text[:MAX_ERROR_TEXT_CHARS]
+
+
+class _Deadline:
+    """A whole-request deadline (AUTH-24). httpx timeouts bound each phase and each read, so a
+    server trickling one byte per read would hold the refresh lock indefinitely. A timer shuts
+    down the request's sockets when the budget is spent: the blocked read wakes at once and
+    httpx raises, which ``refresh`` reports as a timeout.
+
+    Sockets are learnt from httpcore's ``trace`` request extension as each connection is made;
+    the request says ``Connection: close`` so a pooled connection (which would produce no
+    connect event) is never reused.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self.fired = False  # True once a live request was cut (so its error is a timeout)
+        self._timer = threading.Timer(limit, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._expired = True  # a timer already running now finds nothing to cut
+            self._sockets.clear()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if not event.endswith(_STREAM_EVENTS):
+            return
+        get_extra_info = getattr(info.get("return_value"), "get_extra_info", None)
+        sock = get_extra_info("socket") if callable(get_extra_info) else None
+        if not isinstance(sock, socket.socket):  # pragma: no cover - httpcore streams have one
+            return
+        with self._lock:
+            if not self._expired:
+                self._sockets.append(sock)
+                return
+            # Connected after the deadline (a connect cannot be interrupted): cut it now.
+            self.fired = True
+        _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._expired:  # pragma: no cover - the timer lost a race with __exit__
+                return
+            self._expired = True
+            sockets, self._sockets = self._sockets, []
+            self.fired = bool(sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # shutdown(), not close(): only shutdown wakes a recv blocked in another thread. The base
+    # class method is called on purpose: SSLSocket.shutdown also drops its SSL object, which
+    # the reading thread may still be using.
+    with contextlib.suppress(OSError):  # already closed, or detached by the TLS wrap
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class TokenEndpoint:
@@ -135,17 +205,22 @@ class TokenEndpoint:
             "refresh_token": session.refresh_token,
             "client_id": self.client_id,
         }
+        client = self._http()
+        deadline = _Deadline(limit)
         try:
-            response = self._http().post(
-                self.url,
-                data=form,
-                headers={"Accept": "application/json"},
-                timeout=httpx.Timeout(limit),
-            )
+            with deadline:
+                response = client.post(
+                    self.url,
+                    data=form,
+                    headers={"Accept": "application/json", "Connection": "close"},
+                    timeout=httpx.Timeout(limit),
+                    extensions={"trace": deadline.trace},
+                )
         except httpx.TimeoutException as exc:
             raise TransientRefreshError("timeout", None, type(exc).__name__) from None
         except httpx.TransportError as exc:
-            raise TransientRefreshError("transport", None, type(exc).__name__) from None
+            kind = "timeout" if deadline.fired else "transport"
+            raise TransientRefreshError(kind, None, type(exc).__name__) from None
         received = as_utc(self._now())
         self._check_skew(response, received)
         return self._interpret(response, session, received)
