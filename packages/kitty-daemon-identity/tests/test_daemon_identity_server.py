@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -318,6 +321,51 @@ def test_logs_never_contain_bodies_headers_or_queries(
     assert server.wait_stopped(HANG_CAP_S)
     assert "/api/health" in caplog.text  # requests ARE logged ...
     assert TOKEN not in caplog.text  # ... without secrets
+
+
+def _reset_mid_body(port: int) -> None:
+    """Send the head of an authenticated shutdown, half the body, then reset (RST) the socket."""
+    head = (
+        f"POST /api/shutdown HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Length: 200\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_CAP_S) as sock:
+        sock.sendall(head.encode() + b'{"token": "' + TOKEN.encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_client_reset_logs_one_line_and_no_traceback(
+    server: DaemonServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="kitty_daemon_identity")
+    _reset_mid_body(server.port)
+    deadline = time.monotonic() + HANG_CAP_S
+    while "client connection dropped" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)  # bounded poll for the handler thread's log line (hang cap only)
+    dropped = [r for r in caplog.records if "client connection dropped" in r.getMessage()]
+    assert len(dropped) == 1
+    assert "\n" not in dropped[0].getMessage()
+    assert TOKEN not in caplog.text
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert TOKEN not in err
+    # the daemon still serves
+    assert request(server.port, "GET", "/api/health").status == 200
+
+
+def test_unexpected_handler_error_is_one_warning_line(
+    server: DaemonServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="kitty_daemon_identity")
+    try:
+        raise UnicodeDecodeError("utf-8", TOKEN.encode(), 0, 1, "request bytes quoted here")
+    except UnicodeDecodeError:
+        server._httpd.handle_error(None, ("127.0.0.1", 1))
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "UnicodeDecodeError" in caplog.text
+    assert TOKEN not in caplog.text
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # ---- extra routes -----------------------------------------------------------------------------

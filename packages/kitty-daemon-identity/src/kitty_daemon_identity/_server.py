@@ -66,6 +66,17 @@ class _HTTPServer(ThreadingHTTPServer):
         self.owner = owner
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver's default prints a full traceback to stderr (the daemon log) whenever a
+        # client resets or half-sends a request. One line naming only the exception type: its
+        # message could quote request bytes (headers, a token), which logs must never contain.
+        exc = sys.exception()
+        name = type(exc).__name__ if exc is not None else "unknown error"
+        if isinstance(exc, ConnectionError | TimeoutError):
+            logger.info("client connection dropped mid-request (%s)", name)
+        else:
+            logger.warning("request handling failed (%s); the daemon keeps serving", name)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
