@@ -120,7 +120,9 @@ def test_usage_errors_are_exit_2_in_both_modes(home: Path, args: list[str], need
     assert human.out == ""
     assert needle in human.err
     assert human.err.count("\n") == 1
-    assert "re-run with --verbose for details" in human.err
+    # --verbose would add nothing here; the fix is in --help.
+    assert human.err.endswith(" (see kitty-doctor --help)\n")
+    assert "--verbose for details" not in human.err
     doc = run(*args, "--json").json()
     assert doc["exit_code"] == 2
     assert doc["error"]["type"] == "usage_error"

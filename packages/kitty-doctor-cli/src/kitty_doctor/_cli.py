@@ -228,14 +228,26 @@ def doctor(
         raise OutputClosed("stdout closed") from None
 
 
+VERBOSE_HINT: Final = "re-run with --verbose for details"
+# --verbose adds nothing to a usage error (there is no traceback worth showing): point at --help.
+USAGE_HINT: Final = f"see {PROG} --help"
+
+
 def _fail(
-    kind: str, message: str, *, json_mode: bool, verbose: bool, stderr: TextIO, tb: str | None
+    kind: str,
+    message: str,
+    *,
+    json_mode: bool,
+    verbose: bool,
+    stderr: TextIO,
+    tb: str | None,
+    hint: str = VERBOSE_HINT,
 ) -> int:
     if json_mode:
         sys.stdout.write(dumps(error_document(kind, message)) + "\n")
         sys.stdout.flush()
     else:
-        stderr.write(f"{PROG}: {message} (re-run with --verbose for details)\n")
+        stderr.write(f"{PROG}: {message} ({hint})\n")
     if verbose and tb:
         stderr.write(tb)
     return int(ExitCode.ERROR)
@@ -254,11 +266,23 @@ def main_with_args(args: Sequence[str]) -> int:
     except typer.TyperException as exc:  # click's usage errors (bad option, bad value)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         return _fail(
-            "usage_error", message, json_mode=json_mode, verbose=False, stderr=stderr, tb=None
+            "usage_error",
+            message,
+            json_mode=json_mode,
+            verbose=False,
+            stderr=stderr,
+            tb=None,
+            hint=USAGE_HINT,
         )
     except UsageProblem as exc:
         return _fail(
-            "usage_error", str(exc), json_mode=json_mode, verbose=False, stderr=stderr, tb=None
+            "usage_error",
+            str(exc),
+            json_mode=json_mode,
+            verbose=False,
+            stderr=stderr,
+            tb=None,
+            hint=USAGE_HINT,
         )
     except DoctorConfigError as exc:
         return _fail(
