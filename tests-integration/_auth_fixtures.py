@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -251,11 +252,9 @@ def _read_port(proc: subprocess.Popen[bytes], stderr_path: Path) -> int:
     try:
         line = lines.get(timeout=SERVER_START_TIMEOUT_S)
     except queue.Empty:
-        raise AssertionError(
-            f"OAuth server printed no port: {stderr_path.read_text()[-2000:]}"
-        ) from None
+        raise AssertionError(f"OAuth server printed no port: {log_tail(stderr_path)}") from None
     if not line:
-        raise AssertionError(f"OAuth server exited early: {stderr_path.read_text()[-2000:]}")
+        raise AssertionError(f"OAuth server exited early: {log_tail(stderr_path)}")
     return int(json.loads(line)["port"])
 
 
@@ -292,14 +291,14 @@ class Worker:
         except subprocess.TimeoutExpired:
             reap(self.proc)
             raise AssertionError(
-                f"worker {self.name} hung; log tail: {self.log_path.read_text()[-2000:]}"
+                f"worker {self.name} hung; log tail: {log_tail(self.log_path)}"
             ) from None
 
     def result(self) -> dict[str, Any]:
         if not self.result_path.exists():
             raise AssertionError(
                 f"worker {self.name} wrote no result (exit {self.proc.returncode}); "
-                f"log tail: {self.log_path.read_text()[-2000:]}"
+                f"log tail: {log_tail(self.log_path)}"
             )
         return dict(json.loads(self.result_path.read_text()))
 
@@ -362,8 +361,45 @@ def assert_no_secret_in(text: str, secrets: Sequence[str], where: str) -> None:
 
 
 def same_token(a: str, b: str) -> bool:
-    """Token equality for asserts: `assert same_token(x, y)` prints no token when it fails."""
+    """Token equality as a bool (the demo's checks). NOT for a test's `assert`: pytest's
+    introspection prints a failing call's arguments; use `assert_same_token` there."""
     return a == b
+
+
+# This module is not rewritten by pytest (only test modules and conftest are), so the failure
+# messages below are all a failing test shows: a label, never the values.
+def assert_same_token(actual: str, expected: str, what: str) -> None:
+    """`actual == expected` for token values; a failure names `what`, never a token."""
+    if actual != expected:
+        raise AssertionError(f"{what}: not the expected token (values withheld)")
+
+
+def assert_other_token(actual: str, previous: str, what: str) -> None:
+    """`actual != previous` for token values; a failure names `what`, never a token."""
+    if actual == previous:
+        raise AssertionError(f"{what}: still the previous token (value withheld)")
+
+
+def assert_file_unchanged(path: Path, before: bytes, what: str) -> None:
+    """Byte-for-byte equality of a session file; a failure shows sizes, never the content."""
+    now = path.read_bytes() if path.exists() else None
+    if now != before:
+        size = "missing" if now is None else f"{len(now)} bytes"
+        raise AssertionError(f"{what}: {path.name} changed ({len(before)} bytes -> {size})")
+
+
+#: What the test server's token generator emits (secrets.token_urlsafe(32)): 43 URL-safe chars.
+_TOKEN_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+
+
+def log_tail(path: Path, chars: int = 2000) -> str:
+    """The end of a captured log for a failure message, anything token-shaped masked: if a
+    worker did leak a token, the failure that shows its log must not repeat the leak."""
+    try:
+        text = path.read_text(errors="replace")[-chars:]
+    except OSError as exc:
+        return f"<log unreadable: {exc.strerror}>"
+    return _TOKEN_SHAPE.sub("<token-shaped value masked>", text)
 
 
 def assert_no_token_in_logs(paths: Sequence[Path], tokens: Sequence[str]) -> None:

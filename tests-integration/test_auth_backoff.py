@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from _auth_fixtures import CLIENT_ID, OAuthServer, login_to_home, running_server, same_token
+from _auth_fixtures import (
+    CLIENT_ID,
+    OAuthServer,
+    assert_other_token,
+    assert_same_token,
+    login_to_home,
+    running_server,
+)
 from kitty_auth_refresh import SessionStore, SyncTokenManager, TokenEndpoint
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,16 +49,16 @@ def test_manager_in_backoff_adopts_newer_persisted_material(
     ):
         daemon = SyncTokenManager(SessionStore(kitty_home / "auth"), daemon_endpoint, jitter=0)
         # Refresh attempted, 503: the still-valid token is served and the daemon backs off.
-        assert same_token(daemon.get_access_token(), original.access_token)
+        assert_same_token(daemon.get_access_token(), original.access_token, "served in backoff")
         assert oauth.counters()["served_503"] == 1
 
         # Another process (its own manager, same home) refreshes and persists newer material.
         other = SyncTokenManager(SessionStore(kitty_home / "auth"), other_endpoint, jitter=0)
         newer = other.get_access_token()
-        assert not same_token(newer, original.access_token)
+        assert_other_token(newer, original.access_token, "the other process's token")
         assert oauth.counters()["refresh_ok"] == 1
 
         # The daemon should now hand out the newer token (adopted from disk, no network) rather
         # than keep the superseded one until it expires.
-        assert same_token(daemon.get_access_token(), newer)
+        assert_same_token(daemon.get_access_token(), newer, "adopted by the daemon")
     assert oauth.counters()["refresh_requests"] == 2  # adopting needs no network call

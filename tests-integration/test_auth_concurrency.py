@@ -19,12 +19,13 @@ from _auth_fixtures import (
     OAuthServer,
     assert_no_secret_in,
     assert_no_token_in_logs,
+    assert_other_token,
+    assert_same_token,
     login_to_home,
     material_fp,
     read_home,
     reaped,
     running_server,
-    same_token,
     start_worker,
     tokens_of,
     wait_for_file,
@@ -114,8 +115,9 @@ async def test_two_managers_twenty_coroutines_one_network_refresh(
 
     on_disk = read_home(kitty_home)
     assert on_disk is not None
-    assert all(same_token(t, on_disk.access_token) for t in tokens)
-    assert not same_token(on_disk.access_token, original.access_token)
+    for i, token in enumerate(tokens):
+        assert_same_token(token, on_disk.access_token, f"coroutine {i}'s token")
+    assert_other_token(on_disk.access_token, original.access_token, "rotated access token")
     assert all(material_fp(m.session) == material_fp(on_disk) for m in managers)
     counters = oauth.counters()
     assert counters["refresh_ok"] == 1

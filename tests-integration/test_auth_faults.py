@@ -12,14 +12,15 @@ import pytest
 from _auth_fixtures import (
     CLIENT_ID,
     OAuthServer,
+    assert_file_unchanged,
     assert_no_secret_in,
     assert_no_token_in_logs,
+    assert_same_token,
     login_to_home,
     material_fp,
     read_home,
     reaped,
     running_server,
-    same_token,
     session_file,
     session_from_token,
     start_worker,
@@ -87,8 +88,9 @@ def test_replay_after_a_lost_response_gives_up_without_resending(
     assert result.error_kind == "replay"
     assert result.network_call is True
     # The 409 was the one presentation of the spent token; it was not sent a third time.
-    assert oauth.presentations(original.refresh_token) == 2
-    assert session_file(kitty_home).read_bytes() == before
+    presented = oauth.presentations(original.refresh_token)
+    assert presented == 2
+    assert_file_unchanged(session_file(kitty_home), before, "session file")
     counters = oauth.counters()
     assert counters["benign_replays"] == 1
     assert counters["family_revocations"] == 0
@@ -123,8 +125,8 @@ def test_replay_retries_once_with_newer_persisted_material(
     assert rb["retry_after"] is None
     assert rb["material"] == material_fp(on_disk) not in (material_fp(original), material_fp(newer))
     assert rb["api_status"] == 200
-    assert oauth.presentations(original.refresh_token) == 2  # writer + B's parked request
-    assert oauth.presentations(newer.refresh_token) == 1  # B's single retry
+    presented = [oauth.presentations(s.refresh_token) for s in (original, newer)]
+    assert presented == [2, 1]  # writer + B's parked request; B's single retry
     counters = oauth.counters()
     assert counters["benign_replays"] == 1
     assert counters["family_revocations"] == 0
@@ -153,15 +155,16 @@ def test_503_preserves_the_session_and_the_valid_token_is_served(
     assert result.outcome.value == "transient_error_preserved"
     assert result.error_kind == "server_error"
     assert result.held_s <= max_hold + HOLD_SLACK_S
-    assert session_file(kitty_home).read_bytes() == before
+    assert_file_unchanged(session_file(kitty_home), before, "session file")
 
     oauth.fault(fail_503=1)
     with TokenEndpoint(oauth.token_url, CLIENT_ID) as endpoint:
         manager = SyncTokenManager(SessionStore(kitty_home / "auth"), endpoint)
         token = manager.get_access_token()  # refresh attempted, 503, work while valid
-    assert same_token(token, original.access_token)
-    assert oauth.me(token) == 200
-    assert session_file(kitty_home).read_bytes() == before
+    assert_same_token(token, original.access_token, "served during the 503")
+    status = oauth.me(token)
+    assert status == 200
+    assert_file_unchanged(session_file(kitty_home), before, "session file")
     counters = oauth.counters()
     assert (counters["served_503"], counters["refresh_ok"]) == (2, 0)
     assert len(_lines(caplog)) == 2
@@ -183,11 +186,12 @@ def test_server_stopped_preserves_the_session(
     assert result.outcome.value == "transient_error_preserved"
     assert result.error_kind == "transport"
     assert result.held_s <= max_hold + HOLD_SLACK_S
-    assert session_file(kitty_home).read_bytes() == before
+    assert_file_unchanged(session_file(kitty_home), before, "session file")
     with TokenEndpoint(token_url, CLIENT_ID) as endpoint:
         manager = SyncTokenManager(SessionStore(kitty_home / "auth"), endpoint)
-        assert same_token(manager.get_access_token(), original.access_token)  # offline, valid
-    assert session_file(kitty_home).read_bytes() == before
+        served = manager.get_access_token()
+        assert_same_token(served, original.access_token, "served offline (still valid)")
+    assert_file_unchanged(session_file(kitty_home), before, "session file")
     assert_no_secret_in(caplog.text, tokens_of(original), "the captured log")
 
 
@@ -205,8 +209,9 @@ def test_delay_beyond_max_hold_bounds_the_hold_and_preserves_the_session(
     assert result.outcome.value == "transient_error_preserved"
     assert result.error_kind == "timeout"
     assert result.held_s <= max_hold + HOLD_SLACK_S
-    assert session_file(kitty_home).read_bytes() == before
-    assert oauth.me(original.access_token) == 200
+    assert_file_unchanged(session_file(kitty_home), before, "session file")
+    status = oauth.me(original.access_token)
+    assert status == 200
     wait_until(
         lambda: oauth.counters()["dropped_after_delay"] == 1, timeout=20, what="the slow request"
     )

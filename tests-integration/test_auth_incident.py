@@ -17,6 +17,7 @@ import pytest
 from _auth_fixtures import (
     OAuthServer,
     Worker,
+    assert_file_unchanged,
     assert_no_token_in_logs,
     login_to_home,
     material_fp,
@@ -92,7 +93,8 @@ def test_stale_process_adopts_the_rotated_session(
     assert counters["refresh_ok"] == 1
     assert counters["reuse_detected"] == 0
     assert counters["family_revocations"] == 0
-    assert oauth.presentations(original.refresh_token) == 1  # B never sent the spent token
+    presented = oauth.presentations(original.refresh_token)
+    assert presented == 1  # B never sent the spent token
     assert _outcome_lines(workers, "refreshed") == 1
     assert _outcome_lines(workers, "adopted_newer") == 1
     assert_no_token_in_logs(
@@ -132,10 +134,11 @@ def test_stale_token_on_the_wire_is_a_stale_rejection_and_the_file_is_kept(
     assert rb["outcome"] == "stale_rejection_preserved"
     assert rb["network_call"] is True
     assert rb["material"] == material_fp(newer)
-    assert session_file(kitty_home).read_bytes() == written  # kept, byte for byte
+    assert_file_unchanged(session_file(kitty_home), written, "kept, byte for byte")
     # The server saw B's stale token after the writer spent it: its reuse detection fired (the
     # old client's fault) — kitty's part is that it deleted nothing.
-    assert oauth.presentations(original.refresh_token) == 2
+    presented = oauth.presentations(original.refresh_token)
+    assert presented == 2
     assert oauth.counters()["reuse_detected"] == 1
     assert _outcome_lines(workers, "stale_rejection_preserved") == 1
     assert_no_token_in_logs(
@@ -179,4 +182,5 @@ def test_negative_control_naive_client_loses_the_session(
     counters = oauth.counters()
     assert counters["reuse_detected"] == 1
     assert counters["family_revocations"] == 1
-    assert oauth.presentations(original.refresh_token) == 2
+    presented = oauth.presentations(original.refresh_token)
+    assert presented == 2

@@ -18,8 +18,8 @@ import pytest
 from _auth_fixtures import (
     SERVER_SCRIPT,
     OAuthServer,
+    assert_other_token,
     running_server,
-    same_token,
     token_hash,
     wait_until,
 )
@@ -42,10 +42,11 @@ def test_login_returns_the_fields_the_client_needs(oauth: OAuthServer) -> None:
     token = oauth.login()
     assert token["token_type"] == "Bearer"
     assert token["expires_in"] == 300
-    assert token["refresh_token"]
+    assert token["refresh_token"] != ""
     assert token["session_id"].startswith("sess-")
     assert token["subject"] == "alice"
-    assert oauth.me(token["access_token"]) == 200
+    status = oauth.me(token["access_token"])
+    assert status == 200
     assert oauth.counters()["login_ok"] == 1
 
 
@@ -54,13 +55,13 @@ def test_refresh_rotates_and_keeps_the_session_id(oauth: OAuthServer) -> None:
     response = oauth.raw_refresh(first["refresh_token"])
     assert response.status_code == 200
     second = response.json()
-    assert not same_token(second["refresh_token"], first["refresh_token"])
-    assert not same_token(second["access_token"], first["access_token"])
+    assert_other_token(second["refresh_token"], first["refresh_token"], "rotated refresh token")
+    assert_other_token(second["access_token"], first["access_token"], "new access token")
     assert second["session_id"] == first["session_id"]
     assert second["expires_in"] == 300
     # The superseded access token stays valid until it expires; only the refresh token is spent.
-    assert oauth.me(first["access_token"]) == 200
-    assert oauth.me(second["access_token"]) == 200
+    statuses = [oauth.me(first["access_token"]), oauth.me(second["access_token"])]
+    assert statuses == [200, 200]
     counters = oauth.counters()
     assert counters["refresh_ok"] == 1
     assert counters["reuse_detected"] == 0
@@ -76,10 +77,10 @@ def test_reusing_a_rotated_token_revokes_the_whole_family(oauth: OAuthServer) ->
     assert reuse.status_code == 400
     assert reuse.json() == {"error": "invalid_grant"}
     # Every token of the family is dead: the rotated refresh token and both access tokens.
-    assert oauth.raw_refresh(second["refresh_token"]).json() == {"error": "invalid_grant"}
-    assert oauth.me(first["access_token"]) == 401
-    assert oauth.me(second["access_token"]) == 401
-    assert oauth.me(other["access_token"]) == 200
+    after = oauth.raw_refresh(second["refresh_token"]).json()
+    assert after == {"error": "invalid_grant"}
+    statuses = [oauth.me(t["access_token"]) for t in (first, second, other)]
+    assert statuses == [401, 401, 200]
     counters = oauth.counters()
     assert counters["reuse_detected"] == 1
     assert counters["family_revocations"] == 1
@@ -92,7 +93,8 @@ def test_unknown_refresh_token_is_invalid_grant_without_revocation(oauth: OAuthS
     token = oauth.login()
     response = oauth.raw_refresh("not-a-token")
     assert (response.status_code, response.json()) == (400, {"error": "invalid_grant"})
-    assert oauth.me(token["access_token"]) == 200
+    status = oauth.me(token["access_token"])
+    assert status == 200
     assert oauth.counters()["family_revocations"] == 0
 
 
@@ -107,7 +109,8 @@ def test_replay_mode_answers_409_and_revokes_nothing(oauth: OAuthServer) -> None
     assert replay.json()["error"] == "refresh_replay_benign_retry"
     assert replay.json()["retry_after"] == 2
     assert replay.headers["Retry-After"] == "2"
-    assert oauth.raw_refresh(second["refresh_token"]).status_code == 200
+    current = oauth.raw_refresh(second["refresh_token"])
+    assert current.status_code == 200
     counters = oauth.counters()
     assert counters["benign_replays"] == 1
     assert counters["family_revocations"] == 0
@@ -121,9 +124,11 @@ def test_503_burst_then_recovery_and_the_log_counts_presentations(oauth: OAuthSe
     statuses = [oauth.raw_refresh(token["refresh_token"]).status_code for _ in range(3)]
 
     assert statuses == [503, 503, 200]
-    assert oauth.presentations(token["refresh_token"]) == 3
+    presented = oauth.presentations(token["refresh_token"])
+    assert presented == 3
     assert [entry["status"] for entry in oauth.log()] == [503, 503, 200]
-    assert all(entry["rt"] == token_hash(token["refresh_token"]) for entry in oauth.log())
+    hashed = token_hash(token["refresh_token"])
+    assert [entry["rt"] == hashed for entry in oauth.log()] == [True] * 3
     counters = oauth.counters()
     assert (counters["served_503"], counters["refresh_ok"]) == (2, 1)
 
@@ -146,7 +151,8 @@ def test_delay_with_drop_times_the_client_out_and_rotates_nothing(oauth: OAuthSe
         lambda: oauth.counters()["dropped_after_delay"] == 1, timeout=10, what="dropped request"
     )
     oauth.fault(delay_s=0.0)
-    assert oauth.raw_refresh(token["refresh_token"]).status_code == 200
+    after = oauth.raw_refresh(token["refresh_token"])
+    assert after.status_code == 200
 
 
 def test_hold_parks_a_refresh_until_released(oauth: OAuthServer) -> None:
@@ -170,8 +176,10 @@ def test_hold_parks_a_refresh_until_released(oauth: OAuthServer) -> None:
 def test_admin_revocation_kills_the_family(oauth: OAuthServer) -> None:
     token = oauth.login()
     oauth.revoke(token["session_id"])
-    assert oauth.raw_refresh(token["refresh_token"]).json() == {"error": "invalid_grant"}
-    assert oauth.me(token["access_token"]) == 401
+    refused = oauth.raw_refresh(token["refresh_token"]).json()
+    assert refused == {"error": "invalid_grant"}
+    status = oauth.me(token["access_token"])
+    assert status == 401
     counters = oauth.counters()
     assert (counters["family_revocations"], counters["reuse_detected"]) == (1, 0)
 
