@@ -15,8 +15,9 @@ Importable helpers (tests and demo.py):
 
 Run as a script this module is the body of those helper processes:
 
-* `count`: a listener that appends `connect` for every accepted connection and `signal <n>` for
-  every catchable signal to an events file; `--kitty FAMILY` makes it answer a valid, same-scope
+* `count`: a listener that appends `connect <client port>` for every accepted connection and
+  `signal <n>` for every catchable signal to an events file (`Running.settle()` is the barrier
+  to call before reading them); `--kitty FAMILY` makes it answer a valid, same-scope
   health payload (so it would be `safe_auto` if it sat inside the range), otherwise it answers
   like an unrelated web app (third-party).
 * `sleeper`: an unrelated process that records signals (the PID-reuse victim).
@@ -55,8 +56,21 @@ BARRIER_TIMEOUT_S: Final = 30.0
 REAP_TERM_S: Final = 3.0
 REAP_KILL_S: Final = 5.0
 #: Signals a counting listener / sleeper can observe (SIGKILL and SIGSTOP cannot be caught;
-#: a SIGKILL shows up as the process being gone).
-OBSERVED_SIGNALS: Final = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+#: a SIGKILL shows up as the process being gone, a SIGSTOP as a `settle()` that never returns).
+OBSERVED_SIGNALS: Final = (
+    "SIGTERM",
+    "SIGINT",
+    "SIGHUP",
+    "SIGQUIT",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGCONT",
+)
+#: The barrier signal of `Running.settle()`. CPython runs pending Python-level handlers in
+#: ascending signal number, so once the handler of this (higher-numbered on Linux) signal has
+#: logged, every observed signal delivered before it has logged too. Harmless by default.
+SENTINEL_SIGNAL: Final = "SIGWINCH"
+SETTLE_TIMEOUT_S: Final = 20.0
 PROXY_NAMES: Final = tuple(
     f"{n}_proxy" if lower else f"{n.upper()}_PROXY"
     for n in ("http", "https", "all", "no")
@@ -167,6 +181,8 @@ class Running:
     name: str
     stderr_path: Path
     events_path: Path | None = None
+    #: Client ports of our own `settle()` connections (not counted as connections).
+    sentinel_ports: set[int] = field(default_factory=set)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -177,10 +193,47 @@ class Running:
         return self.events_path.read_text().splitlines()
 
     def connections(self) -> int:
-        return sum(1 for e in self.events() if e == "connect")
+        """Connections accepted from anyone but `settle()` (call `settle()` first)."""
+        return sum(
+            1
+            for e in self.events()
+            if e.startswith("connect ") and int(e.split()[1]) not in self.sentinel_ports
+        )
 
     def signals(self) -> list[str]:
+        """Observed signals received so far (call `settle()` first)."""
         return [e for e in self.events() if e.startswith("signal ")]
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """Barrier: every connection and signal sent to this helper before the call is logged.
+
+        A count read right after a cleanup returns could miss a connection still in the accept
+        queue or a signal whose handler has not run yet. So we send our own: a connection (the
+        accept queue is FIFO, so once its client port is logged every earlier one is) and
+        SENTINEL_SIGNAL (see there). Both are told apart from real events, so `connections()`
+        and `signals()` afterwards are exact. A helper that died or was SIGSTOPped fails here.
+        """
+        assert self.events_path is not None, f"{self.name} logs no events"
+        before = sum(1 for e in self.events() if e == "sentinel")
+        if hasattr(signal, SENTINEL_SIGNAL):
+            os.kill(self.pid, getattr(signal, SENTINEL_SIGNAL))
+        port_logged = None
+        if self.port is not None:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+                client_port = int(sock.getsockname()[1])
+            self.sentinel_ports.add(client_port)
+            port_logged = f"connect {client_port}"
+
+        def settled() -> bool:
+            if not self.alive():
+                raise AssertionError(f"{self.name} (pid {self.pid}) died: {self.events()[-5:]}")
+            events = self.events()
+            signalled = not hasattr(signal, SENTINEL_SIGNAL) or (
+                sum(1 for e in events if e == "sentinel") > before
+            )
+            return signalled and (port_logged is None or port_logged in events)
+
+        wait_for(settled, timeout=timeout, what=f"{self.name} to log our sentinel events")
 
     def stderr(self) -> str:
         try:
@@ -645,10 +698,16 @@ def _record_signals(events: _Events) -> None:
     def on_signal(signum: int, frame: object) -> None:
         events.add(f"signal {signal.Signals(signum).name}")
 
+    def on_sentinel(signum: int, frame: object) -> None:
+        events.add("sentinel")
+
     for name in OBSERVED_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, on_signal)
+    sentinel = getattr(signal, SENTINEL_SIGNAL, None)
+    if sentinel is not None:
+        signal.signal(sentinel, on_sentinel)
 
 
 def _health_body(family: str, port: int) -> bytes:
@@ -719,7 +778,8 @@ def _serve_counting(args: argparse.Namespace) -> int:
         allow_reuse_address = True
 
         def process_request(self, request: Any, client_address: Any) -> None:
-            events.add("connect")
+            # The client port lets `Running.settle()` recognise its own barrier connection.
+            events.add(f"connect {client_address[1]}")
             super().process_request(request, client_address)
 
     server = Server(("127.0.0.1", port), Handler)

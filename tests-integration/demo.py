@@ -246,6 +246,7 @@ def run(workdir: Path, t: Transcript) -> None:
                 (`kitty-doctor --reset --force` after review), and a web app that is not kitty's
                 (never touched).""")
             t.expect(code == 0, "exit 0")
+            scene["web"].settle()
             t.expect(
                 scene["web"].connections() >= 1 and scene["web"].signals() == [],
                 "the third-party web app was probed but never signalled",

@@ -146,5 +146,6 @@ def test_reused_pid_in_state_record_is_never_signalled(lab: Lab, path: str) -> N
         after = json.loads(result.stdout)
         assert "KD303" not in {f["id"] for f in after["findings"]}
 
+    sleeper.settle()  # a signal sent before this point has been logged by now
     assert sleeper.alive()
     assert sleeper.signals() == []

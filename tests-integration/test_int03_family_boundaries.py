@@ -12,15 +12,21 @@ The scene, rebuilt for every cleanup path:
 
 Each path runs for sync, then for dashboard: `ensure_daemon`, `kitty-doctor --reset`,
 `kitty-doctor --reset --force`. After the sync step the sync first/last daemons are gone and the
-dashboard ones alive; after the dashboard step the reverse; the counting listeners received 0
-connections and 0 signals throughout; the third-party listeners are alive and were never
-signalled. The pre-flight refuses to run (naming the process) if anything foreign listens
-anywhere in 9236..9450: with `--reset --force` in play we must never meet a developer's daemon.
+dashboard ones alive; fresh sync daemons are then started on the freed edge ports, and after the
+dashboard step the dashboard daemons are gone and those sync daemons alive. After EVERY step the
+counting listeners are settled (a barrier connection and signal of our own, so nothing still in
+flight is missed) and have received 0 connections and 0 signals; the third-party listeners are
+alive and were never signalled. Controls: the in-range third-party counter of the family being
+cleaned saw the scan's probes, and a signal we send ourselves is counted. The pre-flight refuses
+to run (naming the process) if anything foreign listens anywhere in 9236..9450: with
+`--reset --force` in play we must never meet a developer's daemon.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +83,8 @@ class Scene:
         ]
 
     def assert_outside_untouched(self, step: str) -> None:
+        for counter in [*self.outside, *self.third_party]:
+            counter.settle()  # every probe or signal sent so far is now in its events file
         for counter in self.outside:
             assert counter.alive(), f"{step}: {counter.name} was stopped"
             assert counter.connections() == 0, f"{step}: {counter.name} was connected to"
@@ -96,7 +104,8 @@ def _alive(daemons: list[Running], step: str) -> None:
         assert daemon.alive(), f"{step}: {daemon.name} was stopped by the other family's cleanup"
 
 
-def _run_path(lab: Lab, path: str, family: str) -> None:
+def _run_path(lab: Lab, path: str, family: str) -> int | None:
+    """One cleanup path for one family; returns the pid of the singleton `ensure_daemon` spawned."""
     if path == "ensure":
         handle = ensure_daemon(
             [sys.executable, "-m", "kitty_daemon_identity", "--family", family], family=family
@@ -104,7 +113,7 @@ def _run_path(lab: Lab, path: str, family: str) -> None:
         assert not handle.reused
         edges = {SYNC_FIRST, SYNC_LAST} if family == "sync" else {DASH_FIRST, DASH_LAST}
         assert {e.port for e in handle.reaped.swept} == edges
-        return
+        return handle.pid
     args = ["--reset", "--json", "--family", family]
     if path == "reset-force":
         args.append("--force")
@@ -115,6 +124,7 @@ def _run_path(lab: Lab, path: str, family: str) -> None:
     edges = {SYNC_FIRST, SYNC_LAST} if family == "sync" else {DASH_FIRST, DASH_LAST}
     assert swept == edges, reset
     assert reset["failed"] == [], reset
+    return None
 
 
 @pytest.mark.timeout(120)
@@ -123,25 +133,45 @@ def _run_path(lab: Lab, path: str, family: str) -> None:
 def test_cleanup_never_crosses_a_family_boundary(lab: Lab, path: str, outside: str) -> None:
     scene = Scene(lab, outside)
 
-    _run_path(lab, path, "sync")
+    sync_singleton = _run_path(lab, path, "sync")
+    scene.assert_outside_untouched(f"{path}/sync")
     # Control: the same counting code does see the probes of a scan that covers its port.
     assert scene.third_party[0].connections() >= 1
     assert scene.third_party[1].connections() == 0  # a sync path never probes the dashboard
     _gone(scene.sync_edges)
     _alive(scene.dash_edges, f"{path}/sync")
-    scene.assert_outside_untouched(f"{path}/sync")
 
-    _run_path(lab, path, "dashboard")
+    # Vice versa: same-scope sync orphans on the freed edges (the one ensure_daemon spawned may
+    # hold one of them) must survive the dashboard path.
+    taken = listening_pids([SYNC_FIRST, SYNC_LAST])
+    sync_survivors = [
+        start_daemon(lab.procs, lab.home, port=port)
+        for port in (SYNC_FIRST, SYNC_LAST)
+        if port not in taken
+    ]
+    assert sync_survivors, "no sync edge port was free for a survivor"
+    dash_singleton = _run_path(lab, path, "dashboard")
+    scene.assert_outside_untouched(f"{path}/dashboard")
     assert scene.third_party[1].connections() >= 1
     _gone(scene.dash_edges)
-    scene.assert_outside_untouched(f"{path}/dashboard")
+    _alive(sync_survivors, f"{path}/dashboard")
 
     listeners = listening_pids([*lab.ranges.sync, *lab.ranges.dashboard])
-    expected = {w.port for w in scene.third_party}
+    expected = {w.port: w.pid for w in [*scene.third_party, *sync_survivors]}
     if path == "ensure":
-        assert len(listeners) == len(expected) + 2  # plus one new singleton per family
+        # plus the one singleton each family's ensure_daemon spawned, both still running
+        singletons = {pid for port, pid in listeners.items() if port not in expected}
+        assert singletons == {sync_singleton, dash_singleton}, listeners
+        assert len(listeners) == len(expected) + 2
     else:
-        assert set(listeners) == expected
+        assert listeners == expected
+
+    # Control: the counters do log a signal (SIGTERM only logs; they keep running).
+    probe = scene.outside[0]
+    os.kill(probe.pid, signal.SIGTERM)
+    probe.settle()
+    assert probe.signals() == ["signal SIGTERM"]
+    assert probe.alive()
 
 
 def test_preflight_names_the_foreign_process(

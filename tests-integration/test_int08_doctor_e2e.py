@@ -155,6 +155,7 @@ def test_doctor_end_to_end(lab: Lab, schema: Any) -> None:
     hostile = dict.fromkeys(PROXY_VARS, f"http://127.0.0.1:{proxy.port}")
     proxied = doctor.json("--stuck-threshold", THRESHOLD, env=hostile)
     assert _verdict(proxied) == _verdict(doc)
+    proxy.settle()
     assert proxy.connections() == 0
 
     code, human = doctor.run("--stuck-threshold", THRESHOLD)
@@ -201,6 +202,7 @@ def test_doctor_end_to_end(lab: Lab, schema: Any) -> None:
     for proc in (cross, wedged):
         if proc.port in swept:
             wait_exit(proc, timeout=10)
+    web.settle()
     assert web.alive()
     assert web.signals() == []
     assert listening_pids([singleton.port]) == {singleton.port: singleton.pid}
