@@ -420,3 +420,37 @@ def test_a_connection_made_after_the_deadline_is_cut_at_once() -> None:
             deadline.trace("connection.connect_tcp.complete", {"return_value": Stream(ours)})
         assert (fired_on_expiry, deadline.fired) == (False, True)
         assert peer.recv(1) == b""  # our side was shut down: the peer sees end-of-stream
+
+
+@pytest.mark.parametrize("code", [200, 400, 503])
+def test_undecodable_body_is_a_protocol_error_naming_the_status(
+    endpoint_for: EndpointFor, code: int
+) -> None:
+    """A body that cannot be decoded (gzip announced, garbage sent) is one typed,
+    non-destructive error - never a raw httpx exception escaping the transaction."""
+
+    def garbled(request: httpx.Request) -> httpx.Response:
+        # A raw stream, as a real transport hands it over: decoding happens in the client.
+        garbage = httpx.ByteStream(b"not gzip")
+        return httpx.Response(code, headers={"Content-Encoding": "gzip"}, stream=garbage)
+
+    with pytest.raises(RefreshProtocolError) as info:
+        endpoint_for(Script([garbled])).refresh(make_session())
+    assert info.value.status == code
+    assert "could not be decoded" in str(info.value)
+
+
+def test_undecodable_body_keeps_the_session(
+    endpoint_for: EndpointFor, store: SessionStore, lock_path: pathlib.Path
+) -> None:
+    def garbled(request: httpx.Request) -> httpx.Response:
+        garbage = httpx.ByteStream(b"not gzip")
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=garbage)
+
+    session = make_session(ttl_s=-1)
+    store.write(session)
+    before = store.path.read_bytes()
+    result = run_refresh_transaction(store, session, endpoint_for(Script([garbled])), lock_path)
+    assert result.outcome is RefreshOutcome.TRANSIENT_ERROR_PRESERVED
+    assert result.error_kind == "protocol"
+    assert store.path.read_bytes() == before

@@ -207,15 +207,26 @@ class TokenEndpoint:
         }
         client = self._http()
         deadline = _Deadline(limit)
+        request = client.build_request(
+            "POST",
+            self.url,
+            data=form,
+            headers={"Accept": "application/json", "Connection": "close"},
+            timeout=httpx.Timeout(limit),
+            extensions={"trace": deadline.trace},
+        )
         try:
             with deadline:
-                response = client.post(
-                    self.url,
-                    data=form,
-                    headers={"Accept": "application/json", "Connection": "close"},
-                    timeout=httpx.Timeout(limit),
-                    extensions={"trace": deadline.trace},
-                )
+                # Streamed, then read here: a body that fails to decode (say, gzip announced
+                # and garbage sent) must become a typed error that still names the status.
+                response = client.send(request, stream=True)
+                try:
+                    response.read()
+                except httpx.DecodingError:
+                    reason = "the response body could not be decoded"
+                    raise RefreshProtocolError(response.status_code, reason) from None
+                finally:
+                    response.close()
         except httpx.TimeoutException as exc:
             raise TransientRefreshError("timeout", None, type(exc).__name__) from None
         except httpx.TransportError as exc:
