@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from _orphan_sweep_helpers import Env, ProcessPool, record_singleton
-from kitty_daemon_identity import CleanupClass, SkipReason
+from kitty_daemon_identity import CleanupClass, SkipReason, daemon_root, read_scope_key
 from kitty_orphan_sweep import (
     CleanupPath,
     EscalationBudgets,
     FailureReason,
     ResetResult,
+    _escalate,
+    _sockowner,
     scan,
     sweep,
 )
@@ -132,3 +135,55 @@ def test_pidless_target_gets_only_the_http_stage(env: Env, pool: ProcessPool) ->
     ]
     assert not polite.alive()
     assert stubborn.alive()  # no PID, so no signal: it ignored the shutdown and keeps running
+
+
+def test_pidless_listener_of_another_root_never_gets_that_roots_key(
+    env: Env, pool: ProcessPool, tmp_path: Path
+) -> None:
+    """A pid-less listener's claimed daemon_root is unverified: it must not pick which key we send.
+
+    The other root's key is readable by us (same user, 0600), so reading it on the listener's
+    say-so would hand a secret to whoever claims that root. With no key, nothing is sent at all.
+    """
+    from test_orphan_sweep_pids import FakeTable
+
+    other_home = tmp_path / "other-home"
+    other = pool.reference(other_home, env.sync[0], markers=other_home)
+    records = scan("sync", process_table=FakeTable({env.sync[0]: {None}}))
+    assert [r.skip_reason for r in records] == [SkipReason.MISSING_PID]
+    assert records[0].daemon_root == str(daemon_root(other_home))
+    assert read_scope_key(daemon_root(other_home)) is not None  # it WOULD authorise shutdown
+    result = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5, port_s=0.2))
+    assert result.swept == ()
+    assert [(e.port, e.failure_reason) for e in result.failed] == [
+        (other.port, FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED)
+    ]
+    assert "does not claim this daemon root" in result.failed[0].detail
+    assert other.alive()
+
+
+def test_pidless_listener_on_another_users_socket_never_gets_our_key(
+    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims of our root and scope are forgeable: a socket owned by another uid gets no key."""
+    from test_orphan_sweep_pids import FakeTable
+
+    daemon = pool.reference(env.home, env.sync[0])  # accepts our key: alive afterwards = not sent
+    records = scan("sync", process_table=FakeTable({env.sync[0]: {None}}))
+    assert [r.skip_reason for r in records] == [SkipReason.MISSING_PID]
+    assert _sockowner.listening_uids(daemon.port) == frozenset({os.getuid()})  # real table
+    # Unit seam: the kernel's socket table as it would look for another user's listener.
+    monkeypatch.setattr(_escalate, "listening_uids", lambda port: frozenset({os.getuid() + 1}))
+    result = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5, port_s=0.2))
+    assert [(e.port, e.failure_reason) for e in result.failed] == [
+        (daemon.port, FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED)
+    ]
+    assert "belongs to another user" in result.failed[0].detail
+    assert daemon.alive()
+    # an unprovable owner (no listening socket attributable) is refused the same way
+    monkeypatch.setattr(_escalate, "listening_uids", lambda port: frozenset())
+    again = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5, port_s=0.2))
+    assert [e.failure_reason for e in again.failed] == [
+        FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED
+    ]
+    assert daemon.alive()

@@ -24,6 +24,7 @@ from . import _constants
 from ._net import HttpOutcome, HttpRequest, http_exchange, port_refuses
 from ._proctable import ProcessHandle, ProcessTable
 from ._results import CleanupPath, EscalationBudgets, FailedEntry, FailureReason, SweptEntry
+from ._sockowner import listening_uids
 
 _IS_WINDOWS = os.name == "nt"
 
@@ -238,8 +239,30 @@ def _after_exit(
     )
 
 
+def _socket_owned_by_us(port: int) -> bool:
+    """False if the port's listening sockets provably include one that is not this user's."""
+    uids = listening_uids(port)
+    getuid = getattr(os, "getuid", None)
+    if uids is None or getuid is None:
+        return True  # the OS cannot tell (not Linux): the operator's --force is all we have
+    return uids == {getuid()}
+
+
 def _run_without_pid(target: Target, budgets: EscalationBudgets) -> CleanupPath | FailedEntry:
     # Without a PID nothing can be signalled: only the authenticated HTTP stage is allowed.
+    if target.key_root is None:
+        return _failed(
+            target,
+            FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED,
+            "no scope key sent: the listener does not claim this daemon root and scope",
+        )
+    if not _socket_owned_by_us(target.port):
+        return _failed(
+            target,
+            FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED,
+            f"no scope key sent: a socket listening on port {target.port} belongs to another user "
+            "(or its owner cannot be told)",
+        )
     accepted = _post_shutdown(target.port, target.key_root, budgets.http_s)
     deadline = time.monotonic() + budgets.http_s + budgets.port_s
     while accepted:

@@ -67,11 +67,14 @@ def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
         # The marker it was scanned with is kill authority for its own root only.
         marker = scanned_marker_root(record.port, record.pid, record.process_started_at)
         key_root = Path(marker) if marker else None
-    elif reason is SkipReason.MISSING_PID:
-        if record.singleton_scope_id == my_scope:
-            key_root = root
-        elif record.daemon_root:
-            key_root = Path(record.daemon_root)
+    elif reason is SkipReason.MISSING_PID and (
+        record.singleton_scope_id == my_scope and record.daemon_root == str(root)
+    ):
+        # No PID means no argv and no marker: the only evidence is the listener's self-report,
+        # which anyone can forge. Our own key goes only to a listener claiming exactly our root
+        # and scope (the escalation engine also checks the socket's owner uid where it can); a
+        # root it merely names is never a reason to read and send that root's key.
+        key_root = root
     label = str(CleanupClass(record.cleanup_class).value)
     if record.stale_version:
         label += " stale_version"
