@@ -429,6 +429,37 @@ def marked_processes(under: Path) -> list[Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Leaks:
+    """What a test session left behind (see `find_leaks`)."""
+
+    processes: tuple[Any, ...]  # psutil.Process objects to stop
+    descriptions: tuple[str, ...]
+
+
+def find_leaks(under: Path, listeners_before: Mapping[int, int | None]) -> Leaks:
+    """Our live descendants, daemons rooted under `under` (the session's temp dirs: a worker's
+    `ensure_daemon` child is re-parented away from us when the worker exits), and listeners in
+    TEST_PORTS that were not there before (`listeners_before`, from `listening_pids`)."""
+    import psutil
+
+    me = psutil.Process()
+    children = [p for p in me.children(recursive=True) if p.is_running()]
+    known = {p.pid for p in children}
+    strays = [p for p in marked_processes(under) if p.pid not in known]
+    new_listeners = {
+        port: pid
+        for port, pid in listening_pids(TEST_PORTS).items()
+        if listeners_before.get(port, -1) != pid
+    }
+    descriptions = [
+        *(f"child {describe_pid(p.pid)}" for p in children),
+        *(f"daemon rooted in the session's temp dir: {describe_pid(p.pid)}" for p in strays),
+        *(f"listener on port {port}: {describe_pid(pid)}" for port, pid in new_listeners.items()),
+    ]
+    return Leaks(tuple(children + strays), tuple(descriptions))
+
+
 def reap_marked(under: Path) -> list[str]:
     """Stop every daemon rooted under `under` (spawned by ensure_daemon, a worker, the demo)."""
     strays = marked_processes(under)

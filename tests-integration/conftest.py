@@ -2,17 +2,15 @@
 
 Helper modules beside this file (`_oauth_server.py`, `_procs.py`, ...) are importable from tests
 because this directory is put on sys.path here (pytest runs with --import-mode=importlib).
-The session fixture at the bottom fails the run if a test leaves a child process behind.
+The session fixture at the bottom fails the run if a test leaves a process or a listener behind.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 HERE = Path(__file__).parent
@@ -21,16 +19,19 @@ if str(HERE) not in sys.path:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _no_leaked_children() -> Iterator[None]:
-    """Every process a test spawns must be reaped by the end of the session."""
+def _no_leaked_children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every process a test spawns must be reaped by the end of the session, and no listener it
+    opened may be left in the suite's port block (SPEC §6): children, daemons rooted in the
+    session's temp dirs (re-parented away from us when the worker that spawned them exited) and
+    new listeners in 20600-20999 all fail the run, named; the processes are stopped first."""
+    from _daemons import TEST_PORTS, find_leaks, listening_pids, stop_pids
+
+    base = tmp_path_factory.getbasetemp()
+    listeners_before = listening_pids(TEST_PORTS)
     yield
-    me = psutil.Process(os.getpid())
-    leaked = [p for p in me.children(recursive=True) if p.is_running()]
-    for proc in leaked:
-        proc.kill()
-    psutil.wait_procs(leaked, timeout=5)
-    names = [f"{p.pid}:{' '.join(p.cmdline()[:4]) if p.is_running() else '?'}" for p in leaked]
-    assert not leaked, f"integration tests leaked child processes: {names}"
+    leaks = find_leaks(base, listeners_before)
+    stop_pids(leaks.processes)
+    assert not leaks.descriptions, "integration tests leaked:\n  " + "\n  ".join(leaks.descriptions)
 
 
 @pytest.fixture
