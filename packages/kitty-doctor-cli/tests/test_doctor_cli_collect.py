@@ -47,6 +47,33 @@ def test_corrupt_session_is_kd102_not_kd101(home: Path) -> None:
     assert (home / "auth" / "session.json").read_text(encoding="utf-8") == "{not json"
 
 
+def test_unreadable_session_is_kd102_not_a_crash_nor_no_session(home: Path) -> None:
+    # A session file that exists but cannot be opened (here a symlink loop: ELOOP, real OS
+    # error; for a user it is usually EACCES on a file `sudo <app> login` wrote) is a finding
+    # about the file: no section may crash and it must not be reported as "no session".
+    home.mkdir(mode=0o700)
+    (home / "auth").mkdir(mode=0o700)
+    session = home / "auth" / "session.json"
+    session.symlink_to("session.json")
+    doc = run("--json").json()
+    assert _ids(doc) == ["KD102"]
+    assert all(s["status"] == "ok" for s in doc["sections"].values())
+    assert doc["exit_code"] == 1
+    assert doc["identity"]["state"] == "unreadable"
+    assert doc["storage"]["exists"] is True
+    assert doc["storage"]["parse"] == "unreadable"
+    assert doc["storage"]["corrupt_reason"] == "Too many levels of symbolic links"
+    assert doc["tokens"]["present"] is False
+    assert doc["findings"][0]["summary"] == (
+        "session file is unreadable (Too many levels of symbolic links)"
+    )
+    human = run()
+    assert human.code == 1
+    assert "crashed" not in human.out
+    assert f"{session}: unreadable (Too many levels of symbolic links)" in human.out
+    assert session.is_symlink()  # looked at, never touched
+
+
 def test_expired_session_is_kd103(home: Path) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     write_session(home, access_expires_at=past, refresh_expires_at=past)

@@ -92,6 +92,17 @@ def test_kd102_corrupt_is_not_no_session_and_moves_the_file_aside() -> None:
     assert ids(findings(identity=None, storage=corrupt)) == ["KD102"]
 
 
+def test_kd102_unreadable_session_is_not_no_session() -> None:
+    unreadable = replace(STORAGE_OK, parse="unreadable", corrupt_reason="Permission denied")
+    for identity in (replace(IDENTITY_OK, state="unreadable"), None):  # None: Identity crashed
+        found = findings(identity=identity, storage=unreadable)
+        assert ids(found) == ["KD102"]
+        assert found[0].summary == "session file is unreadable (Permission denied)"
+        assert found[0].remediation.command == (
+            "mv /h/auth/session.json /h/auth/session.json.corrupt"
+        )
+
+
 def test_kd102_quotes_paths_with_spaces() -> None:
     ctx = replace(CTX, session_path="/my home/auth/session.json", login_command="app login")
     found = findings(identity=replace(IDENTITY_OK, state="corrupt"), ctx=ctx)

@@ -55,10 +55,20 @@ def enum_value(value: object) -> str:
 # -- Identity, Tokens, Storage ------------------------------------------------------------------
 
 
+def unreadable_reason(exc: OSError) -> str:
+    """Why the session file could not be opened (errno text only: never content)."""
+    return exc.strerror or type(exc).__name__
+
+
 def collect_identity(cfg: Config) -> IdentityFacts:
     from kitty_auth_refresh import SessionStore, auth_status
 
-    status = auth_status(SessionStore(cfg.auth_dir))
+    try:
+        status = auth_status(SessionStore(cfg.auth_dir))
+    except OSError:
+        # EACCES (a session written by `sudo <app> login`), ELOOP, ENOTDIR: the store lets
+        # these through; they are a finding about the file (KD102), not a crash of this section.
+        return IdentityFacts(state="unreadable", subject=None, email=None, session_hash=None)
     return IdentityFacts(
         state=enum_value(status.state),
         subject=status.subject,
@@ -72,7 +82,7 @@ def collect_tokens(cfg: Config, redactor: Redactor, now: dt.datetime) -> TokenFa
 
     try:
         session = SessionStore(cfg.auth_dir).read()
-    except CorruptSession:
+    except (CorruptSession, OSError):  # the Storage section says why
         session = None
     if session is None:
         return TokenFacts(False, None, None, None, None, None)
@@ -113,14 +123,17 @@ def collect_storage(cfg: Config) -> StorageFacts:
     path = cfg.session_path
     st = _lstat(path)
     parse, reason = "missing", None
-    if st is not None:
-        try:
-            parse = "ok" if SessionStore(cfg.auth_dir).read() is not None else "missing"
-        except CorruptSession as exc:
-            parse, reason = "corrupt", str(getattr(exc, "reason", "") or exc)
+    try:
+        # Read even when stat failed: only FileNotFoundError means "missing" (read() -> None);
+        # a stat that fails for any other reason (ELOOP, EACCES on a parent) is not "no session".
+        parse = "ok" if SessionStore(cfg.auth_dir).read() is not None else "missing"
+    except CorruptSession as exc:
+        parse, reason = "corrupt", str(getattr(exc, "reason", "") or exc)
+    except OSError as exc:
+        parse, reason = "unreadable", unreadable_reason(exc)
     return StorageFacts(
         path=str(path),
-        exists=st is not None,
+        exists=st is not None or parse != "missing",
         size=None if st is None else st.st_size,
         mode=_perm(st),
         owner_ok=None if st is None else _owner_ok(st),

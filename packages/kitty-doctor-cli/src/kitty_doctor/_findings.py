@@ -84,7 +84,11 @@ def _session_findings(
 ) -> list[Finding]:
     state = identity.state if identity is not None else None
     if state is None and storage is not None:
-        state = {"missing": "not_authenticated", "corrupt": "corrupt"}.get(storage.parse)
+        state = {
+            "missing": "not_authenticated",
+            "corrupt": "corrupt",
+            "unreadable": "unreadable",
+        }.get(storage.parse)
     out: list[Finding] = []
     if state == "not_authenticated":
         out.append(
@@ -96,7 +100,10 @@ def _session_findings(
                 _login(ctx),
             )
         )
-    elif state == "corrupt":
+    elif state in ("corrupt", "unreadable"):
+        # An unreadable file is storage_corrupt in kitty's vocabulary too (AUTH-33): the session
+        # is lost to every process of this user, and moving it aside works even when its owner
+        # is someone else (the auth dir is the user's).
         reason = storage.corrupt_reason if storage is not None else None
         path = ctx.session_path
         login = ctx.login_command or LOGIN_FALLBACK
@@ -105,10 +112,10 @@ def _session_findings(
                 "KD102",
                 "storage_corrupt",
                 Severity.CRITICAL,
-                f"session file is corrupt ({reason or 'unreadable'})",
+                f"session file is {state} ({reason or 'unreadable'})",
                 Remediation(
                     shlex.join(["mv", path, path + ".corrupt"]),
-                    f"move the corrupt file aside, then: {login}",
+                    f"move the {state} file aside, then: {login}",
                 ),
             )
         )

@@ -70,7 +70,7 @@ class HomeFacts:
 
 @dataclass(frozen=True, slots=True)
 class IdentityFacts:
-    state: str  # authenticated | not_authenticated | expired | corrupt
+    state: str  # authenticated | not_authenticated | expired | corrupt | unreadable
     subject: str | None
     email: str | None
     session_hash: str | None
@@ -98,7 +98,7 @@ class StorageFacts:
     dir_mode: int | None
     home_path: str
     home_mode: int | None
-    parse: str  # ok | missing | corrupt
+    parse: str  # ok | missing | corrupt | unreadable
     corrupt_reason: str | None
 
 

@@ -70,8 +70,8 @@ def _identity(out: _Out, facts: IdentityFacts, home: str, source: str) -> None:
         out.line(OK, f"authenticated as {who} (session {facts.session_hash})")
     elif facts.state == "expired":
         out.line(BAD, f"session expired for {who} (session {facts.session_hash})")
-    elif facts.state == "corrupt":
-        out.line(BAD, "session file is corrupt")
+    elif facts.state in ("corrupt", "unreadable"):
+        out.line(BAD, f"session file is {facts.state}")
     else:
         out.line(BAD, "not logged in")
     origin = {"env": "from KITTY_HOME", "flag": "from --home", "default": "default"}[source]
@@ -107,8 +107,8 @@ def _storage(out: _Out, facts: StorageFacts) -> None:
     private = (facts.mode or 0) & 0o077 == 0 and (facts.dir_mode or 0) & 0o077 == 0
     if not facts.exists:
         out.line(BAD, f"{facts.path}: missing")
-    elif facts.parse == "corrupt":
-        out.line(BAD, f"{facts.path}: corrupt ({facts.corrupt_reason})")
+    elif facts.parse in ("corrupt", "unreadable"):
+        out.line(BAD, f"{facts.path}: {facts.parse} ({facts.corrupt_reason})")
     else:
         mark = OK if private and facts.owner_ok is not False else WARN
         out.line(mark, f"{facts.path}: parses ok")
@@ -117,9 +117,8 @@ def _storage(out: _Out, facts: StorageFacts) -> None:
         out.detail(f"auth dir {facts.dir_path}: {where}")
         return
     owner = {True: "owner ok", False: "owned by another user", None: "owner ?"}[facts.owner_ok]
-    out.detail(
-        f"{facts.size} bytes, mode {_mode(facts.mode)}, dir mode {_mode(facts.dir_mode)}, {owner}"
-    )
+    size = "?" if facts.size is None else str(facts.size)  # None: stat failed (ELOOP, ...)
+    out.detail(f"{size} bytes, mode {_mode(facts.mode)}, dir mode {_mode(facts.dir_mode)}, {owner}")
 
 
 def _lock(out: _Out, facts: LockFacts) -> None:
