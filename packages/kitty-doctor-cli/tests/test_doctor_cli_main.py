@@ -171,6 +171,17 @@ def test_config_error_names_the_bad_variable_once(monkeypatch: pytest.MonkeyPatc
     assert message.count("KITTY_HOME") == 1
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_empty_home_flag_is_refused_not_the_current_directory(home: Path, value: str) -> None:
+    # `kitty-doctor --home "$UNSET"` must not quietly diagnose (or --reset) the cwd.
+    human = run("--home", value)
+    assert human.code == 2
+    assert human.out == ""
+    assert human.err.startswith(f"kitty-doctor: invalid --home {value!r}: give a directory path")
+    doc = run("--json", "--home", value, "--reset").json()
+    assert doc["error"]["type"] == "config_error"
+
+
 def test_home_that_is_a_file_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

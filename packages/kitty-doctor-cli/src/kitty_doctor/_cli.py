@@ -156,7 +156,9 @@ def run(
 @app.command(help="Explain kitty's local state (offline, read-only) and optionally repair it.")
 def doctor(
     home: Annotated[
-        Path | None,
+        # str, not Path: Path("") is Path("."), and an empty --home (an unset shell variable)
+        # must be refused rather than silently inspecting the current directory.
+        str | None,
         typer.Option(
             "--home", metavar="PATH", help="kitty home (default: $KITTY_HOME or ~/.kitty)"
         ),
@@ -205,8 +207,10 @@ def doctor(
 ) -> int:
     if (force or yes) and not reset:
         raise UsageProblem("--force/--yes only make sense with --reset")
+    if home is not None and not home.strip():
+        raise DoctorConfigError("--home", home, "give a directory path, or omit --home")
     cfg = resolve_config(
-        home=home,
+        home=None if home is None else Path(home),
         family=family.value,
         stuck_threshold_s=stuck_threshold,
         expected_daemon_version=expected_daemon_version,
