@@ -60,3 +60,21 @@ def test_missing_boot_time_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_proctime, "_linux_boot_time", lambda: None)
     if sys.platform.startswith("linux"):
         assert process_start_time() is None
+
+
+@pytest.mark.parametrize("pid", [2**31, 2**32 + 1, 10**400], ids=["2^31", "2^32+1", "10^400"])
+def test_pids_no_os_can_have_are_unknown_without_asking_the_os(
+    pid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state record or payload may name any int; ctypes would truncate it to a real PID."""
+    asked: list[int] = []
+
+    def reader(p: int) -> float:
+        asked.append(p)
+        return 1.0
+
+    for name in ("_linux_start_time", "_darwin_start_time", "_windows_start_time"):
+        monkeypatch.setattr(_proctime, name, reader)
+    assert process_start_time(pid) is None
+    assert not process_alive_since(pid, 1.0)
+    assert asked == []

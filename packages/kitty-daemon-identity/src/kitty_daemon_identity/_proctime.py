@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Final
 
 from ._constants import START_TIME_TOLERANCE_S
 
@@ -17,6 +18,9 @@ __all__ = ["process_alive_since", "process_start_time"]
 
 # Read through a variable so mypy keeps every platform branch (dispatch happens at run time).
 _PLATFORM: str = sys.platform
+#: Largest PID any supported OS can hand out (POSIX pid_t is int32; Windows uses a DWORD).
+#: ctypes silently truncates larger ints, so 2**32 + 1 would ask macOS about launchd (pid 1).
+_MAX_PID: Final = 0xFFFFFFFF if os.name == "nt" else 0x7FFFFFFF
 
 
 def _linux_boot_time() -> float | None:
@@ -109,7 +113,7 @@ def _windows_start_time(pid: int) -> float | None:  # pragma: no cover - Windows
 def process_start_time(pid: int | None = None) -> float | None:
     """Epoch seconds at which ``pid`` (default: this process) started, or None if unknown."""
     target = os.getpid() if pid is None else pid
-    if isinstance(target, bool) or not isinstance(target, int) or target <= 0:
+    if isinstance(target, bool) or not isinstance(target, int) or not 0 < target <= _MAX_PID:
         return None
     if _PLATFORM.startswith("linux"):
         return _linux_start_time(target)
