@@ -301,7 +301,9 @@ def test_interrupt_is_exit_2_not_130(home: Path, monkeypatch: pytest.MonkeyPatch
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "run", interrupted)
-    assert run().code == 2
+    human = run()
+    assert human.code == 2
+    assert human.err == "kitty-doctor: interrupted\n"  # no "--verbose" advice for a Ctrl-C
     doc = run("--json").json()
     assert doc["error"]["type"] == "interrupted"
 

@@ -245,16 +245,29 @@ def _fail(
     verbose: bool,
     stderr: TextIO,
     tb: str | None,
-    hint: str = VERBOSE_HINT,
+    hint: str | None = VERBOSE_HINT,
 ) -> int:
     if json_mode:
         sys.stdout.write(dumps(error_document(kind, message)) + "\n")
         sys.stdout.flush()
     else:
-        stderr.write(f"{PROG}: {message} ({hint})\n")
+        stderr.write(f"{PROG}: {message}" + ("" if hint is None else f" ({hint})") + "\n")
     if verbose and tb:
         stderr.write(tb)
     return int(ExitCode.ERROR)
+
+
+def _interrupted(json_mode: bool, stderr: TextIO) -> int:
+    # The user pressed Ctrl-C: there are no details a --verbose re-run could add.
+    return _fail(
+        "interrupted",
+        "interrupted",
+        json_mode=json_mode,
+        verbose=False,
+        stderr=stderr,
+        tb=None,
+        hint=None,
+    )
 
 
 def main_with_args(args: Sequence[str]) -> int:
@@ -310,9 +323,7 @@ def main_with_args(args: Sequence[str]) -> int:
         stderr.write(f"{PROG}: output closed before the report was complete\n")
         return int(ExitCode.ERROR)
     except (Interrupted, KeyboardInterrupt, typer.Abort):
-        return _fail(
-            "interrupted", "interrupted", json_mode=json_mode, verbose=False, stderr=stderr, tb=None
-        )
+        return _interrupted(json_mode, stderr)
     except Exception as exc:
         return _fail(
             "internal_error",
@@ -328,6 +339,4 @@ def main_with_args(args: Sequence[str]) -> int:
     if code in (0, 1, 2):
         return code
     # typer turns Ctrl-C during parsing into Exit(130); anything unexpected is an error.
-    return _fail(
-        "interrupted", "interrupted", json_mode=json_mode, verbose=False, stderr=stderr, tb=None
-    )
+    return _interrupted(json_mode, stderr)
