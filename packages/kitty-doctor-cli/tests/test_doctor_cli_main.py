@@ -202,6 +202,34 @@ def test_home_that_is_a_file_is_a_config_error(
     assert not_a_dir.read_text() == "oops\n"  # looked at, never touched
 
 
+@pytest.mark.parametrize("entry", ["auth", "daemon"])
+def test_auth_or_daemon_entry_that_is_a_file_is_a_config_error(home: Path, entry: str) -> None:
+    # Otherwise: KD102 "mv auth/session.json ..." and KD105 "chmod 700 auth" (a file), or
+    # crashed sections; none of which the user can act on.
+    home.mkdir(mode=0o700)
+    (home / entry).write_text("")
+    human = run()
+    assert human.code == 2
+    assert human.out == ""
+    assert human.err.startswith(
+        f"kitty-doctor: invalid KITTY_HOME '{home}': {home / entry} exists but is not a"
+        " directory; move it aside"
+    )
+    assert run("--json").json()["error"]["type"] == "config_error"
+
+
+def test_home_in_a_symlink_loop_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    monkeypatch.setenv("KITTY_HOME", str(loop))
+    human = run()
+    assert human.code == 2
+    assert "it cannot be used (Too many levels of symbolic links)" in human.err
+    assert "crashed" not in human.err + human.out
+
+
 @pytest.mark.parametrize("value", ["-1", "inf", "nan", "1e400"])
 def test_negative_or_non_finite_threshold_is_a_config_error(home: Path, value: str) -> None:
     doc = run("--json", "--stuck-threshold", value).json()

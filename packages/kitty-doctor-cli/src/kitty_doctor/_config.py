@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -89,13 +90,25 @@ _HOME_OPTION: Final = {HomeSource.FLAG: "--home", HomeSource.ENV: "KITTY_HOME"}
 
 
 def _require_directory(home: Path, source: HomeSource) -> None:
-    """A file where the home should be would crash every section with ENOTDIR and tell the user
-    to report a bug; it is a configuration problem, so say so once. A missing home is fine."""
-    if home.exists() and not home.is_dir():
+    """The home, and the `auth`/`daemon` directories kitty keeps in it, must each be a directory
+    or not exist yet. Anything else (a file, a symlink loop) would crash most sections with
+    ENOTDIR/ELOOP and tell the user to report a bug; it is a configuration problem, so say so
+    once. Read-only: stat only."""
+    option = _HOME_OPTION.get(source, "home")
+    for path in (home, home / "auth", home / "daemon"):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue  # a missing entry is fine: kitty creates it
+        except OSError as exc:
+            problem = f"cannot be used ({exc.strerror or type(exc).__name__})"
+        else:
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            problem = "exists but is not a directory"
+        where = "it" if path == home else str(path)
         raise DoctorConfigError(
-            _HOME_OPTION.get(source, "home"),
-            str(home),
-            "it exists but is not a directory; move that file aside or choose another home",
+            option, str(home), f"{where} {problem}; move it aside or choose another home"
         )
 
 
