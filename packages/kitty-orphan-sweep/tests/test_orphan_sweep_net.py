@@ -8,12 +8,18 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from _orphan_sweep_helpers import CountingListener, SuspectListener
 from kitty_orphan_sweep._net import (
     ConnectState,
     HttpOutcome,
     HttpRequest,
+    HttpResult,
+    _complete,
+    _dechunk,
+    _parse_head,
     can_bind,
     connect_probe,
     http_exchange,
@@ -22,6 +28,7 @@ from kitty_orphan_sweep._net import (
 )
 
 PORT_A, PORT_B, PORT_C = 20380, 20381, 20382
+HANG_CAP_S = 20.0  # generous: only a client that never returns trips it
 
 
 class ScriptedServer:
@@ -181,3 +188,60 @@ def test_complete_head_with_short_body_at_deadline_is_a_response(serve: Serve) -
     holder.append(serve(PORT_A, partial))
     result = http_exchange(HttpRequest(PORT_A, "GET", "/", {}), 0.3)
     assert (result.outcome, result.status) == (HttpOutcome.RESPONSE, 404)
+
+
+def _exchange_with_cap(port: int) -> HttpResult:
+    """http_exchange on a worker thread, so a decoder that never terminates fails, not hangs."""
+    box: list[HttpResult] = []
+    worker = threading.Thread(
+        target=lambda: box.append(http_exchange(HttpRequest(port, "GET", "/", {}), 1.0)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=HANG_CAP_S)
+    assert not worker.is_alive(), "the HTTP client never returned"
+    return box[0]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"-f1\r\n-f\r\n 2 fa\r\n-",  # negative size: used to walk the decoder backwards forever
+        b"+3\r\nabc\r\n0\r\n\r\n",
+        b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n",
+        b"\xb2\r\nx\r\n0\r\n\r\n",
+    ],
+)
+def test_hostile_chunk_sizes_are_non_http_and_never_hang(serve: Serve, chunks: bytes) -> None:
+    serve(PORT_A, lambda _: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+    result = _exchange_with_cap(PORT_A)
+    assert (result.outcome, result.error) == (HttpOutcome.NON_HTTP, "bad_chunked_body")
+
+
+def test_non_ascii_digits_in_status_or_length_are_not_numbers(serve: Serve) -> None:
+    # latin-1 decodes 0xB2 to "²", which str.isdigit() accepts and int() rejects.
+    serve(PORT_A, lambda _: b"HTTP/1.1 \xb2 OK\r\nContent-Length: 2\r\n\r\nhi")
+    serve(PORT_B, lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nhi")
+    assert _exchange_with_cap(PORT_A).outcome is HttpOutcome.NON_HTTP
+    result = _exchange_with_cap(PORT_B)
+    assert (result.outcome, result.status, result.body) == (HttpOutcome.RESPONSE, 200, b"hi")
+
+
+_WIRE = st.lists(
+    st.sampled_from([b"\r\n", b"-", b"+", b"_", b"0", b"1", b"f", b"a", b" ", b";", b"\xb2"]),
+    max_size=24,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_WIRE, _WIRE)
+def test_response_parsing_is_total_on_hostile_bytes(head_tail: bytes, body: bytes) -> None:
+    for raw in (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+        b"HTTP/1.1 200 OK\r\nContent-Length: " + head_tail + b"\r\n\r\n" + body,
+        b"HTTP/1.1 " + head_tail + b"\r\n\r\n" + body,
+    ):
+        _complete(raw)
+        decoded = _dechunk(body)
+        assert decoded is None or len(decoded) <= len(body)
+        _parse_head(raw)

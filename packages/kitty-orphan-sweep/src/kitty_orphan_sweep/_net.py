@@ -8,6 +8,7 @@ a raw socket has no idea `HTTP_PROXY` exists, which is exactly what loopback tra
 from __future__ import annotations
 
 import errno
+import re
 import selectors
 import socket
 import time
@@ -138,6 +139,17 @@ class _Exchange:
     error: str | None = None
 
 
+#: Chunk sizes are hex digits only: int(x, 16) alone would also take "-f1", "+5" or "1_0", and a
+#: negative size walks the decoder backwards forever. 15 hex digits is far past any body cap.
+_CHUNK_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_DECIMAL: Final = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("content-length")
+    return int(value) if value is not None and _DECIMAL.fullmatch(value) else None
+
+
 def _parse_head(data: bytes) -> tuple[int, dict[str, str], int] | None:
     """(status, lower-cased headers, body offset) or None if this is not an HTTP response head."""
     end = data.find(b"\r\n\r\n")
@@ -145,7 +157,7 @@ def _parse_head(data: bytes) -> tuple[int, dict[str, str], int] | None:
         return None
     lines = data[:end].decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _DECIMAL.fullmatch(parts[1]):
         return None
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -164,10 +176,9 @@ def _dechunk(raw: bytes) -> bytes | None:
         if eol < 0:
             return None
         size_text = raw[pos:eol].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
+        if not _CHUNK_SIZE.fullmatch(size_text):
             return None
+        size = int(size_text, 16)
         if size == 0:
             return bytes(out)
         start = eol + 2
@@ -183,9 +194,9 @@ def _complete(data: bytes) -> bool:
     if head is None:
         return False
     _, headers, offset = head
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
-        return len(data) - offset >= int(length)
+    length = _content_length(headers)
+    if length is not None:
+        return len(data) - offset >= length
     if headers.get("transfer-encoding", "").lower() == "chunked":
         return data.endswith(b"0\r\n\r\n")
     return False
@@ -208,9 +219,9 @@ def _finish(ex: _Exchange, body_cap: int) -> HttpResult:
         if decoded is None:
             return HttpResult(HttpOutcome.NON_HTTP, status, None, "bad_chunked_body", elapsed_ms)
         body = decoded
-    length = headers.get("content-length")
-    if length is not None and length.isdigit() and not truncated:
-        body = body[: int(length)]
+    length = _content_length(headers)
+    if length is not None and not truncated:
+        body = body[:length]
     # Keep one byte beyond the cap so the payload parser can say `too_large` itself.
     return HttpResult(
         HttpOutcome.RESPONSE, status, body[: body_cap + 1], None, elapsed_ms, truncated
