@@ -156,6 +156,12 @@ class OAuthServer:
     def fault(self, **changes: Any) -> dict[str, Any]:
         return dict(self.client.post("/admin/fault", json=changes).raise_for_status().json())
 
+    def leaks(self, paths: Sequence[Path]) -> tuple[dict[str, int], int]:
+        """(file → how many tokens issued since the last reset it contains, tokens issued)."""
+        body = {"paths": [str(p) for p in paths]}
+        answer = self.client.post("/admin/leaks", json=body).raise_for_status().json()
+        return dict(answer["leaks"]), int(answer["issued"])
+
     def release(self) -> None:
         self.client.post("/admin/release").raise_for_status()
 

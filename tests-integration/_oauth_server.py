@@ -23,10 +23,17 @@ Endpoints (admin ones refuse non-loopback peers):
   GET  /api/me              protected resource: 200 ``{"sub", "session_id"}``; 401 when the access
                             token is unknown, expired or revoked
   GET  /admin/counters      counters (see ``COUNTER_NAMES``)
-  GET  /admin/log           every refresh request: ``{"seq", "rt", "status", "error", "family"}``
-                            where ``rt`` is the first 16 hex of sha256(refresh token) and
-                            ``family`` the session the presented token belongs to — tests can
-                            prove a spent token is never re-sent without the token ever being logged
+  GET  /admin/log           every refresh request: ``{"seq", "rt", "status", "error", "family",
+                            "remaining_s"}`` where ``rt`` is the first 16 hex of sha256(refresh
+                            token), ``family`` the session the presented token belongs to and
+                            ``remaining_s`` how long the access token issued with it had left
+                            when the request was answered — tests can prove a spent token is never
+                            re-sent, and that a refresh happened only when due, without the token
+                            ever being logged
+  POST /admin/leaks         ``{"paths": [...]}`` → ``{"leaks": {path: n}}``: how many of the tokens
+                            issued since the last reset appear in each file (the leak check covers
+                            every token, not just those a test happened to see, and no token ever
+                            leaves this process)
   POST /admin/fault         JSON merged into the fault settings (see ``Faults``)
   POST /admin/release       let requests parked by ``hold_next`` continue
   POST /admin/revoke        ``{"session_id": ...}`` revoke that family (a genuine revocation)
@@ -381,6 +388,21 @@ def create_app() -> Flask:
         with STATE.lock:
             return _json(list(STATE.log))
 
+    @app.post("/admin/leaks")
+    def leaks() -> Response:
+        paths = [str(p) for p in request.get_json(force=True)["paths"]]
+        with STATE.lock:
+            issued = [*STATE.by_access, *(t for t in STATE.by_refresh if t)]
+        found = {}
+        for path in paths:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    text = handle.read()
+            except OSError as exc:
+                return _json({"error": "unreadable", "error_description": f"{path}: {exc}"}, 400)
+            found[path] = sum(1 for token in issued if token in text)
+        return _json({"leaks": found, "issued": len(issued)})
+
     @app.post("/admin/fault")
     def fault() -> Response:
         changes = request.get_json(force=True)
@@ -475,6 +497,9 @@ def _logged(state: State, presented: str, response: Response) -> Response:
             "status": response.status_code,
             "error": body.get("error"),
             "family": record.family.family_id if record else None,
+            "remaining_s": (
+                round(record.issued_at + record.expires_in - time.time(), 3) if record else None
+            ),
         }
     )
     return response

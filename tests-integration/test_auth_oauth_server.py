@@ -129,8 +129,26 @@ def test_503_burst_then_recovery_and_the_log_counts_presentations(oauth: OAuthSe
     assert [entry["status"] for entry in oauth.log()] == [503, 503, 200]
     hashed = token_hash(token["refresh_token"])
     assert [entry["rt"] == hashed for entry in oauth.log()] == [True] * 3
+    # The login's access token (300 s) had most of its life left at every presentation.
+    assert all(290 < entry["remaining_s"] <= 300 for entry in oauth.log())
     counters = oauth.counters()
     assert (counters["served_503"], counters["refresh_ok"]) == (2, 1)
+
+
+def test_leak_check_counts_every_issued_token_found_in_a_file(
+    oauth: OAuthServer, tmp_path: Path
+) -> None:
+    first = oauth.login()
+    second = oauth.raw_refresh(first["refresh_token"]).json()
+    leaky, clean = tmp_path / "leaky.log", tmp_path / "clean.log"
+    # A rotated-away token counts as much as a live one: a log must hold neither.
+    leaky.write_text(f"debug: Bearer {first['access_token']} then {second['refresh_token']}\n")
+    clean.write_text("refresh outcome=refreshed held_s=0.01\n")
+
+    found, issued = oauth.leaks([leaky, clean])
+
+    assert found == {str(leaky): 2, str(clean): 0}
+    assert issued == 4  # two access and two refresh tokens since the reset
 
 
 def test_delay_with_drop_times_the_client_out_and_rotates_nothing(oauth: OAuthServer) -> None:
