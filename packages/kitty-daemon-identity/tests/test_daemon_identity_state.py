@@ -137,6 +137,7 @@ BAD_VALUES = [
     ("process_started_at", "x"),
     ("process_started_at", False),
     ("process_started_at", 0),
+    ("process_started_at", 10**400),  # JSON ints are unbounded: past float range, not a crash
     ("protocol_version", 0),
     ("package_version", None),
     ("scope_id", 5),

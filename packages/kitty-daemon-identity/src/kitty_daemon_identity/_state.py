@@ -88,6 +88,10 @@ class StateRecord:
             return None
         if isinstance(started, bool) or not isinstance(started, int | float):
             return None
+        try:
+            started = float(started)
+        except OverflowError:  # a JSON integer past float range: garbage, and never a raise
+            return None
         if not math.isfinite(started) or started <= 0 or protocol is None or protocol < 1:
             return None
         strings = {
@@ -99,7 +103,7 @@ class StateRecord:
             family=family,
             pid=pid,
             port=port,
-            process_started_at=float(started),
+            process_started_at=started,
             protocol_version=protocol,
             **strings,  # type: ignore[arg-type]  # every value checked to be str just above
         )
