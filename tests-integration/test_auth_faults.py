@@ -4,6 +4,7 @@ real Authlib server: a sick server never logs anyone out and a spent token is ne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from kitty_auth_refresh import (
     TokenEndpoint,
     run_refresh_transaction,
 )
+from kitty_filelock import probe
 
 pytestmark = pytest.mark.timeout(60)
 WORKER_TIMEOUT_S = 40.0
@@ -59,6 +61,21 @@ def _transaction(home: Path, token_url: str, *, max_hold: float = 10.0) -> Refre
         return run_refresh_transaction(
             store, in_memory, endpoint, store.root / "refresh.lock", max_hold=max_hold
         )
+
+
+def _bounded_transaction(home: Path, token_url: str, *, max_hold: float) -> RefreshResult:
+    """A transaction whose hold must end within max_hold + 0.5 s (AUTH-24, INT-12).
+
+    `held_s` is the library's own account, so it is cross-checked: it cannot exceed the wall
+    time of the call around it, and afterwards the lock really is free.
+    """
+    started = time.monotonic()
+    result = _transaction(home, token_url, max_hold=max_hold)
+    wall_s = time.monotonic() - started
+    assert 0 < result.held_s <= wall_s, (result.held_s, wall_s)
+    assert result.held_s <= max_hold + HOLD_SLACK_S
+    assert probe(home / "auth" / "refresh.lock").held is False
+    return result
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -150,11 +167,10 @@ def test_503_preserves_the_session_and_the_valid_token_is_served(
     oauth.fault(fail_503=1)
     max_hold = 2.0
 
-    result = _transaction(kitty_home, oauth.token_url, max_hold=max_hold)
+    result = _bounded_transaction(kitty_home, oauth.token_url, max_hold=max_hold)
 
     assert result.outcome.value == "transient_error_preserved"
     assert result.error_kind == "server_error"
-    assert result.held_s <= max_hold + HOLD_SLACK_S
     assert_file_unchanged(session_file(kitty_home), before, "session file")
 
     oauth.fault(fail_503=1)
@@ -181,11 +197,10 @@ def test_server_stopped_preserves_the_session(
     before = session_file(kitty_home).read_bytes()
     max_hold = 2.0
 
-    result = _transaction(kitty_home, token_url, max_hold=max_hold)
+    result = _bounded_transaction(kitty_home, token_url, max_hold=max_hold)
 
     assert result.outcome.value == "transient_error_preserved"
     assert result.error_kind == "transport"
-    assert result.held_s <= max_hold + HOLD_SLACK_S
     assert_file_unchanged(session_file(kitty_home), before, "session file")
     with TokenEndpoint(token_url, CLIENT_ID) as endpoint:
         manager = SyncTokenManager(SessionStore(kitty_home / "auth"), endpoint)
@@ -199,21 +214,29 @@ def test_delay_beyond_max_hold_bounds_the_hold_and_preserves_the_session(
     oauth: OAuthServer, kitty_home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    original = login_to_home(oauth, kitty_home)
+    # Inside the refresh margin but still valid: the manager below will try to refresh too.
+    original = login_to_home(oauth, kitty_home, remaining_s=40)
     before = session_file(kitty_home).read_bytes()
     oauth.fault(delay_s=3.0, delay_action="drop")
     max_hold = 1.0
 
-    result = _transaction(kitty_home, oauth.token_url, max_hold=max_hold)
+    result = _bounded_transaction(kitty_home, oauth.token_url, max_hold=max_hold)
 
     assert result.outcome.value == "transient_error_preserved"
     assert result.error_kind == "timeout"
-    assert result.held_s <= max_hold + HOLD_SLACK_S
+    # It did wait for the server (up to its deadline) rather than give up at once.
+    assert result.held_s >= max_hold / 2
     assert_file_unchanged(session_file(kitty_home), before, "session file")
-    status = oauth.me(original.access_token)
+    # While the server stays slow, kitty keeps serving the still-valid access token.
+    with TokenEndpoint(oauth.token_url, CLIENT_ID) as endpoint:
+        manager = SyncTokenManager(SessionStore(kitty_home / "auth"), endpoint, max_hold=max_hold)
+        served = manager.get_access_token()  # refresh attempted, timed out, work while valid
+    assert_same_token(served, original.access_token, "served while the server is slow")
+    status = oauth.me(served)
     assert status == 200
+    assert_file_unchanged(session_file(kitty_home), before, "session file")
     wait_until(
-        lambda: oauth.counters()["dropped_after_delay"] == 1, timeout=20, what="the slow request"
+        lambda: oauth.counters()["dropped_after_delay"] == 2, timeout=20, what="the slow requests"
     )
     # The server recovers: the very same session refreshes normally.
     oauth.fault(delay_s=0.0)
