@@ -10,7 +10,7 @@ import pytest
 
 import kitty_doctor._cli as cli
 import kitty_orphan_sweep
-from _doctorkit import run, run_process, write_session
+from _doctorkit import ACCESS_TOKEN, run, run_process, write_session
 from kitty_doctor._exit import ExitCode
 
 
@@ -322,6 +322,27 @@ def test_internal_error_is_exit_2_with_envelope(
     }
     verbose = run("--verbose")
     assert "Traceback (most recent call last)" in verbose.err
+
+
+def test_fatal_error_after_the_session_was_read_never_shows_a_token(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DOC-11 covers error messages too: a failure while printing (after the tokens were read)
+    # must not echo one in the one-line error, the JSON envelope or the --verbose traceback.
+    import kitty_doctor._render
+
+    write_session(home)
+
+    def leaky(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"cannot print near {ACCESS_TOKEN}")
+
+    monkeypatch.setattr(kitty_doctor._render, "render", leaky)
+    monkeypatch.setattr(cli, "report_document", leaky)
+    for args in ([], ["--verbose"], ["--json"], ["--json", "--verbose"]):
+        result = run(*args)
+        assert result.code == 2
+        assert "cannot print near ***" in result.out + result.err
+        assert ACCESS_TOKEN not in result.out + result.err
 
 
 def test_interrupt_is_exit_2_not_130(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -122,10 +122,12 @@ def run(
     force: bool,
     unstick_lock: bool,
     verbose: bool,
+    redactor: Redactor | None = None,
 ) -> int:
     from ._report import build_report
 
-    redactor = Redactor()
+    # The caller's redactor, so that a fatal error after the tokens were read is masked too.
+    redactor = redactor if redactor is not None else Redactor()
     repairs = Repairs()
     if reset or unstick_lock:
         from ._repair import run_reset, run_unstick
@@ -155,6 +157,7 @@ def run(
 
 @app.command(help="Explain kitty's local state (offline, read-only) and optionally repair it.")
 def doctor(
+    ctx: typer.Context,
     home: Annotated[
         # str, not Path: Path("") is Path("."), and an empty --home (an unset shell variable)
         # must be refused rather than silently inspecting the current directory.
@@ -219,6 +222,7 @@ def doctor(
     try:
         return run(
             cfg,
+            redactor=ctx.obj if isinstance(ctx.obj, Redactor) else None,
             json_mode=json_mode,
             reset=reset,
             force=force or yes,
@@ -246,7 +250,12 @@ def _fail(
     stderr: TextIO,
     tb: str | None,
     hint: str | None = VERBOSE_HINT,
+    redactor: Redactor | None = None,
 ) -> int:
+    # DOC-11: an exception raised after the session was read may quote a token.
+    if redactor is not None:
+        message = redactor.scrub(message)
+        tb = None if tb is None else redactor.scrub(tb)
     if json_mode:
         sys.stdout.write(dumps(error_document(kind, message)) + "\n")
         sys.stdout.flush()
@@ -278,8 +287,9 @@ def main_with_args(args: Sequence[str]) -> int:
     verbose = "--verbose" in argv
     stderr = sys.stderr
     command = typer.main.get_command(app)
+    redactor = Redactor()
     try:
-        rv: Any = command.main(args=argv, prog_name=PROG, standalone_mode=False)
+        rv: Any = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=redactor)
     except typer.TyperException as exc:  # click's usage errors (bad option, bad value)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         return _fail(
@@ -332,6 +342,7 @@ def main_with_args(args: Sequence[str]) -> int:
             verbose=verbose,
             stderr=stderr,
             tb=traceback.format_exc(),
+            redactor=redactor,
         )
     if rv is None:
         return int(ExitCode.OK)
