@@ -85,6 +85,14 @@ def test_eight_processes_one_network_refresh(
     assert counters["refresh_ok"] == 1
     assert counters["refresh_requests"] == 1
     assert counters["reuse_detected"] == 0
+    # The processes' own INFO lines (AUTH-26) tell the same story: one `refreshed`.
+    logged = Counter(
+        line.split("refresh outcome=", 1)[1].split()[0]
+        for w in workers
+        for line in w.log_path.read_text().splitlines()
+        if "refresh outcome=" in line
+    )
+    assert logged == outcomes, (logged, outcomes)
     assert_no_token_in_logs(
         [w.log_path for w in workers],
         [
@@ -125,5 +133,6 @@ async def test_two_managers_twenty_coroutines_one_network_refresh(
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refresh ")]
     outcomes = Counter(line.split()[1] for line in lines)
     assert outcomes["outcome=refreshed"] == 1, lines
+    assert outcomes["outcome=adopted_newer"] + outcomes["outcome=lock_timeout_adopted"] == 1, lines
     assert sum(outcomes.values()) == 2, lines  # one transaction per manager, not per coroutine
     assert_no_secret_in(caplog.text, tokens_of(original, on_disk), "the captured log")
