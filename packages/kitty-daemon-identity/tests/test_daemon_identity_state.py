@@ -210,6 +210,22 @@ def test_key_owned_by_someone_else_is_ignored(
     assert read_scope_key(tmp_path) is None
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifo_key_is_ignored_without_blocking(tmp_path: Path) -> None:
+    """A FIFO at scope.key (e.g. planted in another root a forced sweep reads) never hangs us."""
+    fifo = tmp_path / "scope.key"
+    os.mkfifo(fifo, 0o600)
+    box: list[str | None] = []
+    reader = threading.Thread(target=lambda: box.append(read_scope_key(tmp_path)), daemon=True)
+    reader.start()
+    reader.join(timeout=20.0)  # generous hang cap
+    if reader.is_alive():  # unblock the stuck open() so the thread can end, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=20.0)
+        pytest.fail("read_scope_key blocked on a FIFO")
+    assert box == [None]
+
+
 def test_malformed_or_non_regular_key_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "scope.key").write_text("not hex")
     if os.name != "nt":

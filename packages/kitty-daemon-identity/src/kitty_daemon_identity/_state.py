@@ -38,6 +38,10 @@ _KEY_SETTLE_ATTEMPTS: Final = 100
 _KEY_SETTLE_SLEEP_S: Final = 0.01
 _O_BINARY: Final = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+#: Opening a FIFO for reading blocks until a writer appears; a sweep reads the key of another
+#: daemon root (forced cross-root target), so a FIFO planted there must not hang us. Harmless on
+#: regular files, and fstat then rejects anything that is not one.
+_O_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +211,9 @@ def read_scope_key(root: Path) -> str | None:
     """The scope key, or None if missing, unreadable, malformed, group/other-accessible or not
     owned by the current user. Never raises."""
     try:
-        fd = os.open(scope_key_path(Path(root)), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
+        fd = os.open(
+            scope_key_path(Path(root)), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK
+        )
     except OSError:
         return None
     try:
