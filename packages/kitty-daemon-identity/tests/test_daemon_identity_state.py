@@ -226,6 +226,21 @@ def test_fifo_key_is_ignored_without_blocking(tmp_path: Path) -> None:
     assert box == [None]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifo_state_record_reads_as_none_without_blocking(tmp_path: Path) -> None:
+    fifo = state_path(tmp_path, DaemonFamily.SYNC)
+    os.mkfifo(fifo, 0o600)
+    box: list[StateRecord | None] = []
+    reader = threading.Thread(target=lambda: box.append(read_state(tmp_path)), daemon=True)
+    reader.start()
+    reader.join(timeout=20.0)  # generous hang cap
+    if reader.is_alive():  # unblock the stuck open() so the thread can end, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=20.0)
+        pytest.fail("read_state blocked on a FIFO")
+    assert box == [None]
+
+
 def test_malformed_or_non_regular_key_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "scope.key").write_text("not hex")
     if os.name != "nt":

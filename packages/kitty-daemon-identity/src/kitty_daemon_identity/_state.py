@@ -182,7 +182,12 @@ def read_state(root: Path, family: DaemonFamily = DaemonFamily.SYNC) -> StateRec
     """
     try:
         path = state_path(Path(root), family)
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a FIFO in place of the record must read as garbage, not block the caller
+        # (ensure_daemon reads it while holding the spawn lock).
+        fd = os.open(path, os.O_RDONLY | _O_BINARY | _O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
             raw = fh.read(_STATE_MAX_BYTES + 1)
         if len(raw) > _STATE_MAX_BYTES:
             return None
