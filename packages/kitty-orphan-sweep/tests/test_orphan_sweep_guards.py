@@ -324,6 +324,28 @@ def test_forced_target_without_start_time_or_scanned_marker_is_refused(
     assert s.alive()
 
 
+def test_self_reported_start_time_is_not_kill_authority(env: Env, pool: ProcessPool) -> None:
+    """Create time unreadable at scan: the record's start time is the listener's own claim.
+
+    Even a claim that happens to be right (here: the true start time) was never observed, so the
+    SWP-09 re-check has nothing to compare against and the target is refused, not signalled.
+    """
+    s = _marked_sleeper(pool, env.home)
+    claimed = replace(
+        make_record(
+            s.pid,
+            env.sync[0],
+            _started(s.pid),
+            cleanup_class="operator_required",
+            skip_reason="argv_unreadable",
+        ),
+        start_time_matches=None,  # what classify reports when create_time was unknown
+    )
+    result = sweep([claimed], force=True, budgets=FAST)
+    assert [e.failure_reason for e in result.failed] == [FailureReason.PID_REUSED]
+    assert s.alive()
+
+
 def test_empty_sweep_and_budget_validation() -> None:
     assert sweep([]) == ResetResult()
     with pytest.raises(ValueError, match="term_s"):

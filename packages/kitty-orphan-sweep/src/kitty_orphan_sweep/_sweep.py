@@ -10,6 +10,7 @@ from kitty_daemon_identity import (
     CleanupClass,
     DaemonFamily,
     DaemonIdentityRecord,
+    HealthOutcome,
     SkipReason,
     daemon_root,
     default_home,
@@ -75,13 +76,23 @@ def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
         # and scope (the escalation engine also checks the socket's owner uid where it can); a
         # root it merely names is never a reason to read and send that root's key.
         key_root = root
+    create_time = record.process_started_at
+    if (
+        record.pid is not None
+        and record.health_status == HealthOutcome.OK
+        and record.start_time_matches is None
+    ):
+        # The process's create time was unreadable at scan, so the classifier reported the
+        # listener's self-claimed start time instead. A claim is not an observation: the SWP-09
+        # re-check against it proves nothing, so no signal (nor the key) may rely on it.
+        create_time = None
     label = str(CleanupClass(record.cleanup_class).value)
     if record.stale_version:
         label += " stale_version"
     return Target(
         port=record.port,
         pid=record.pid,
-        create_time=record.process_started_at,
+        create_time=create_time,
         cleanup_class=record.cleanup_class,
         marker_root=marker,
         key_root=key_root,
