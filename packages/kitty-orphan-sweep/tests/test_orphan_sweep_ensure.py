@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import kitty_daemon_identity as kdi
 from _orphan_sweep_helpers import (
     CountingListener,
     Env,
@@ -29,6 +30,7 @@ from kitty_daemon_identity import (
     daemon_root,
     log_path,
     read_state,
+    scope_id,
     write_state,
 )
 from kitty_orphan_sweep import (
@@ -108,6 +110,68 @@ def test_record_naming_an_unrelated_live_process_never_touches_it(
     state = read_state(daemon_root(env.home))
     assert state is not None
     assert state.pid == handle.pid != sleeper.pid
+
+
+IMPOSTOR = """
+import http.server, sys
+body = sys.argv[2].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("READY", flush=True)
+srv.serve_forever()
+"""
+
+
+def test_listener_repeating_a_dead_singletons_identity_is_not_reused(
+    env: Env, pool: ProcessPool
+) -> None:
+    """After the recorded daemon died, a listener on its port claims its exact identity."""
+    dead = pool.sleeper()
+    started = psutil.Process(dead.pid).create_time()
+    kill_and_reap(dead.proc)
+    root = daemon_root(env.home)
+    record = StateRecord(
+        family=DaemonFamily.SYNC,
+        pid=dead.pid,
+        port=env.sync[0],
+        process_started_at=started,
+        package_version=kdi.__version__,
+        protocol_version=kdi.DAEMON_PROTOCOL_VERSION,
+        started_at="2025-01-01T00:00:00Z",
+        instance_id="0" * 32,
+        scope_id=scope_id(root),
+    )
+    write_state(root, record)
+    claim = {
+        "schema_version": kdi.HEALTH_SCHEMA_VERSION,
+        "status": "ok",
+        "daemon_family": "sync",
+        "protocol_version": record.protocol_version,
+        "package_version": record.package_version,
+        "singleton_scope_id": record.scope_id,
+        "daemon_root": str(root),
+        "pid": record.pid,
+        "port": record.port,
+        "process_started_at": record.process_started_at,
+        "started_at": record.started_at,
+        "busy": False,
+        "idle_s": 0.0,
+        "instance_id": record.instance_id,
+    }
+    impostor = pool.python(IMPOSTOR, env.sync[0], json.dumps(claim))
+    handle = ensure_daemon(SYNC_CMD, home=env.home)
+    assert not handle.reused
+    assert (handle.pid, handle.port) != (dead.pid, impostor.port)
+    assert read_state(root) == handle.state
+    assert impostor.alive()  # not ours to stop: it is just never trusted
 
 
 def test_recorded_daemon_that_stopped_answering_is_not_killed(env: Env, pool: ProcessPool) -> None:

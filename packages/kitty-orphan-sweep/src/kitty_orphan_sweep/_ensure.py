@@ -97,6 +97,19 @@ def _identity_matches(
     )
 
 
+def _recorded_process_alive(state: StateRecord, table: ProcessTable) -> bool:
+    """The recorded PID is alive with the recorded start time.
+
+    Health is a self-report: once the recorded daemon is dead, any listener that takes its port
+    can repeat the recorded pid, start time and scope (all observable). Only the live process
+    itself can still hold them, so a claim naming a dead or recycled PID is never reused.
+    """
+    try:
+        return _close(table.process(state.pid).create_time(), state.process_started_at)
+    except psutil.Error:
+        return False
+
+
 def _judge_recorded(
     state: StateRecord,
     family: DaemonFamily,
@@ -107,7 +120,11 @@ def _judge_recorded(
 ) -> _Recorded:
     probe = probe_health([state.port], _constants.HEALTH_TIMEOUT_S)[state.port]
     payload = probe.payload
-    if payload is not None and _identity_matches(payload, state, family, scope):
+    if (
+        payload is not None
+        and _identity_matches(payload, state, family, scope)
+        and _recorded_process_alive(state, table)
+    ):
         compatible = (
             payload.protocol_version == kdi.DAEMON_PROTOCOL_VERSION
             and payload.package_version == expected_version
