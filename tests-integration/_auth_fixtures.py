@@ -394,18 +394,34 @@ def assert_file_unchanged(path: Path, before: bytes, what: str) -> None:
         raise AssertionError(f"{what}: {path.name} changed ({len(before)} bytes -> {size})")
 
 
-#: What the test server's token generator emits (secrets.token_urlsafe(32)): 43 URL-safe chars.
-_TOKEN_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+#: Secret shapes of this suite: the test server's tokens (secrets.token_urlsafe(32), 43 URL-safe
+#: chars) and kitty's scope key (secrets.token_hex(32), 64 hex chars).
+_SECRET_SHAPE: Final = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:[A-Za-z0-9_-]{43}|[0-9a-f]{64})(?![A-Za-z0-9_-])"
+)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` for a failure message with anything secret-shaped masked: if a process did leak a
+    token or key into its output, the failure that shows that output must not repeat the leak."""
+    return _SECRET_SHAPE.sub("<secret-shaped value masked>", text)
+
+
+def assert_output_has(text: str, needle: str, what: str, *, present: bool = True) -> None:
+    """`needle in text` (or not, with present=False) for a process's output; a failure shows
+    the output's end with secret-shaped values masked (pytest would show it raw)."""
+    if (needle in text) != present:
+        verb = "lacks" if present else "contains"
+        raise AssertionError(f"{what} {verb} {needle!r}:\n{mask_secrets(text[-3000:])}")
 
 
 def log_tail(path: Path, chars: int = 2000) -> str:
-    """The end of a captured log for a failure message, anything token-shaped masked: if a
-    worker did leak a token, the failure that shows its log must not repeat the leak."""
+    """The end of a captured log for a failure message, secret-shaped values masked."""
     try:
         text = path.read_text(errors="replace")[-chars:]
     except OSError as exc:
         return f"<log unreadable: {exc.strerror}>"
-    return _TOKEN_SHAPE.sub("<token-shaped value masked>", text)
+    return mask_secrets(text)
 
 
 def assert_no_token_in_logs(paths: Sequence[Path], tokens: Sequence[str]) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from _auth_fixtures import mask_secrets
 from _daemons import (
     Lab,
     Running,
@@ -82,7 +83,8 @@ def test_ambiguous_daemons_survive_until_forced(lab: Lab) -> None:
     assert all(d.alive() for d in scene.values())
 
     plain = run_doctor("--reset", "--json", "--family", "sync", home=lab.home)
-    assert plain.returncode in (0, 1), plain.stderr
+    code = plain.returncode  # not the process object: its repr holds the output
+    assert code in (0, 1), mask_secrets(plain.stderr)
     report = json.loads(plain.stdout)
     reset = report["repairs"]["reset"]
     assert reset["swept"] == []
@@ -92,7 +94,8 @@ def test_ambiguous_daemons_survive_until_forced(lab: Lab) -> None:
     assert all(d.alive() for d in scene.values())
 
     forced = run_doctor("--reset", "--force", "--json", "--family", "sync", home=lab.home)
-    assert forced.returncode in (0, 1), forced.stderr
+    code = forced.returncode  # not the process object: its repr holds the output
+    assert code in (0, 1), mask_secrets(forced.stderr)
     reset = json.loads(forced.stdout)["repairs"]["reset"]
     swept = {e["port"] for e in reset["swept"]}
     failed = {e["port"]: e["failure_reason"] for e in reset["failed"]}
@@ -141,7 +144,8 @@ def test_reused_pid_in_state_record_is_never_signalled(lab: Lab, path: str) -> N
         before = json.loads(run_doctor("--json", "--family", "sync", home=lab.home).stdout)
         assert "KD303" in {f["id"] for f in before["findings"]}
         result = run_doctor("--reset", "--json", "--family", "sync", home=lab.home)
-        assert result.returncode in (0, 1), result.stderr
+        code = result.returncode  # not the process object: its repr holds the output
+        assert code in (0, 1), mask_secrets(result.stderr)
         assert read_state(lab.root, DaemonFamily.SYNC) is None
         after = json.loads(result.stdout)
         assert "KD303" not in {f["id"] for f in after["findings"]}

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from _auth_fixtures import mask_secrets
 from _daemons import (
     Lab,
     Running,
@@ -118,7 +119,8 @@ def _run_path(lab: Lab, path: str, family: str) -> int | None:
     if path == "reset-force":
         args.append("--force")
     result = run_doctor(*args, home=lab.home)
-    assert result.returncode in (0, 1), result.stderr
+    code = result.returncode  # not the process object: its repr holds the output
+    assert code in (0, 1), mask_secrets(result.stderr)
     reset = json.loads(result.stdout)["repairs"]["reset"]
     swept = {e["port"] for e in reset["swept"]}
     edges = {SYNC_FIRST, SYNC_LAST} if family == "sync" else {DASH_FIRST, DASH_LAST}

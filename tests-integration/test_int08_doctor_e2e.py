@@ -30,7 +30,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from _auth_fixtures import assert_no_secret_in, login_to_home, running_server
+from _auth_fixtures import (
+    assert_no_secret_in,
+    assert_output_has,
+    login_to_home,
+    mask_secrets,
+    running_server,
+)
 from _daemons import (
     Lab,
     Running,
@@ -86,13 +92,14 @@ class Doctor:
     def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
         result = run_doctor(*args, home=self.lab.home, env=env)
         self.outputs += [result.stdout, result.stderr]
-        assert result.returncode != 2, result.stderr
+        code = result.returncode  # not the process object: its repr holds the output
+        assert code != 2, mask_secrets(result.stderr)
         return result.returncode, result.stdout
 
     def json(self, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
         code, out = self.run("--json", *args, env=env)
-        assert out.endswith("\n")
-        assert out.count("\n") == 1, "stdout carries exactly one JSON document"
+        newlines, last = out.count("\n"), out[-1:]  # locals: pytest would print `out` raw
+        assert (newlines, last) == (1, "\n"), "stdout carries exactly one JSON document"
         doc: dict[str, Any] = json.loads(out)
         self.validator.validate(doc)
         assert doc["exit_code"] == code
@@ -160,7 +167,7 @@ def test_doctor_end_to_end(lab: Lab, schema: Any) -> None:
 
     code, human = doctor.run("--stuck-threshold", THRESHOLD)
     assert code == 1
-    assert "KD201" in human
+    assert_output_has(human, "KD201", "human output")
     doctor.run("--stuck-threshold", THRESHOLD, "--verbose")
 
     # 2. the holder dies: its record goes stale; --unstick-lock clears it
@@ -232,8 +239,9 @@ def test_demo_runs_clean() -> None:
         timeout=110,
         check=False,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "all expectations met" in result.stdout
-    assert "[FAIL]" not in result.stdout
+    code = result.returncode  # not the process object: its repr holds the output
+    assert code == 0, mask_secrets(result.stdout[-3000:] + result.stderr[-2000:])
+    assert_output_has(result.stdout, "all expectations met", "demo transcript")
+    assert_output_has(result.stdout, "[FAIL]", "demo transcript", present=False)
     for step in ("$ kitty-doctor\n", "$ kitty-doctor --reset\n", "Two processes"):
-        assert step in result.stdout
+        assert_output_has(result.stdout, step, "demo transcript")
