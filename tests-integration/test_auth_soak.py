@@ -166,6 +166,7 @@ def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
     assert pause is not None, "the daemon was never paused"
     assert pause[1] - pause[0] >= STOP_FOR_S, pause  # it stayed frozen for 5 x TTL
     assert stopped_holder != daemons[0].proc.pid  # it froze without the refresh lock
+    assert samples >= RUN_S, samples  # the file was really watched throughout (>= 1/s)
     assert not bad_samples, bad_samples[:5]
     # No lost session, no reuse, no revocation.
     assert counters["reuse_detected"] == 0
