@@ -29,6 +29,7 @@ from kitty_daemon_identity import (
     StateRecord,
     daemon_root,
     log_path,
+    marker_args,
     read_state,
     scope_id,
     write_state,
@@ -37,6 +38,7 @@ from kitty_orphan_sweep import (
     CleanupPath,
     DaemonStartError,
     NoFreePortError,
+    _ensure,
     ensure_daemon,
     scan,
 )
@@ -172,6 +174,62 @@ def test_listener_repeating_a_dead_singletons_identity_is_not_reused(
     assert (handle.pid, handle.port) != (dead.pid, impostor.port)
     assert read_state(root) == handle.state
     assert impostor.alive()  # not ours to stop: it is just never trusted
+
+
+CHILD_IMPOSTOR = """
+import http.server, json, os, sys
+import psutil
+marker, claim = sys.argv[2], json.loads(sys.argv[3])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        # Name whichever process carries the spawner's root marker: the child being started.
+        pids = [
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if p.pid != os.getpid() and marker in (p.info["cmdline"] or [])
+        ]
+        body = json.dumps({**claim, "pid": pids[0] if pids else 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("READY", flush=True)
+srv.serve_forever()
+"""
+
+
+def test_listener_naming_the_starting_child_is_not_taken_for_it(
+    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener that won the port race answers health with our child's (public) pid."""
+    root = daemon_root(env.home)
+    port = env.sync[0]
+    claim = {
+        "schema_version": kdi.HEALTH_SCHEMA_VERSION,
+        "status": "ok",
+        "daemon_family": "sync",
+        "protocol_version": kdi.DAEMON_PROTOCOL_VERSION,
+        "package_version": kdi.__version__,
+        "singleton_scope_id": scope_id(root),
+        "daemon_root": str(root),
+        "port": port,
+        "process_started_at": 1.0,
+        "started_at": "2025-01-01T00:00:00Z",
+        "busy": False,
+        "idle_s": 0.0,
+        "instance_id": "0" * 32,
+    }
+    marker = marker_args(root, sys.executable)[0]
+    pool.python(CHILD_IMPOSTOR, port, marker, json.dumps(claim))
+    # Unit seam: the port race already lost (the impostor bound the port we picked).
+    monkeypatch.setattr(_ensure, "_free_port", lambda family, skip: port)
+    never_binds = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(DaemonStartError, match="did not become healthy"):
+        ensure_daemon(never_binds, home=env.home, spawn_timeout=2.0)
+    assert read_state(root) is None
 
 
 def test_recorded_daemon_that_stopped_answering_is_not_killed(env: Env, pool: ProcessPool) -> None:

@@ -263,12 +263,21 @@ def _is_child_or_descendant(pid: int, child: subprocess.Popen[bytes]) -> bool:
         return False
 
 
+def _holds_port(table: ProcessTable, pid: int, port: int) -> bool:
+    """`pid` itself listens on `port` (our own child: its socket table is always readable)."""
+    try:
+        return table.pid_listens_on(pid, port)
+    except psutil.Error:
+        return False
+
+
 def _wait_healthy(
     child: subprocess.Popen[bytes],
     port: int,
     family: DaemonFamily,
     scope: str,
     timeout: float,
+    table: ProcessTable,
 ) -> HealthPayload | int:
     """The matching payload once healthy, or the child's exit code if it exited first."""
     deadline = time.monotonic() + timeout
@@ -288,6 +297,9 @@ def _wait_healthy(
             and payload.daemon_family == family.value
             and payload.singleton_scope_id == scope
             and _is_child_or_descendant(payload.pid, child)
+            # A listener that won the port race can name our child's pid (it is public); only
+            # the process that really holds the port proves the answer came from our daemon.
+            and _holds_port(table, payload.pid, port)
         ):
             return payload
         remaining = deadline - time.monotonic()
@@ -383,7 +395,7 @@ def _ensure_locked(
         tried.add(port)
         child, log, offset = _spawn(argv, root, home, port, family)
         try:
-            outcome = _wait_healthy(child, port, family, scope, timeout)
+            outcome = _wait_healthy(child, port, family, scope, timeout, table)
         except TimeoutError:
             _kill_child(child)
             raise DaemonStartError(
