@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import errno
 import fcntl
+from collections.abc import Callable
 from typing import Final
 
 # fcntl's F_SETLK reports a conflicting lock as EACCES or EAGAIN depending on the system.
 _CONTENTION_ERRNOS: Final = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
+
+
+def _try_lock(call: Callable[[int, int], object], fd: int, shared: bool) -> bool:
+    """One non-blocking attempt; False only for contention, anything else is a real error."""
+    try:
+        call(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in _CONTENTION_ERRNOS:
+            return False
+        raise
+    return True
 
 
 class FlockBackend:
@@ -22,13 +34,7 @@ class FlockBackend:
 
     @staticmethod
     def try_lock(fd: int, *, shared: bool = False) -> bool:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in _CONTENTION_ERRNOS:
-                return False
-            raise
-        return True
+        return _try_lock(fcntl.flock, fd, shared)
 
     @staticmethod
     def unlock(fd: int) -> None:
@@ -47,13 +53,7 @@ class FcntlBackend:
 
     @staticmethod
     def try_lock(fd: int, *, shared: bool = False) -> bool:
-        try:
-            fcntl.lockf(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in _CONTENTION_ERRNOS:
-                return False
-            raise
-        return True
+        return _try_lock(fcntl.lockf, fd, shared)
 
     @staticmethod
     def unlock(fd: int) -> None:

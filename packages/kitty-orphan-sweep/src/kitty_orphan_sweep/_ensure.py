@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import psutil
 
@@ -208,30 +208,18 @@ def _spawn(
         env["KITTY_DAEMON_PORT"] = str(port)
         env["KITTY_HOME"] = str(home)
         argv = [*command, *marker_args(root, sys.executable)]
+        detach: dict[str, Any]
         if os.name == "nt":  # pragma: no cover - Windows only
-            flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
-                subprocess, "DETACHED_PROCESS", 0
-            )
-            child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                close_fds=True,
-                env=env,
-                creationflags=flags,
-            )
+            detach = {
+                "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+                | getattr(subprocess, "DETACHED_PROCESS", 0)
+            }
         else:
             # Its own session: a Ctrl-C in the caller's terminal must not reach the daemon.
-            child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                close_fds=True,
-                env=env,
-                start_new_session=True,
-            )
+            detach = {"start_new_session": True}
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, close_fds=True, env=env, **detach
+        )
     finally:
         os.close(fd)
     return child, log, offset
