@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -73,6 +74,18 @@ def test_first_call_spawns_second_reuses_and_reaps_a_stale_orphan(
     assert not stale.alive()
     assert [p.pid for p in _daemons(env.home)] == [first.pid]
     assert sorted(connect_probe(env.sync, 0.2)) == [first.port]
+
+
+def test_spawned_daemon_that_exits_is_reaped_not_left_a_zombie(env: Env) -> None:
+    handle = ensure_daemon(SYNC_CMD, home=env.home)
+    child = psutil.Process(handle.pid)
+    assert child.ppid() == os.getpid()  # a detached daemon is still our child
+    os.kill(handle.pid, 9)  # as if it retired or was swept by another process
+    # Nobody here waits for it: only ensure_daemon's own reaper can clear the zombie.
+    deadline = time.monotonic() + 10  # hang cap, not a timing target
+    while psutil.pid_exists(handle.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not psutil.pid_exists(handle.pid)
 
 
 def test_incompatible_singleton_is_replaced_by_exactly_one(env: Env, pool: ProcessPool) -> None:

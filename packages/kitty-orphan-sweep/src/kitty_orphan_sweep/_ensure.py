@@ -51,12 +51,6 @@ from ._results import EscalationBudgets, ResetResult
 from ._scan import coerce_family, probe_health, scan
 from ._sweep import sweep
 
-#: Daemons this process spawned. Holding the Popen objects keeps Python from warning that a
-#: child is "still running" when they go out of scope, and lets later calls reap the ones that
-#: have exited (a detached daemon is still our child until it is waited for).
-_SPAWNED: list[subprocess.Popen[bytes]] = []
-_SPAWNED_LOCK: Final = threading.Lock()
-
 #: Reference-daemon exit status for "port already taken" (DID-24): a port race, not a failure.
 EXIT_PORT_TAKEN: Final = 3
 
@@ -225,10 +219,11 @@ def _spawn(
     return child, log, offset
 
 
-def _adopt(child: subprocess.Popen[bytes]) -> None:
-    with _SPAWNED_LOCK:
-        _SPAWNED[:] = [c for c in _SPAWNED if c.poll() is None]
-        _SPAWNED.append(child)
+def _reap_when_it_exits(child: subprocess.Popen[bytes]) -> None:
+    """A detached daemon stays our child until it is waited for. A daemon thread waits, so a
+    daemon that later retires or is swept never lingers as a zombie in a long-lived caller, and
+    the Popen object stays referenced (no "still running" warning) for as long as it runs."""
+    threading.Thread(target=child.wait, name=f"kitty-reap-{child.pid}", daemon=True).start()
 
 
 def _kill_child(child: subprocess.Popen[bytes]) -> None:
@@ -415,7 +410,7 @@ def _ensure_locked(
             scope_id=outcome.singleton_scope_id,
         )
         write_state(root, record)
-        _adopt(child)
+        _reap_when_it_exits(child)
         return _handle(record, False, reaped)
     raise DaemonStartError(
         f"the {family.value} daemon lost the race for a port {len(tried)} times "
