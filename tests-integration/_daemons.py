@@ -718,7 +718,9 @@ class _Events:
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._lock = threading.Lock()
+        # Re-entrant: signal handlers call add() on the main thread, possibly while that same
+        # thread is inside add() for a connection; a plain Lock would deadlock the helper there.
+        self._lock = threading.RLock()
 
     def add(self, line: str) -> None:
         with self._lock:
