@@ -144,6 +144,13 @@ def test_repairs_block_is_rendered_first() -> None:
     assert "unstick lock: cleared the stale lock record" in head
 
 
+def test_reset_with_nothing_to_do_says_so() -> None:
+    reset = {"swept": [], "skipped": [], "failed": [], "consent": "none_needed"}
+    text = _text(replace(representative(), repairs=Repairs(reset=reset, unstick_lock=None)))
+    head = text.split("Identity")[0]
+    assert "Repairs\n  ✓ reset: no daemon to stop and no record to repair" in head
+
+
 def test_token_states_render() -> None:
     expired_access = replace(TOKENS_OK, access_expires_in_s=-3.0, refresh_expires_in_s=7200.0)
     text = _text(representative(tokens=expired_access))

@@ -243,6 +243,7 @@ def _repairs(out: _Out, report: Report) -> None:
         return
     out.heading("Repairs")
     if reset is not None:
+        said = False
         for key, mark in (("swept", OK), ("skipped", INFO), ("failed", BAD)):
             entries = reset.get(key)
             for entry in entries if isinstance(entries, list) else ():
@@ -250,6 +251,7 @@ def _repairs(out: _Out, report: Report) -> None:
                     why = entry.get("cleanup_path") or entry.get("skip_reason")
                     why = why or entry.get("failure_reason")
                     out.line(mark, f"{key} port {entry.get('port')} pid {entry.get('pid')}: {why}")
+                    said = True
         recorded = reset.get("recorded_daemons")
         for entry in recorded if isinstance(recorded, list) else ():
             if isinstance(entry, Mapping):
@@ -258,6 +260,9 @@ def _repairs(out: _Out, report: Report) -> None:
                     f"{entry.get('family')} daemon pid {entry.get('pid')}:"
                     f" {entry.get('action')} -> {entry.get('result')}",
                 )
+                said = True
+        if not said:  # an empty heading would read as if the reset had silently failed
+            out.line(OK, "reset: no daemon to stop and no record to repair")
         hint = reset.get("hint")
         if isinstance(hint, str):
             out.detail(hint)
