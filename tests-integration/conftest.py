@@ -10,8 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from _auth_fixtures import OAuthServer
 
 HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
@@ -41,3 +45,21 @@ def kitty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir(mode=0o700)
     monkeypatch.setenv("KITTY_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def _oauth_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OAuthServer]:
+    """One real Authlib OAuth server subprocess per test module that asks for `oauth`."""
+    from _auth_fixtures import running_server
+
+    with running_server(tmp_path_factory.mktemp(f"oauth-{request.module.__name__}")) as server:
+        yield server
+
+
+@pytest.fixture
+def oauth(_oauth_server: OAuthServer) -> OAuthServer:
+    """The module's OAuth server with counters, faults, tokens and logs reset for this test."""
+    _oauth_server.reset()
+    return _oauth_server

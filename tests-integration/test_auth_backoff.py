@@ -12,7 +12,6 @@ network-free) adoption of newer persisted material is not. Fixed in kitty-auth-r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,15 @@ from _auth_fixtures import (
     assert_other_token,
     assert_same_token,
     login_to_home,
-    running_server,
 )
 from kitty_auth_refresh import SessionStore, SyncTokenManager, TokenEndpoint
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
-    with running_server(tmp_path_factory.mktemp("oauth-backoff")) as server:
-        yield server
-
-
 def test_manager_in_backoff_adopts_newer_persisted_material(
     oauth: OAuthServer, kitty_home: Path
 ) -> None:
-    oauth.reset()
     # 30 s left of a 300 s lifetime: inside the default 60 s margin, still valid.
     original = login_to_home(oauth, kitty_home, remaining_s=30)
     oauth.fault(fail_503=1)

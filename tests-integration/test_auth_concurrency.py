@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from _auth_fixtures import (
     material_fp,
     read_home,
     reaped,
-    running_server,
     start_worker,
     tokens_of,
     wait_for_file,
@@ -35,17 +33,6 @@ from kitty_auth_refresh import SessionStore, TokenEndpoint, TokenManager
 pytestmark = pytest.mark.timeout(60)
 PROCESSES = 8
 WORKER_TIMEOUT_S = 40.0
-
-
-@pytest.fixture(scope="module")
-def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
-    with running_server(tmp_path_factory.mktemp("oauth-concurrency")) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(oauth: OAuthServer) -> None:
-    oauth.reset()
 
 
 def test_eight_processes_one_network_refresh(

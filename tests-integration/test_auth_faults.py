@@ -5,7 +5,6 @@ real Authlib server: a sick server never logs anyone out and a spent token is ne
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,17 +39,6 @@ from kitty_filelock import probe
 pytestmark = pytest.mark.timeout(60)
 WORKER_TIMEOUT_S = 40.0
 HOLD_SLACK_S = 0.5  # AUTH-24: every branch releases the lock by max_hold + 0.5 s
-
-
-@pytest.fixture(scope="module")
-def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
-    with running_server(tmp_path_factory.mktemp("oauth-faults")) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(oauth: OAuthServer) -> None:
-    oauth.reset()
 
 
 def _transaction(home: Path, token_url: str, *, max_hold: float = 10.0) -> RefreshResult:

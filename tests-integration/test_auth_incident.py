@@ -9,7 +9,6 @@ naive client of the incident to prove the harness can see the bug.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from _auth_fixtures import (
     material_fp,
     read_home,
     reaped,
-    running_server,
     session_file,
     session_from_token,
     start_worker,
@@ -36,32 +34,22 @@ pytestmark = pytest.mark.timeout(30)  # INT-04 hard cap per test
 WORKER_TIMEOUT_S = 25.0
 
 
-@pytest.fixture(scope="module")
-def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
-    with running_server(tmp_path_factory.mktemp("oauth-incident")) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(oauth: OAuthServer) -> None:
-    oauth.reset()
-
-
 def _outcome_lines(workers: list[Worker], outcome: str) -> int:
     needle = f"refresh outcome={outcome} "
     return sum(w.log_path.read_text().count(needle) for w in workers)
 
 
-def test_stale_process_adopts_the_rotated_session(
-    oauth: OAuthServer, kitty_home: Path, tmp_path: Path
-) -> None:
-    original = login_to_home(oauth, kitty_home)
-    b_loaded, rotated = tmp_path / "b_loaded", tmp_path / "rotated"
+def _incident(
+    client: str, oauth: OAuthServer, kitty_home: Path, tmp_path: Path
+) -> tuple[Worker, Worker]:
+    """The incident's choreography, file barriers only: B loads; A rotates; B refreshes stale.
 
+    The fix and the negative control run exactly this, differing only in the client."""
+    b_loaded, rotated = tmp_path / "b_loaded", tmp_path / "rotated"
     with reaped([]) as workers:
         b = start_worker(
             "B",
-            "manager",
+            client,
             tmp_path,
             home=kitty_home,
             server=oauth,
@@ -70,7 +58,7 @@ def test_stale_process_adopts_the_rotated_session(
         workers.append(b)
         a = start_worker(
             "A",
-            "manager",
+            client,
             tmp_path,
             home=kitty_home,
             server=oauth,
@@ -79,6 +67,15 @@ def test_stale_process_adopts_the_rotated_session(
         workers.append(a)
         assert a.wait(WORKER_TIMEOUT_S) == 0
         assert b.wait(WORKER_TIMEOUT_S) == 0
+    return a, b
+
+
+def test_stale_process_adopts_the_rotated_session(
+    oauth: OAuthServer, kitty_home: Path, tmp_path: Path
+) -> None:
+    original = login_to_home(oauth, kitty_home)
+    a, b = _incident("manager", oauth, kitty_home, tmp_path)
+    workers = [a, b]
 
     ra, rb = a.result(), b.result()
     on_disk = read_home(kitty_home)
@@ -151,29 +148,7 @@ def test_negative_control_naive_client_loses_the_session(
     oauth: OAuthServer, kitty_home: Path, tmp_path: Path
 ) -> None:
     original = login_to_home(oauth, kitty_home)
-    b_loaded, rotated = tmp_path / "b_loaded", tmp_path / "rotated"
-
-    with reaped([]) as workers:
-        b = start_worker(
-            "B",
-            "naive",
-            tmp_path,
-            home=kitty_home,
-            server=oauth,
-            args=["--ready", str(b_loaded), "--wait", str(rotated)],
-        )
-        workers.append(b)
-        a = start_worker(
-            "A",
-            "naive",
-            tmp_path,
-            home=kitty_home,
-            server=oauth,
-            args=["--wait", str(b_loaded), "--done", str(rotated)],
-        )
-        workers.append(a)
-        assert a.wait(WORKER_TIMEOUT_S) == 0
-        assert b.wait(WORKER_TIMEOUT_S) == 0
+    a, b = _incident("naive", oauth, kitty_home, tmp_path)
 
     assert a.result()["status"] == 200
     rb = b.result()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,17 +24,6 @@ from _auth_fixtures import (
 )
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
-    with running_server(tmp_path_factory.mktemp("oauth-selftest")) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(oauth: OAuthServer) -> None:
-    oauth.reset()
 
 
 def test_login_returns_the_fields_the_client_needs(oauth: OAuthServer) -> None:

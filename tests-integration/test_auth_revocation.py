@@ -4,7 +4,6 @@ the user why and what to run — and concurrent holders do not turn it into seve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from _auth_fixtures import (
     assert_no_token_in_logs,
     login_to_home,
     reaped,
-    running_server,
     session_file,
     start_worker,
     tokens_of,
@@ -37,17 +35,6 @@ INVALID_GRANT_MESSAGE = (
     "Your session has ended: the server rejected the refresh token (expired or revoked). "
     f"Run `{LOGIN_COMMAND}` to sign in again."
 )
-
-
-@pytest.fixture(scope="module")
-def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
-    with running_server(tmp_path_factory.mktemp("oauth-revocation")) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(oauth: OAuthServer) -> None:
-    oauth.reset()
 
 
 def test_genuine_revocation_clears_exactly_once_with_cause_and_command(

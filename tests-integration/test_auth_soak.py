@@ -21,7 +21,6 @@ import stat
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from _auth_fixtures import (
     log_tail,
     login_to_home,
     reap,
-    running_server,
     session_file,
     start_worker,
     wait_for_file,
@@ -64,16 +62,9 @@ EXPIRY_SLACK_S = 0.25  # receipt time vs. server issue time; see _unexplained
 MAX_DUE_REMAINING_S = 0.75 * ACCESS_TTL_S + EXPIRY_SLACK_S
 
 
-@pytest.fixture(scope="module")
-def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
-    with running_server(tmp_path_factory.mktemp("oauth-soak"), access_ttl=ACCESS_TTL_S) as server:
-        yield server
-
-
 def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
     oauth: OAuthServer, kitty_home: Path, tmp_path: Path
 ) -> None:
-    oauth.reset()
     oauth.fault(access_ttl_s=ACCESS_TTL_S)
     login_to_home(oauth, kitty_home)
     path = session_file(kitty_home)
