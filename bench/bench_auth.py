@@ -26,6 +26,8 @@ import time
 import urllib.parse
 from typing import Any
 
+from _common import percentile
+
 from kitty_auth_refresh import (
     Session,
     SessionStore,
@@ -100,11 +102,6 @@ def _session(refresh_token: str, expired: bool) -> Session:
     now = dt.datetime.now(dt.UTC)
     ttl = dt.timedelta(seconds=-1 if expired else 3600)
     return Session("bench-session", "acc-0", refresh_token, now + ttl, now - dt.timedelta(hours=1))
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _overhead(iterations: int) -> tuple[list[float], list[float], list[float]]:
@@ -225,7 +222,7 @@ def run(quick: bool) -> str:
     windows = 3 if quick else 20
     bare, tx, writes = _overhead(iterations)
     overhead = [t - b for t, b in zip(tx, bare, strict=True)]
-    p95_over = _pct(tx, 0.95) - _pct(bare, 0.95)
+    p95_over = percentile(tx, 0.95) - percentile(bare, 0.95)
     per_window, outcomes = _contention(windows)
     exact = sum(1 for n in per_window if n == 1)
     rows = [
@@ -245,7 +242,7 @@ def run(quick: bool) -> str:
     ]
     for name, values in rows:
         lines.append(
-            f"| {name} | {_pct(values, 0.5):.2f} | {_pct(values, 0.95):.2f} | "
+            f"| {name} | {percentile(values, 0.5):.2f} | {percentile(values, 0.95):.2f} | "
             f"{statistics.fmean(values):.2f} |"
         )
     met = p95_over <= TARGET_OVERHEAD_P95_MS

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import selectors
 import socket
 import statistics
 import subprocess
@@ -21,6 +19,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from _common import percentile, read_line
 
 from kitty_daemon_identity import (
     DaemonFamily,
@@ -52,23 +52,6 @@ def _free_ports(n: int) -> list[int]:
     raise RuntimeError(f"fewer than {n} free ports in 20100-20199")
 
 
-def _readline(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bytes:
-    assert proc.stdout is not None
-    fd, buf = proc.stdout.fileno(), b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                raise TimeoutError(f"pid {proc.pid}: no LISTENING line within {timeout} s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"pid {proc.pid} exited before it was ready")
-            buf += chunk
-    return buf
-
-
 class _Lab:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -91,7 +74,7 @@ class _Lab:
             stderr=subprocess.DEVNULL,
         )
         self.procs.append(proc)
-        line = _readline(proc)
+        line = read_line(proc)
         assert line.startswith(b"LISTENING"), line
         return proc
 
@@ -223,13 +206,8 @@ def _health(n: int) -> list[float]:
         return out
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _row(name: str, values: list[float], target_s: float | None, unit: float = 1000.0) -> str:
-    p50, p95, worst = statistics.median(values), _pct(values, 0.95), max(values)
+    p50, p95, worst = statistics.median(values), percentile(values, 0.95), max(values)
     if target_s is None:
         verdict, target = "—", "—"
     else:

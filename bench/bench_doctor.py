@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _common import percentile
+
 from kitty_auth_refresh import Session, SessionStore
 from kitty_daemon_identity import (
     DaemonFamily,
@@ -173,11 +175,6 @@ def _measure(
     return times, last
 
 
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def _import_breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
     """Cumulative ms of each top-level import, plus httpx/rich wherever they were pulled in."""
     proc = subprocess.run(
@@ -227,7 +224,7 @@ def run(quick: bool) -> str:
             with _listeners(home, env, listeners):
                 for family in ("sync", "all"):
                     times, doc = _measure(["--json", "--family", family], env, runs)
-                    med, p95 = statistics.median(times), _p95(times)
+                    med, p95 = statistics.median(times), percentile(times, 0.95)
                     if family == "sync":
                         verdict = "met" if med <= TARGET_MS else "NOT met"
                         target = f"median ≤ {TARGET_MS:.0f} ms: {verdict}"
@@ -244,7 +241,7 @@ def run(quick: bool) -> str:
                         )
         with _listeners(home, env, 8, wedged=True):
             times, doc = _measure(["--json", "--family", "sync"], env, max(3, runs // 2))
-            med, p95 = statistics.median(times), _p95(times)
+            med, p95 = statistics.median(times), percentile(times, 0.95)
             verdict = "met" if max(times) <= WEDGED_TARGET_MS else "NOT met"
             orphans = sum(len(v) for v in (doc.get("orphans") or {}).values())
             rows.append(
@@ -255,7 +252,8 @@ def run(quick: bool) -> str:
         nocache, _ = _measure(["--json", "--family", "sync"], nocache_env, max(3, runs // 2))
         rows.append(
             f"| `--json --family sync`, no bytecode cache | 0 | 0 | {len(nocache)} |"
-            f" {statistics.median(nocache):.0f} | {_p95(nocache):.0f} | {min(nocache):.0f} |"
+            f" {statistics.median(nocache):.0f} | {percentile(nocache, 0.95):.0f} |"
+            f" {min(nocache):.0f} |"
             " informational (`PYTHONDONTWRITEBYTECODE=1`: every module compiled each run) |"
         )
         breakdown = _import_breakdown(env)

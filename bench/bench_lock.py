@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from _common import percentile
+
 from kitty_filelock import MachineFileLock
 
 try:
@@ -47,11 +49,6 @@ HOLD_S = 0.002  # the "short critical section" of the handoff benchmark
 POLL_S = 0.05  # kitty's default poll_interval (the crash-handoff target is poll + 50 ms)
 
 # ---------------------------------------------------------------- helpers
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def _us(seconds: float) -> str:
@@ -397,12 +394,14 @@ def run(quick: bool) -> str:
         "| implementation | p50 | p95 | p99 | p50 vs physical floor |",
         "|---|---:|---:|---:|---:|",
     ]
-    floor = _pct(uncontended["physical floor"], 0.5) if "physical floor" in uncontended else None
+    floor = (
+        percentile(uncontended["physical floor"], 0.5) if "physical floor" in uncontended else None
+    )
     for name, xs in uncontended.items():
-        ratio = f"{_pct(xs, 0.5) / floor:.2f}x" if floor else "—"
+        ratio = f"{percentile(xs, 0.5) / floor:.2f}x" if floor else "—"
         out.append(
-            f"| {name} | {_us(_pct(xs, 0.5))} | {_us(_pct(xs, 0.95))} | "
-            f"{_us(_pct(xs, 0.99))} | {ratio} |"
+            f"| {name} | {_us(percentile(xs, 0.5))} | {_us(percentile(xs, 0.95))} | "
+            f"{_us(percentile(xs, 0.99))} | {ratio} |"
         )
     out += [
         "",
@@ -423,7 +422,7 @@ def run(quick: bool) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for impl, xs in handoff.items():
-        p50, p95 = _ms(_pct(xs, 0.5)), _ms(_pct(xs, 0.95))
+        p50, p95 = _ms(percentile(xs, 0.5)), _ms(percentile(xs, 0.95))
         out.append(f"| {impl} | {len(xs)} | {p50} | {p95} | {_ms(max(xs))} |")
     if crash:
         out += [
@@ -434,10 +433,10 @@ def run(quick: bool) -> str:
             "|---|---:|---:|---:|",
         ]
         for impl, xs in crash.items():
-            out.append(f"| {impl} | {len(xs)} | {_ms(_pct(xs, 0.5))} | {_ms(max(xs))} |")
+            out.append(f"| {impl} | {len(xs)} | {_ms(percentile(xs, 0.5))} | {_ms(max(xs))} |")
 
     kitty = uncontended["kitty-filelock"]
-    k50, k95 = _pct(kitty, 0.5), _pct(kitty, 0.95)
+    k50, k95 = percentile(kitty, 0.5), percentile(kitty, 0.95)
     targets = ["", "### Targets", ""]
     if floor:
         targets.append(
@@ -446,9 +445,9 @@ def run(quick: bool) -> str:
         )
     targets.append(f"- kitty p95 ≤ 2 ms: {_us(k95)} → {_verdict(k95 <= 0.002)}")
     for peer in peers:
-        peer50 = _pct(uncontended[peer], 0.5)
+        peer50 = percentile(uncontended[peer], 0.5)
         targets.append(f"- kitty p50 below {peer} p50 ({_us(peer50)}) → {_verdict(k50 < peer50)}")
-    h50 = _pct(handoff["kitty-filelock"], 0.5)
+    h50 = percentile(handoff["kitty-filelock"], 0.5)
     targets.append(f"- handoff p50 ≤ 5 ms: {_ms(h50)} → {_verdict(h50 <= 0.005)}")
     if crash:
         worst = max(crash["kitty-filelock"])

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import re
-import selectors
 import shutil
 import socket
 import statistics
@@ -24,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+from _common import read_line
 
 from kitty_daemon_identity import ROOT_MARKER_PREFIX, daemon_root, marker_args
 from kitty_orphan_sweep import EscalationBudgets, scan, sweep
@@ -46,23 +46,6 @@ WORKER = textwrap.dedent(
     print(json.dumps({"pid": h.pid, "port": h.port, "done": time.monotonic()}), flush=True)
     """
 )
-
-
-def _readline(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bytes:
-    assert proc.stdout is not None
-    fd, buf = proc.stdout.fileno(), b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                raise TimeoutError(f"pid {proc.pid}: no line within {timeout} s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"pid {proc.pid} exited before printing a line")
-            buf += chunk
-    return buf.split(b"\n", 1)[0]
 
 
 class Lab:
@@ -96,7 +79,7 @@ class Lab:
             started.append(proc)
         pids = []
         for proc in started:
-            match = _LISTENING.search(_readline(proc))
+            match = _LISTENING.search(read_line(proc))
             assert match is not None
             pids.append(int(match.group(2)))
         return pids
@@ -177,10 +160,10 @@ def _convergence(base: Path, k: int) -> float:
         ]
         lab.procs.extend(workers)
         for w in workers:
-            assert _readline(w) == b"READY"
+            assert read_line(w) == b"READY"
         t0 = time.monotonic()
         go.touch()
-        results = [json.loads(_readline(w, 120)) for w in workers]
+        results = [json.loads(read_line(w, 120)) for w in workers]
         assert len({(r["pid"], r["port"]) for r in results}) == 1, "did not converge"
         return (max(float(r["done"]) for r in results) - t0) * 1000.0
 

@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations; do not write docs")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(HERE))  # for the shared bench/_common.py
     modules = sorted(HERE.glob("bench_*.py"))
     if args.areas:
         modules = [m for m in modules if m.stem.removeprefix("bench_") in args.areas]
