@@ -18,6 +18,7 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Final, Self
 
@@ -383,26 +384,25 @@ class MachineFileLock:
         ``timeout`` overrides ``acquire_timeout`` for this call; 0 means a single try.
         Raises ``LockTimeout`` (with the holder's record) or ``LockReentryError``.
         """
-        limit = self._limit(timeout)
-        self._check_not_held()
-        owner: Owner = (threading.get_ident(), None)
-        started = time.monotonic()
-        deadline = started + limit
-        delay = min(FIRST_RETRY_S, self._poll_interval)
-        while not self._attempt(owner):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._timeout(started)
-            wait, delay = self._next_delay(delay, self._poll_interval)
-            time.sleep(min(wait, remaining))
-        self._waited_s = time.monotonic() - started
+        for wait in self._tries((threading.get_ident(), None), timeout):
+            time.sleep(wait)
 
     async def acquire_async(self, timeout: float | None = None) -> None:
         """Like ``acquire`` but waits with ``asyncio.sleep``: the event loop never blocks."""
+        task = asyncio.current_task()
+        for wait in self._tries(
+            (threading.get_ident(), None if task is None else id(task)), timeout
+        ):
+            await asyncio.sleep(wait)
+
+    def _tries(self, owner: Owner, timeout: float | None) -> Iterator[float]:
+        """Try until held, yielding each backoff wait; ``LockTimeout`` at the deadline.
+
+        The caller does the waiting (``time.sleep`` or ``asyncio.sleep``): that is the only
+        difference between the blocking and the async acquisition.
+        """
         limit = self._limit(timeout)
         self._check_not_held()
-        task = asyncio.current_task()
-        owner: Owner = (threading.get_ident(), None if task is None else id(task))
         started = time.monotonic()
         deadline = started + limit
         delay = min(FIRST_RETRY_S, self._poll_interval)
@@ -411,7 +411,7 @@ class MachineFileLock:
             if remaining <= 0:
                 raise self._timeout(started)
             wait, delay = self._next_delay(delay, self._poll_interval)
-            await asyncio.sleep(min(wait, remaining))
+            yield min(wait, remaining)
         self._waited_s = time.monotonic() - started
 
     def _limit(self, timeout: float | None) -> float:
