@@ -24,6 +24,7 @@ from ._errors import DoctorConfigError, KittyDoctorError
 from ._exit import ExitCode
 from ._model import DEFAULT_STUCK_THRESHOLD_S, Repairs, Report
 from ._redact import Redactor
+from ._terminal import terminal_safe
 
 PROG: Final = "kitty-doctor"
 
@@ -73,7 +74,7 @@ def _ask(candidates: Sequence[str]) -> bool:
     out = sys.stdout
     out.write("kitty cannot prove these daemons are safe to stop:\n")
     for line in candidates:
-        out.write(f"  - {line}\n")
+        out.write(f"  - {terminal_safe(line)}\n")
     out.write(consent_question(len(candidates)))
     out.flush()
     answer = sys.stdin.readline()
@@ -106,7 +107,7 @@ def _emit_tracebacks(report: Report, redactor: Redactor) -> None:
     """`--verbose`: a crashed section's traceback goes to stderr (stdout stays the report)."""
     for section in report.sections:
         if section.traceback:
-            sys.stderr.write(redactor.scrub(section.traceback))
+            sys.stderr.write(terminal_safe(redactor.scrub(section.traceback), multiline=True))
 
 
 def _emit_json(report: Report, redactor: Redactor) -> None:
@@ -260,9 +261,11 @@ def _fail(
         sys.stdout.write(dumps(error_document(kind, message)) + "\n")
         sys.stdout.flush()
     else:
-        stderr.write(f"{PROG}: {message}" + ("" if hint is None else f" ({hint})") + "\n")
+        stderr.write(
+            f"{PROG}: {terminal_safe(message)}" + ("" if hint is None else f" ({hint})") + "\n"
+        )
     if verbose and tb:
-        stderr.write(tb)
+        stderr.write(terminal_safe(tb, multiline=True))
     return int(ExitCode.ERROR)
 
 

@@ -30,6 +30,7 @@ from ._model import (
     StorageFacts,
     TokenFacts,
 )
+from ._terminal import terminal_safe
 
 OK: Final = ("✓", "green")
 WARN: Final = ("!", "yellow")
@@ -46,7 +47,7 @@ class _Out:
         self.console = console
 
     def heading(self, title: str) -> None:
-        self.console.print(Text(title, style="bold"))
+        self.console.print(Text(terminal_safe(title), style="bold"))
 
     def line(self, mark: Mark | None, text: str, indent: int = 2) -> None:
         out = Text(" " * indent)
@@ -55,11 +56,11 @@ class _Out:
         else:
             out.append(mark[0], style=mark[1])
             out.append(" ")
-        out.append(text)
+        out.append(terminal_safe(text))
         self.console.print(out, soft_wrap=True)
 
     def detail(self, text: str) -> None:
-        self.console.print(Text("      " + text, style="dim"), soft_wrap=True)
+        self.console.print(Text("      " + terminal_safe(text), style="dim"), soft_wrap=True)
 
 
 def _identity(out: _Out, facts: IdentityFacts, home: str, source: str) -> None:
@@ -228,8 +229,8 @@ def _findings(out: _Out, findings: Sequence[Finding]) -> None:
         if fix.command:
             out.console.print(
                 Text("      → ", style="dim")
-                + Text(fix.command, style="bold")
-                + Text(f"  ({fix.description})", style="dim"),
+                + Text(terminal_safe(fix.command), style="bold")
+                + Text(f"  ({terminal_safe(fix.description)})", style="dim"),
                 soft_wrap=True,
             )
         else:
@@ -280,7 +281,7 @@ def render(report: Report, console: Console, *, verbose: bool = False) -> None:
     out = _Out(console)
     console.print(
         Text(f"kitty-doctor {report.tool_version}", style="bold")
-        + Text(f"  home {report.home.path}", style="dim")
+        + Text(f"  home {terminal_safe(report.home.path)}", style="dim")
     )
     console.print()
     _repairs(out, report)
