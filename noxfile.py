@@ -3,7 +3,8 @@
 Every session gets its own uv-managed venv filled with `uv sync --locked`, so a package's tests
 run with exactly its declared dependencies (an undeclared import of a sibling fails there).
 
-`uv run nox` (what `.ci/run` calls) runs the default sessions; `bench` and `demo` run on request.
+`uv run --group dev nox` (what `.ci/run` calls) runs the default sessions; `bench` and `demo`
+run on request.
 Each pytest run writes JUnit XML to `.ci/reports/` so `.ci/run` can print one summary line.
 """
 
