@@ -60,7 +60,7 @@ def test_report_has_every_required_top_level_key() -> None:
         "kitty-doctor-cli",
     }
     assert doc["exit_code"] == 1  # KD201 is critical
-    assert doc["home"] == {"path": "/h", "source": "default"}
+    assert doc["home"] == {"path": "/h", "source": "default", "exists": True}
     assert doc["daemons"]["dashboard"] is None
     assert doc["daemons"]["sync"]["recorded"]["pid"] == 5150
     assert doc["daemons"]["sync"]["health"] == "healthy"

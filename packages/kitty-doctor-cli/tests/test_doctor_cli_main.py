@@ -24,7 +24,7 @@ def test_fresh_home_is_kd101_and_exit_1(home: Path) -> None:
     doc = run("--json").json()
     assert doc["exit_code"] == 1
     assert [f["id"] for f in doc["findings"]] == ["KD101"]
-    assert doc["home"] == {"path": str(home), "source": "env"}
+    assert doc["home"] == {"path": str(home), "source": "env", "exists": False}
 
 
 def test_logged_in_home_is_exit_0(home: Path) -> None:
@@ -46,7 +46,7 @@ def test_home_flag_overrides_env(home: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     write_session(other)
     doc = run("--json", "--home", str(other)).json()
-    assert doc["home"] == {"path": str(other), "source": "flag"}
+    assert doc["home"] == {"path": str(other), "source": "flag", "exists": True}
     assert doc["exit_code"] == 0
 
 
@@ -54,7 +54,7 @@ def test_default_home_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.delenv("KITTY_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     doc = run("--json").json()
-    assert doc["home"] == {"path": str(tmp_path / ".kitty"), "source": "default"}
+    assert doc["home"] == {"path": str(tmp_path / ".kitty"), "source": "default", "exists": False}
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,15 @@ from rich.console import Console
 from _doctorkit import STORAGE_OK, TOKENS_OK
 from _reports import representative
 from kitty_doctor._durations import humanize_age, humanize_remaining
-from kitty_doctor._model import Repairs, SectionName, SectionResult, SectionStatus, UnstickResult
+from kitty_doctor._model import (
+    HomeFacts,
+    HomeSource,
+    Repairs,
+    SectionName,
+    SectionResult,
+    SectionStatus,
+    UnstickResult,
+)
 from kitty_doctor._render import render
 
 GOLDEN = """\
@@ -184,3 +192,19 @@ def test_durations(seconds: float, text: str) -> None:
 
 def test_age_of_zero_is_not_expired() -> None:
     assert humanize_age(0.0) == "< 1 minute"
+
+
+def test_missing_home_flag_is_said_at_the_top() -> None:
+    report = replace(representative(), home=HomeFacts("/typo", HomeSource.FLAG, exists=False))
+    buf = io.StringIO()
+    render(report, Console(file=buf, width=100, no_color=True))
+    lines = buf.getvalue().splitlines()
+    assert lines[1] == "✗ home /typo does not exist (from --home): check the path"
+
+
+@pytest.mark.parametrize("source", [HomeSource.DEFAULT, HomeSource.ENV])
+def test_missing_default_or_env_home_is_a_fresh_machine(source: HomeSource) -> None:
+    report = replace(representative(), home=HomeFacts("/h", source, exists=False))
+    buf = io.StringIO()
+    render(report, Console(file=buf, width=100, no_color=True))
+    assert "does not exist" not in buf.getvalue()

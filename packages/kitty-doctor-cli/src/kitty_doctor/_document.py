@@ -185,7 +185,11 @@ def report_document(report: Report) -> dict[str, Any]:
         "generated_at": report.generated_at,
         "duration_ms": _ms(report.duration_ms),
         "exit_code": report.exit_code,
-        "home": {"path": report.home.path, "source": report.home.source.value},
+        "home": {
+            "path": report.home.path,
+            "source": report.home.source.value,
+            "exists": report.home.exists,
+        },
         "families": list(report.families),
         "identity": None if report.identity is None else identity_doc(report.identity),
         "tokens": None if report.tokens is None else tokens_doc(report.tokens),

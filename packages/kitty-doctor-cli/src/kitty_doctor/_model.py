@@ -66,6 +66,7 @@ class HomeSource(StrEnum):
 class HomeFacts:
     path: str
     source: HomeSource
+    exists: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from ._model import (
     DaemonsFacts,
     DaemonStatus,
     Finding,
+    HomeFacts,
+    HomeSource,
     IdentityFacts,
     LockFacts,
     OrphansFacts,
@@ -63,7 +65,13 @@ class _Out:
         self.console.print(Text("      " + terminal_safe(text), style="dim"), soft_wrap=True)
 
 
-def _identity(out: _Out, facts: IdentityFacts, home: str, source: str) -> None:
+def _mistyped(home: HomeFacts) -> bool:
+    # A --home the operator typed that names nothing must not read as "not logged in" (issue 10
+    # §4). A missing default or KITTY_HOME is a fresh machine: the app creates it at first login.
+    return home.source is HomeSource.FLAG and not home.exists
+
+
+def _identity(out: _Out, facts: IdentityFacts, home: HomeFacts) -> None:
     who = facts.subject or "unknown subject"
     if facts.email:
         who += f" <{facts.email}>"
@@ -73,10 +81,12 @@ def _identity(out: _Out, facts: IdentityFacts, home: str, source: str) -> None:
         out.line(BAD, f"session expired for {who} (session {facts.session_hash})")
     elif facts.state in ("corrupt", "unreadable"):
         out.line(BAD, f"session file is {facts.state}")
+    elif _mistyped(home):
+        out.line(BAD, "no session: the home does not exist")
     else:
         out.line(BAD, "not logged in")
-    origin = {"env": "from KITTY_HOME", "flag": "from --home", "default": "default"}[source]
-    out.detail(f"home {home} ({origin})")
+    origin = {"env": "from KITTY_HOME", "flag": "from --home", "default": "default"}[home.source]
+    out.detail(f"home {home.path} ({origin})")
 
 
 def _tokens(out: _Out, facts: TokenFacts) -> None:
@@ -283,6 +293,8 @@ def render(report: Report, console: Console, *, verbose: bool = False) -> None:
         Text(f"kitty-doctor {report.tool_version}", style="bold")
         + Text(f"  home {terminal_safe(report.home.path)}", style="dim")
     )
+    if _mistyped(report.home):
+        out.line(BAD, f"home {report.home.path} does not exist (from --home): check the path", 0)
     console.print()
     _repairs(out, report)
     by_name = {s.name: s for s in report.sections}
@@ -293,7 +305,7 @@ def render(report: Report, console: Console, *, verbose: bool = False) -> None:
             _crashed(out, section)
             continue
         if name is SectionName.IDENTITY and report.identity is not None:
-            _identity(out, report.identity, report.home.path, report.home.source.value)
+            _identity(out, report.identity, report.home)
         elif name is SectionName.TOKENS and report.tokens is not None:
             _tokens(out, report.tokens)
         elif name is SectionName.STORAGE and report.storage is not None:

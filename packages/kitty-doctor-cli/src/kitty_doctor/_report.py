@@ -145,7 +145,7 @@ def build_report(
         packages=dict(packages),
         generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_ms=_ms_since(started),
-        home=HomeFacts(str(cfg.home), cfg.home_source),
+        home=HomeFacts(str(cfg.home), cfg.home_source, cfg.home.is_dir()),
         families=cfg.families,
         identity=identity,
         tokens=tokens,
