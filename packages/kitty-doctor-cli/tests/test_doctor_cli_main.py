@@ -448,3 +448,17 @@ def test_closed_stdout_is_a_clean_exit_2(home: Path, args: list[str]) -> None:
     assert proc.returncode == 2  # not click's 1
     if args != ["--help"]:  # click reports its own EPIPE for --help (and exits; mapped to 2)
         assert proc.stderr == "kitty-doctor: output closed before the report was complete\n"
+
+
+def test_short_help_lists_exit_codes_and_environment() -> None:
+    result = run("-h")
+    assert result.code == 0
+    text = " ".join(result.out.split())
+    assert "Exit codes: 0 nothing critical; 1 at least one critical finding; 2" in text
+    for variable in (
+        "KITTY_HOME",
+        "KITTY_SYNC_PORTS",
+        "KITTY_DASHBOARD_PORTS",
+        "KITTY_LOGIN_COMMAND",
+    ):
+        assert variable in text

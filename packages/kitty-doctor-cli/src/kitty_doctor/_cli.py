@@ -156,7 +156,20 @@ def run(
     return report.exit_code
 
 
-@app.command(help="Explain kitty's local state (offline, read-only) and optionally repair it.")
+_EPILOG: Final = (
+    "Exit codes: 0 nothing critical; 1 at least one critical finding; 2 the doctor could not run"
+    " (bad option, internal error).\n\n"
+    "Environment: KITTY_HOME (the home, default ~/.kitty), KITTY_SYNC_PORTS and"
+    " KITTY_DASHBOARD_PORTS (half-open port ranges START-STOP, e.g. 9400-9450), KITTY_LOGIN_COMMAND"
+    " (shown in remediations), NO_COLOR (plain output)."
+)
+
+
+@app.command(
+    help="Explain kitty's local state (offline, read-only) and optionally repair it.",
+    epilog=_EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 def doctor(
     ctx: typer.Context,
     home: Annotated[
