@@ -179,8 +179,19 @@ def test_kd201_past_max_hold_even_below_threshold() -> None:
     rec = replace(RECORD, age_s=16.0, max_hold_s=10.0)
     lock = replace(LOCK_FREE, held=True, holder_pid=4242, record=rec)
     assert ids(findings(lock=lock)) == ["KD201"]
+    assert (
+        "for 16 s, longer than its max hold of 10 s + 5 s grace"
+        in only(findings(lock=lock), "KD201").summary
+    )
     young = replace(lock, record=replace(rec, age_s=14.0))
     assert ids(findings(lock=young)) == []
+
+
+def test_kd201_past_threshold_says_so() -> None:
+    rec = replace(RECORD, age_s=61.0, max_hold_s=None)
+    lock = replace(LOCK_FREE, held=True, holder_pid=4242, record=rec)
+    summary = only(findings(lock=lock), "KD201").summary
+    assert summary.endswith("for 61 s, longer than the stuck threshold of 60 s")
 
 
 def test_kd201_not_raised_when_record_belongs_to_another_pid() -> None:

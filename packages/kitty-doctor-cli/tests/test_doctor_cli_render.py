@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the golden text is the report verbatim; its lines are as long as the report's)
 """Human output: golden text for a representative report, marks, colour rules, durations."""
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ Orphans
       1 other listener kitty never touches (--verbose lists them)
   ✓ dashboard: no orphans
 Findings
-  ✗ KD201 lock_stuck: refresh lock held by pid 4242 (python worker.py) for 75 s
+  ✗ KD201 lock_stuck: refresh lock held by pid 4242 (python worker.py) for 75 s, longer than its max hold of 10 s + 5 s grace
       → kill 4242  (stop the process that holds the lock; --unstick-lock cannot free a held lock)
   ! KD401 orphans_safe_auto: 1 orphan daemon kitty can stop safely (port 20403)
       → kitty-doctor --reset  (stop safe orphans)

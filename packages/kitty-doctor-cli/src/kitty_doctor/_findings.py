@@ -11,8 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from ._durations import humanize_age
 from ._model import (
     DEFAULT_STUCK_THRESHOLD_S,
+    OVERDUE_SLACK_S,
     DaemonsFacts,
     DaemonStatus,
     Finding,
@@ -27,6 +29,7 @@ from ._model import (
     TokenFacts,
 )
 
+_EXACT_AGE_LIMIT_S: Final = 600.0
 LOGIN_FALLBACK: Final = "log in again with your application"
 LOCAL_DISK_COMMAND: Final = "export KITTY_HOME=<path on a local disk>"
 
@@ -184,6 +187,20 @@ def _permission_findings(storage: StorageFacts) -> list[Finding]:
     ]
 
 
+def _held_for(age_s: float) -> str:
+    # Exact seconds while they can be compared with a max hold or threshold ("22 s, longer than
+    # its max hold of 10 s"); the report's usual units beyond that.
+    return f"{age_s:.0f} s" if age_s < _EXACT_AGE_LIMIT_S else humanize_age(age_s)
+
+
+def _stuck_because(lock: LockFacts, age_s: float) -> str:
+    """Which rule made a held lock stuck, in words (KD201's trigger)."""
+    max_hold = lock.record.max_hold_s if lock.record is not None else None
+    if max_hold is not None and age_s > max_hold + OVERDUE_SLACK_S:
+        return f"longer than its max hold of {max_hold:.0f} s + {OVERDUE_SLACK_S:.0f} s grace"
+    return f"longer than the stuck threshold of {lock.stuck_threshold_s:.0f} s"
+
+
 def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
     out: list[Finding] = []
     if lock.stuck and lock.holder_pid is not None:
@@ -194,7 +211,8 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
                 "KD201",
                 "lock_stuck",
                 Severity.CRITICAL,
-                f"refresh lock held by pid {lock.holder_pid}{cmd} for {age:.0f} s",
+                f"refresh lock held by pid {lock.holder_pid}{cmd} for {_held_for(age)},"
+                f" {_stuck_because(lock, age)}",
                 Remediation(
                     f"kill {lock.holder_pid}",
                     "stop the process that holds the lock; --unstick-lock cannot free a held lock",
@@ -208,7 +226,8 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
                 "KD202",
                 "lock_stale_record",
                 Severity.INFO,
-                f"stale lock record from pid {lock.record.pid} ({age:.0f} s old); the lock is free",
+                f"stale lock record from pid {lock.record.pid} ({_held_for(age)} old);"
+                " the lock is free",
                 Remediation(
                     doctor_command(ctx, "--unstick-lock", threshold=True),
                     "clear the leftover record (cosmetic: the next holder overwrites it anyway)",
