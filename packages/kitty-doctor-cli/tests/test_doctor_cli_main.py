@@ -462,3 +462,18 @@ def test_short_help_lists_exit_codes_and_environment() -> None:
         "KITTY_LOGIN_COMMAND",
     ):
         assert variable in text
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_relative_home_is_refused_the_same_way_from_flag_and_env(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if how == "flag":
+        result = run("--home", "relative/dir")
+    else:
+        monkeypatch.setenv("KITTY_HOME", "relative/dir")
+        result = run()
+    assert result.code == 2
+    assert "'relative/dir': it must be an absolute path" in result.err
+    assert result.err.rstrip().endswith("(see kitty-doctor --help)")
+    assert "--verbose" not in result.err

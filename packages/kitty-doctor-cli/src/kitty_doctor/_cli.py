@@ -335,6 +335,7 @@ def main_with_args(args: Sequence[str]) -> int:
             verbose=verbose,
             stderr=stderr,
             tb=traceback.format_exc(),
+            hint=USAGE_HINT,
         )
     except SystemExit as exc:
         # click exits by itself in one place even in non-standalone mode (EPIPE while printing

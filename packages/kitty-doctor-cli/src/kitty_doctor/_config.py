@@ -75,7 +75,14 @@ def _from_library(exc: ConfigError) -> DoctorConfigError:
 
 def _resolve_home(flag: Path | None) -> tuple[Path, HomeSource]:
     if flag is not None:
-        return Path(os.path.abspath(os.path.expanduser(flag))), HomeSource.FLAG
+        home = Path(os.path.expanduser(flag))
+        if not home.is_absolute():
+            # The same rule as KITTY_HOME: a relative home names a different place from every
+            # directory the application runs in, so kitty's processes would not share it.
+            raise DoctorConfigError(
+                "--home", str(flag), "it must be an absolute path (e.g. /home/you/.kitty)"
+            )
+        return Path(os.path.abspath(home)), HomeSource.FLAG
     from kitty_daemon_identity import ConfigError, default_home
 
     try:
