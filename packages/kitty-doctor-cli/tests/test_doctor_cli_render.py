@@ -100,6 +100,14 @@ def test_crashed_section_renders_and_others_still_do() -> None:
     assert "Storage\n  ✗ crashed: OSError: disk on fire (re-run with --verbose for details)" in text
     assert "authenticated as user-1" in text
     assert "healthy" in text
+    verbose = io.StringIO()
+    render(
+        replace(representative(storage=None), sections=sections),
+        Console(file=verbose, width=200, no_color=True),
+        verbose=True,
+    )
+    assert "✗ crashed: OSError: disk on fire (traceback on stderr)" in verbose.getvalue()
+    assert "re-run with --verbose" not in verbose.getvalue()
 
 
 def test_repairs_block_is_rendered_first() -> None:

@@ -274,8 +274,10 @@ def _fail(
         sys.stdout.write(dumps(error_document(kind, message)) + "\n")
         sys.stdout.flush()
     else:
+        # --verbose prints the traceback below: never also ask for a --verbose re-run.
+        shown = None if verbose and hint == VERBOSE_HINT else hint
         stderr.write(
-            f"{PROG}: {terminal_safe(message)}" + ("" if hint is None else f" ({hint})") + "\n"
+            f"{PROG}: {terminal_safe(message)}" + ("" if shown is None else f" ({shown})") + "\n"
         )
     if verbose and tb:
         stderr.write(terminal_safe(tb, multiline=True))

@@ -282,8 +282,10 @@ def _repairs(out: _Out, report: Report) -> None:
     out.console.print()
 
 
-def _crashed(out: _Out, section: SectionResult) -> None:
-    out.line(BAD, f"crashed: {section.error} (re-run with --verbose for details)")
+def _crashed(out: _Out, section: SectionResult, verbose: bool) -> None:
+    # Under --verbose the traceback is already on stderr: asking for --verbose again is noise.
+    hint = " (traceback on stderr)" if verbose else " (re-run with --verbose for details)"
+    out.line(BAD, f"crashed: {section.error}{hint}")
 
 
 def render(report: Report, console: Console, *, verbose: bool = False) -> None:
@@ -302,7 +304,7 @@ def render(report: Report, console: Console, *, verbose: bool = False) -> None:
         out.heading(name.heading)
         section = by_name.get(name)
         if section is not None and section.status is SectionStatus.CRASHED:
-            _crashed(out, section)
+            _crashed(out, section, verbose)
             continue
         if name is SectionName.IDENTITY and report.identity is not None:
             _identity(out, report.identity, report.home)
