@@ -6,6 +6,7 @@ what the transaction may do (only ``RefreshRejected`` can ever lead to a delete)
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
@@ -15,6 +16,7 @@ import logging
 import math
 import socket
 import threading
+import types
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
@@ -40,6 +42,10 @@ MAX_ERROR_TEXT_CHARS: Final = 200
 REJECTION_STATUSES: Final = frozenset({400, 401, 403})
 REJECTION_KINDS: Final = frozenset({"invalid_grant", "session_invalid"})
 REPLAY_ERROR: Final = "refresh_replay_benign_retry"
+AUTH_METHODS: Final = frozenset({"none", "client_secret_basic", "client_secret_post"})
+# Whole seconds taken off every lifetime: the server started its clock before our request left.
+EXPIRY_ALLOWANCE_S: Final = 1
+_RESERVED_PARAMS: Final = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost."})
 # httpcore trace events whose return value is a freshly connected network stream.
 _STREAM_EVENTS: Final = (
@@ -148,6 +154,9 @@ class TokenEndpoint:
         *,
         transport: httpx.BaseTransport | None = None,
         now: Callable[[], dt.datetime] = utc_now,
+        client_secret: str | None = None,
+        auth_method: str = "none",
+        extra_params: Mapping[str, str] | None = None,
     ) -> None:
         scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
         if scheme not in ("http", "https"):
@@ -156,8 +165,28 @@ class TokenEndpoint:
             raise ValueError("TokenEndpoint client_id must be a non-empty string")
         if not (isinstance(timeout, int | float) and timeout > 0 and math.isfinite(timeout)):
             raise ValueError(f"TokenEndpoint timeout must be a positive number, got {timeout!r}")
+        if auth_method not in AUTH_METHODS:
+            raise ValueError(
+                f"TokenEndpoint auth_method must be one of {sorted(AUTH_METHODS)}, "
+                f"got {auth_method!r}"
+            )
+        if auth_method == "none":
+            if client_secret is not None:
+                raise ValueError("TokenEndpoint client_secret needs a client_secret_* auth_method")
+        elif not isinstance(client_secret, str) or not client_secret:
+            # Never echo the value: it is a secret.
+            raise ValueError(f"TokenEndpoint auth_method={auth_method} needs a client_secret")
+        params = dict(extra_params or {})
+        for key, value in params.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ValueError("TokenEndpoint extra_params must map strings to strings")
+            if key in _RESERVED_PARAMS:
+                raise ValueError(f"TokenEndpoint extra_params must not set {key!r}")
         self.url = url
         self.client_id = client_id
+        self.auth_method = auth_method
+        self.extra_params: Mapping[str, str] = types.MappingProxyType(params)
+        self._client_secret = client_secret
         self.timeout = float(timeout)
         self._transport = transport
         self._now = now
@@ -165,7 +194,22 @@ class TokenEndpoint:
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r})"
+        return (
+            f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r}, "
+            f"auth_method={self.auth_method!r})"
+        )
+
+    def _auth_form_and_headers(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Client authentication (RFC 6749 §2.3.1): Basic, form fields, or a public client."""
+        secret = self._client_secret or ""
+        if self.auth_method == "client_secret_basic":
+            # Each part form-urlencoded BEFORE base64 (§2.3.1), so ':' in an id stays unambiguous.
+            pair = f"{_form_encode(self.client_id)}:{_form_encode(secret)}"
+            token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+            return {}, {"Authorization": f"Basic {token}"}
+        if self.auth_method == "client_secret_post":
+            return {"client_id": self.client_id, "client_secret": secret}, {}
+        return {"client_id": self.client_id}, {}
 
     def _http(self) -> httpx.Client:
         # One pooled client, created on first use: building an httpx client (SSL context) costs
@@ -200,10 +244,12 @@ class TokenEndpoint:
         import httpx
 
         limit = self.timeout if timeout is None else max(0.001, min(timeout, self.timeout))
+        auth_form, auth_headers = self._auth_form_and_headers()
         form = {
             "grant_type": "refresh_token",
             "refresh_token": session.refresh_token,
-            "client_id": self.client_id,
+            **auth_form,
+            **self.extra_params,
         }
         client = self._http()
         deadline = _Deadline(limit)
@@ -211,10 +257,12 @@ class TokenEndpoint:
             "POST",
             self.url,
             data=form,
-            headers={"Accept": "application/json", "Connection": "close"},
+            headers={"Accept": "application/json", "Connection": "close", **auth_headers},
             timeout=httpx.Timeout(limit),
             extensions={"trace": deadline.trace},
         )
+        # Expiry counts from the moment the request left, not from receipt (issue 14).
+        sent = as_utc(self._now())
         try:
             with deadline:
                 # Streamed, then read here: a body that fails to decode (say, gzip announced
@@ -234,7 +282,7 @@ class TokenEndpoint:
             raise TransientRefreshError(kind, None, type(exc).__name__) from None
         received = as_utc(self._now())
         self._check_skew(response, received)
-        return self._interpret(response, session, received)
+        return self._interpret(response, session, sent)
 
     def _check_skew(self, response: httpx.Response, received: dt.datetime) -> None:
         raw = response.headers.get("date")
@@ -248,16 +296,16 @@ class TokenEndpoint:
         if abs(skew) > CLOCK_SKEW_WARN_S:
             logger.warning("clock skew detected skew_s=%d", round(skew))
 
-    def _interpret(self, response: httpx.Response, old: Session, received: dt.datetime) -> Session:
+    def _interpret(self, response: httpx.Response, old: Session, sent: dt.datetime) -> Session:
         status = response.status_code
-        secrets = (old.refresh_token, old.access_token)
+        secrets = (old.refresh_token, old.access_token, self._client_secret or "")
         body = _json_object(response)
         error = body.get("error") if body is not None else None
         description = scrub(body.get("error_description"), *secrets) if body else None
         if status == 200:
             if body is None:
                 raise RefreshProtocolError(status, "the 200 response is not a JSON object")
-            return self._new_session(body, old, received)
+            return self._new_session(body, old, sent)
         if status in REJECTION_STATUSES and error in REJECTION_KINDS:
             raise RefreshRejected(str(error), description, status)
         if status == 409:
@@ -272,7 +320,7 @@ class TokenEndpoint:
             raise TransientRefreshError("rate_limited", status, description)
         raise RefreshProtocolError(status, scrub(error, *secrets) or description)
 
-    def _new_session(self, body: dict[str, Any], old: Session, received: dt.datetime) -> Session:
+    def _new_session(self, body: dict[str, Any], old: Session, sent: dt.datetime) -> Session:
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
             raise RefreshProtocolError(200, "the 200 response has no access_token string")
@@ -284,9 +332,11 @@ class TokenEndpoint:
             raise RefreshProtocolError(200, "expires_in is not a number")
         changes: dict[str, Any] = {
             "access_token": access,
-            "issued_at": received,
-            # Receipt time + lifetime: immune to a skewed server or local clock.
-            "access_expires_at": received + dt.timedelta(seconds=float(expires_in)),
+            "issued_at": sent,
+            # Send time + lifetime - allowance: immune to a skewed clock, and never later than
+            # the server's own expiry (it started counting after our request left).
+            "access_expires_at": sent
+            + dt.timedelta(seconds=float(expires_in) - EXPIRY_ALLOWANCE_S),
         }
         refresh = body.get("refresh_token")
         if isinstance(refresh, str) and refresh:
@@ -302,12 +352,16 @@ class TokenEndpoint:
         elif _is_number(refresh_at):
             changes["refresh_expires_at"] = dt.datetime.fromtimestamp(float(refresh_at), dt.UTC)
         elif _is_number(refresh_in):
-            changes["refresh_expires_at"] = received + dt.timedelta(seconds=float(refresh_in))
+            changes["refresh_expires_at"] = sent + dt.timedelta(seconds=float(refresh_in))
         for name in ("session_id", "scope", "token_type", "subject", "email"):
             value = body.get(name)
             if isinstance(value, str) and value:
                 changes[name] = value
         return dataclasses.replace(old, **changes)
+
+
+def _form_encode(value: str) -> str:
+    return urllib.parse.quote_plus(value, safe="")
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

@@ -1,0 +1,126 @@
+"""Issue 14: confidential clients, extra parameters, send-time expiry."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import urllib.parse
+
+import httpx
+import pytest
+
+from _authkit import TOKEN_URL, FakeClock, Script, make_session, ok, status
+from kitty_auth_refresh import RefreshProtocolError, TokenEndpoint
+
+SECRET = "s3cr:et/+ é"
+
+
+def _endpoint(script: Script, fake_clock: FakeClock, **kwargs: object) -> TokenEndpoint:
+    return TokenEndpoint(
+        TOKEN_URL,
+        kwargs.pop("client_id", "kitty:cli"),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(script),
+        now=lambda: fake_clock.wall,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _form(request: httpx.Request) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(request.content.decode())
+
+
+def test_client_secret_basic_form_encodes_before_base64(fake_clock: FakeClock) -> None:
+    script = Script([ok()])
+    with _endpoint(
+        script, fake_clock, client_secret=SECRET, auth_method="client_secret_basic"
+    ) as endpoint:
+        endpoint.refresh(make_session())
+    (request,) = script.requests
+    scheme, _, token = request.headers["authorization"].partition(" ")
+    assert scheme == "Basic"
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    assert user == "kitty%3Acli"
+    assert urllib.parse.unquote_plus(password) == SECRET
+    assert password == urllib.parse.quote_plus(SECRET, safe="")
+    form = _form(request)
+    assert "client_secret" not in form
+    assert "client_id" not in form
+
+
+def test_client_secret_post_sends_id_and_secret_in_the_form(fake_clock: FakeClock) -> None:
+    script = Script([ok()])
+    with _endpoint(
+        script, fake_clock, client_secret=SECRET, auth_method="client_secret_post"
+    ) as endpoint:
+        endpoint.refresh(make_session())
+    (request,) = script.requests
+    assert "authorization" not in request.headers
+    form = _form(request)
+    assert form["client_id"] == ["kitty:cli"]
+    assert form["client_secret"] == [SECRET]
+
+
+def test_extra_params_are_sent_on_the_refresh(fake_clock: FakeClock) -> None:
+    script = Script([ok()])
+    params = {"scope": "openid email", "resource": "https://api.example", "audience": "api"}
+    with _endpoint(script, fake_clock, extra_params=params) as endpoint:
+        params["scope"] = "changed later"  # the endpoint kept its own copy
+        endpoint.refresh(make_session())
+    form = _form(script.requests[0])
+    assert form["scope"] == ["openid email"]
+    assert form["resource"] == ["https://api.example"]
+    assert form["audience"] == ["api"]
+    assert form["client_id"] == ["kitty:cli"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"auth_method": "private_key_jwt"}, "auth_method"),
+        ({"auth_method": "client_secret_basic"}, "needs a client_secret"),
+        ({"auth_method": "client_secret_post", "client_secret": ""}, "needs a client_secret"),
+        ({"client_secret": SECRET}, "client_secret_*"),
+        ({"extra_params": {"grant_type": "password"}}, "grant_type"),
+        ({"extra_params": {"scope": 1}}, "strings"),
+    ],
+)
+def test_bad_client_configuration_is_refused(
+    fake_clock: FakeClock, kwargs: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(ValueError, match="TokenEndpoint") as info:
+        _endpoint(Script([]), fake_clock, **kwargs)
+    assert needle in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_secret_never_in_repr_logs_or_errors(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = {"error": f"weird {SECRET}", "error_description": f"bad {SECRET}"}
+    script = Script([status(418, body)])
+    with _endpoint(
+        script, fake_clock, client_secret=SECRET, auth_method="client_secret_post"
+    ) as endpoint:
+        assert SECRET not in repr(endpoint)
+        assert "client_secret_post" in repr(endpoint)
+        with pytest.raises(RefreshProtocolError) as info:
+            endpoint.refresh(make_session())
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr(info.value)
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+def test_expiry_counts_from_send_time_minus_one_second(fake_clock: FakeClock) -> None:
+    sent_at = fake_clock.wall
+    inner = ok(expires_in=60)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        fake_clock.advance(7)  # the answer takes 7 s to arrive
+        return inner(request)
+
+    with _endpoint(Script([slow]), fake_clock) as endpoint:
+        new = endpoint.refresh(make_session())
+    assert new.access_expires_at == sent_at + dt.timedelta(seconds=59)
+    assert new.issued_at == sent_at
