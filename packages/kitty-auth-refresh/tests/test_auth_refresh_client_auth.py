@@ -5,13 +5,24 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import pathlib
+import pickle
 import urllib.parse
 
 import httpx
 import pytest
 
-from _authkit import TOKEN_URL, FakeClock, Script, make_session, ok, status
-from kitty_auth_refresh import RefreshProtocolError, TokenEndpoint
+from _authkit import TOKEN_URL, FakeClock, Script, make_session, ok, refresh_lines, status
+from kitty_auth_refresh import (
+    ClientConfigRejected,
+    RefreshOutcome,
+    RefreshProtocolError,
+    RefreshRejected,
+    SessionStore,
+    SyncTokenManager,
+    TokenEndpoint,
+    run_refresh_transaction,
+)
 
 SECRET = "s3cr:et/+ é"
 
@@ -124,3 +135,98 @@ def test_expiry_counts_from_send_time_minus_one_second(fake_clock: FakeClock) ->
         new = endpoint.refresh(make_session())
     assert new.access_expires_at == sent_at + dt.timedelta(seconds=59)
     assert new.issued_at == sent_at
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (401, "invalid_client"),
+        (400, "invalid_client"),
+        (400, "unauthorized_client"),
+        (400, "unsupported_grant_type"),
+        (400, "invalid_scope"),
+    ],
+)
+def test_client_rejection_is_its_own_outcome_and_keeps_the_session(
+    store: SessionStore,
+    lock_path: pathlib.Path,
+    fake_clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    code: int,
+    error: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = make_session(ttl_s=-1)
+    store.write(session)
+    body = {"error": error, "error_description": f"no {session.refresh_token} here"}
+    with _endpoint(Script([status(code, body)]), fake_clock) as endpoint:
+        result = run_refresh_transaction(
+            store, session, endpoint, lock_path, clock=fake_clock.clock()
+        )
+    assert result.outcome is RefreshOutcome.CLIENT_REJECTED
+    assert (result.status, result.error_kind) == (code, error)
+    assert result.description == "no *** here"
+    assert result.session == session
+    assert store.read() == session
+    (line,) = refresh_lines(caplog)
+    assert "outcome=client_rejected" in line
+    assert f"status={code}" in line
+    assert f"error={error}" in line
+
+
+def test_manager_backs_off_after_a_client_rejection(
+    store: SessionStore, lock_path: pathlib.Path, fake_clock: FakeClock
+) -> None:
+    session = make_session(ttl_s=-1)
+    store.write(session)
+    body = {"error": "invalid_client", "error_description": "unknown client"}
+    script = Script([status(401, body)])
+    with _endpoint(
+        script, fake_clock, client_secret=SECRET, auth_method="client_secret_basic"
+    ) as endpoint:
+        manager = SyncTokenManager(store, endpoint, lock_path, jitter=0.0, clock=fake_clock.clock())
+        for _ in range(3):
+            with pytest.raises(ClientConfigRejected) as info:
+                manager.get_access_token()
+            assert (info.value.status, info.value.error) == (401, "invalid_client")
+            assert "client configuration" in str(info.value)
+            assert SECRET not in str(info.value)
+    assert len(script.requests) == 1
+    assert store.read() == session
+    assert manager.session == session
+    copy = pickle.loads(pickle.dumps(info.value))  # noqa: S301 - our own object
+    assert (copy.status, copy.error, copy.description) == (401, "invalid_client", "unknown client")
+
+
+def test_client_rejection_with_a_valid_token_keeps_serving_it(
+    store: SessionStore, lock_path: pathlib.Path, fake_clock: FakeClock
+) -> None:
+    session = make_session(ttl_s=30, lifetime_s=600)
+    store.write(session)
+    script = Script([status(400, {"error": "invalid_scope"})])
+    with _endpoint(script, fake_clock) as endpoint:
+        manager = SyncTokenManager(store, endpoint, lock_path, jitter=0.0, clock=fake_clock.clock())
+        assert manager.get_access_token() == session.access_token
+        assert manager.get_access_token() == session.access_token
+    assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": "invalid_grant", "error_description": {"nested": 1}},
+        {"error": "invalid_client", "error_description": ["a", "b"]},
+        {"error": ["invalid_grant"], "error_description": "x"},
+        {"error": {"code": 1}},
+    ],
+)
+def test_non_string_error_fields_become_typed_errors(
+    fake_clock: FakeClock, body: dict[str, object]
+) -> None:
+    with (
+        _endpoint(Script([status(400, body)]), fake_clock) as endpoint,
+        pytest.raises((RefreshRejected, ClientConfigRejected, RefreshProtocolError)) as info,
+    ):
+        endpoint.refresh(make_session())
+    description = getattr(info.value, "description", None)
+    assert description is None or isinstance(description, str)

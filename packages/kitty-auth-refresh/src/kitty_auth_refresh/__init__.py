@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._clock import Clock
 from ._endpoint import TokenEndpoint
 from ._errors import (
+    ClientConfigRejected,
     ConfigError,
     CorruptSession,
     KittyAuthError,
@@ -40,6 +41,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "AuthState",
     "AuthStatus",
+    "ClientConfigRejected",
     "Clock",
     "ConfigError",
     "CorruptSession",

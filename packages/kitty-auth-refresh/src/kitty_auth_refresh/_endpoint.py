@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import httpx
 
 from ._errors import (
+    ClientConfigRejected,
     RefreshProtocolError,
     RefreshRejected,
     RefreshReplay,
@@ -41,6 +42,10 @@ REPLAY_RETRY_AFTER_MAX_S: Final = 5
 MAX_ERROR_TEXT_CHARS: Final = 200
 REJECTION_STATUSES: Final = frozenset({400, 401, 403})
 REJECTION_KINDS: Final = frozenset({"invalid_grant", "session_invalid"})
+CLIENT_REJECTION_STATUSES: Final = frozenset({400, 401})
+CLIENT_REJECTION_KINDS: Final = frozenset(
+    {"invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
+)
 REPLAY_ERROR: Final = "refresh_replay_benign_retry"
 AUTH_METHODS: Final = frozenset({"none", "client_secret_basic", "client_secret_post"})
 # Whole seconds taken off every lifetime: the server started its clock before our request left.
@@ -300,7 +305,11 @@ class TokenEndpoint:
         status = response.status_code
         secrets = (old.refresh_token, old.access_token, self._client_secret or "")
         body = _json_object(response)
-        error = body.get("error") if body is not None else None
+        raw_error = body.get("error") if body is not None else None
+        # A non-string ``error`` (a list, an object) is only ever a protocol error.
+        error = raw_error if isinstance(raw_error, str) else None
+        if body is not None and raw_error is not None and error is None and status != 200:
+            raise RefreshProtocolError(status, "the error field is not a string")
         description = scrub(body.get("error_description"), *secrets) if body else None
         if status == 200:
             if body is None:
@@ -308,6 +317,8 @@ class TokenEndpoint:
             return self._new_session(body, old, sent)
         if status in REJECTION_STATUSES and error in REJECTION_KINDS:
             raise RefreshRejected(str(error), description, status)
+        if status in CLIENT_REJECTION_STATUSES and error in CLIENT_REJECTION_KINDS:
+            raise ClientConfigRejected(status, str(error), description)
         if status == 409:
             if error == REPLAY_ERROR and body is not None:
                 raise RefreshReplay(_retry_after(body, response))
