@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import pathlib
 import pickle
@@ -21,7 +22,10 @@ from kitty_auth_refresh import (
     SessionStore,
     SyncTokenManager,
     TokenEndpoint,
+    UnverifiedClaims,
+    auth_status,
     run_refresh_transaction,
+    unverified_claims,
 )
 
 SECRET = "s3cr:et/+ é"
@@ -230,3 +234,44 @@ def test_non_string_error_fields_become_typed_errors(
         endpoint.refresh(make_session())
     description = getattr(info.value, "description", None)
     assert description is None or isinstance(description, str)
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(doc: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+def test_id_token_is_kept_and_its_claims_are_exposed_unverified(
+    store: SessionStore, fake_clock: FakeClock
+) -> None:
+    claims = {"sub": "u-9", "email": "n@example.com", "name": "Nia", "exp": 1_900_000_000}
+    id_token = _jwt(claims)
+    with _endpoint(Script([ok(id_token=id_token)]), fake_clock) as endpoint:
+        new = endpoint.refresh(make_session(subject=None, email=None))
+    assert new.id_token == id_token
+    assert id_token not in repr(new)
+    store.write(new)
+    assert store.read() == new
+    got = new.unverified_claims
+    assert got == UnverifiedClaims(
+        sub="u-9",
+        email="n@example.com",
+        name="Nia",
+        exp=dt.datetime.fromtimestamp(1_900_000_000, dt.UTC),
+    )
+    status_now = auth_status(store, now=fake_clock.wall)
+    assert (status_now.subject, status_now.email, status_now.name) == (
+        "u-9",
+        "n@example.com",
+        "Nia",
+    )
+
+
+@pytest.mark.parametrize(
+    "token", ["not-a-jwt", "a.!!!.c", "a.W10.c", f"a.{'e30'}.c", "a.eyJleHAiOiAxZTQwMH0.c"]
+)
+def test_unverified_claims_tolerates_garbage(token: str) -> None:
+    got = unverified_claims(token)
+    assert got is None or got == UnverifiedClaims()

@@ -28,7 +28,7 @@ from ._errors import (
 )
 from ._home import default_home
 from ._manager import SyncTokenManager, TokenManager
-from ._session import Session, same_material
+from ._session import Session, UnverifiedClaims, same_material, unverified_claims
 from ._status import AuthState, AuthStatus, auth_status
 from ._store import SessionStore
 from ._transaction import RefreshOutcome, RefreshResult, RejectionCause, run_refresh_transaction
@@ -62,9 +62,11 @@ __all__ = [
     "TokenEndpoint",
     "TokenManager",
     "TransientRefreshError",
+    "UnverifiedClaims",
     "__version__",
     "auth_status",
     "default_home",
     "run_refresh_transaction",
     "same_material",
+    "unverified_claims",
 ]

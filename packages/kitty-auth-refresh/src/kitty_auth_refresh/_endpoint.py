@@ -364,7 +364,7 @@ class TokenEndpoint:
             changes["refresh_expires_at"] = dt.datetime.fromtimestamp(float(refresh_at), dt.UTC)
         elif _is_number(refresh_in):
             changes["refresh_expires_at"] = sent + dt.timedelta(seconds=float(refresh_in))
-        for name in ("session_id", "scope", "token_type", "subject", "email"):
+        for name in ("session_id", "scope", "token_type", "subject", "email", "id_token"):
             value = body.get(name)
             if isinstance(value, str) and value:
                 changes[name] = value
