@@ -9,6 +9,8 @@ import logging
 import pathlib
 import pickle
 import urllib.parse
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from kitty_auth_refresh import (
     RefreshOutcome,
     RefreshProtocolError,
     RefreshRejected,
+    Session,
     SessionStore,
     SyncTokenManager,
     TokenEndpoint,
@@ -275,3 +278,71 @@ def test_id_token_is_kept_and_its_claims_are_exposed_unverified(
 def test_unverified_claims_tolerates_garbage(token: str) -> None:
     got = unverified_claims(token)
     assert got is None or got == UnverifiedClaims()
+
+
+class _RecordingEndpoint(TokenEndpoint):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeouts: list[float | None] = []
+
+    def refresh(self, session: Session, timeout: float | None = None) -> Session:
+        self.timeouts.append(timeout)
+        return super().refresh(session, timeout)
+
+
+def _replay_then(
+    store: SessionStore, peer: Session, fake_clock: FakeClock, retry_after: int, took_s: float
+) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        store.write(peer)  # a peer rotated meanwhile
+        fake_clock.advance(took_s)
+        body = {"error": "refresh_replay_benign_retry", "retry_after": retry_after}
+        return httpx.Response(409, json=body)
+
+    return handler
+
+
+def test_replay_whose_retry_after_exceeds_the_budget_gives_up_without_sleeping(
+    store: SessionStore, lock_path: pathlib.Path, fake_clock: FakeClock
+) -> None:
+    mine, peer = make_session(ttl_s=-1), make_session(ttl_s=-1)
+    store.write(mine)
+    script = Script([_replay_then(store, peer, fake_clock, retry_after=5, took_s=1)])
+    endpoint = _RecordingEndpoint(
+        TOKEN_URL, "kitty-cli", transport=httpx.MockTransport(script), now=lambda: fake_clock.wall
+    )
+    with endpoint:
+        result = run_refresh_transaction(
+            store, mine, endpoint, lock_path, max_hold=5.5, clock=fake_clock.clock()
+        )
+    assert result.outcome is RefreshOutcome.LOCK_TIMEOUT_ERROR
+    assert result.error_kind == "replay"
+    assert fake_clock.sleeps == []  # never sleeps under the lock when it cannot retry anyway
+    assert len(script.requests) == 1
+
+
+def test_replay_retry_timeout_never_exceeds_what_max_hold_leaves(
+    store: SessionStore, lock_path: pathlib.Path, fake_clock: FakeClock
+) -> None:
+    mine, peer = make_session(ttl_s=-1), make_session(ttl_s=-1)
+    store.write(mine)
+    script = Script([_replay_then(store, peer, fake_clock, retry_after=2, took_s=1), ok()])
+    endpoint = _RecordingEndpoint(
+        TOKEN_URL,
+        "kitty-cli",
+        30.0,
+        transport=httpx.MockTransport(script),
+        now=lambda: fake_clock.wall,
+    )
+    with endpoint:
+        result = run_refresh_transaction(
+            store, mine, endpoint, lock_path, max_hold=8.0, clock=fake_clock.clock()
+        )
+    assert result.outcome is RefreshOutcome.REFRESHED
+    assert fake_clock.sleeps == [2]
+    first, retry = endpoint.timeouts
+    assert first is not None
+    assert first <= 8.0
+    assert retry is not None
+    assert retry <= 8.0 - 1 - 2  # the hold budget left after the first answer and the sleep
+    assert script.presented() == [mine.refresh_token, peer.refresh_token]
