@@ -346,3 +346,72 @@ def test_replay_retry_timeout_never_exceeds_what_max_hold_leaves(
     assert retry is not None
     assert retry <= 8.0 - 1 - 2  # the hold budget left after the first answer and the sleep
     assert script.presented() == [mine.refresh_token, peer.refresh_token]
+
+
+REVOKE_URL = "http://127.0.0.1:9/oauth/revoke"
+
+
+def test_logout_revokes_the_refresh_token(
+    store: SessionStore, lock_path: pathlib.Path, fake_clock: FakeClock
+) -> None:
+    session = make_session()
+    store.write(session)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    endpoint = TokenEndpoint(
+        TOKEN_URL,
+        "kitty-cli",
+        transport=httpx.MockTransport(handler),
+        client_secret=SECRET,
+        auth_method="client_secret_post",
+        revocation_url=REVOKE_URL,
+    )
+    with endpoint:
+        manager = SyncTokenManager(store, endpoint, lock_path, clock=fake_clock.clock())
+        manager.logout()
+    assert store.read() is None
+    (request,) = seen
+    assert str(request.url) == REVOKE_URL
+    form = _form(request)
+    assert form["token"] == [session.refresh_token]
+    assert form["token_type_hint"] == ["refresh_token"]
+    assert form["client_secret"] == [SECRET]
+
+
+@pytest.mark.parametrize("answer", ["down", 503])
+def test_logout_tolerates_a_down_revocation_endpoint(
+    store: SessionStore,
+    lock_path: pathlib.Path,
+    fake_clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    answer: object,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = make_session()
+    store.write(session)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if answer == "down":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(503)
+
+    endpoint = TokenEndpoint(
+        TOKEN_URL, "kitty-cli", transport=httpx.MockTransport(handler), revocation_url=REVOKE_URL
+    )
+    with endpoint:
+        SyncTokenManager(store, endpoint, lock_path, clock=fake_clock.clock()).logout()
+        assert endpoint.revoke("x") is False
+    assert store.read() is None
+    assert any("token revocation failed" in r.getMessage() for r in caplog.records)
+    assert all(session.refresh_token not in r.getMessage() for r in caplog.records)
+
+
+def test_revoke_without_url_and_bad_url(fake_clock: FakeClock) -> None:
+    with _endpoint(Script([]), fake_clock) as endpoint:
+        assert endpoint.revoke("x") is False
+    with pytest.raises(ValueError, match="revocation_url"):
+        TokenEndpoint(TOKEN_URL, "kitty-cli", revocation_url="ftp://x")

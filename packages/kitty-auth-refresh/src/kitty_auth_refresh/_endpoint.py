@@ -37,6 +37,7 @@ logger = logging.getLogger("kitty_auth_refresh")
 
 DEFAULT_HTTP_TIMEOUT_S: Final = 10.0
 DEFAULT_ACCESS_TTL_S: Final = 300
+REVOKE_TIMEOUT_S: Final = 5.0
 CLOCK_SKEW_WARN_S: Final = 60
 REPLAY_RETRY_AFTER_MAX_S: Final = 5
 MAX_ERROR_TEXT_CHARS: Final = 200
@@ -162,6 +163,7 @@ class TokenEndpoint:
         client_secret: str | None = None,
         auth_method: str = "none",
         extra_params: Mapping[str, str] | None = None,
+        revocation_url: str | None = None,
     ) -> None:
         scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
         if scheme not in ("http", "https"):
@@ -170,6 +172,13 @@ class TokenEndpoint:
             raise ValueError("TokenEndpoint client_id must be a non-empty string")
         if not (isinstance(timeout, int | float) and timeout > 0 and math.isfinite(timeout)):
             raise ValueError(f"TokenEndpoint timeout must be a positive number, got {timeout!r}")
+        if revocation_url is not None and urllib.parse.urlsplit(revocation_url).scheme not in (
+            "http",
+            "https",
+        ):
+            raise ValueError(
+                f"TokenEndpoint revocation_url must be http(s), got {revocation_url!r}"
+            )
         if auth_method not in AUTH_METHODS:
             raise ValueError(
                 f"TokenEndpoint auth_method must be one of {sorted(AUTH_METHODS)}, "
@@ -192,6 +201,7 @@ class TokenEndpoint:
         self.auth_method = auth_method
         self.extra_params: Mapping[str, str] = types.MappingProxyType(params)
         self._client_secret = client_secret
+        self.revocation_url = revocation_url
         self.timeout = float(timeout)
         self._transport = transport
         self._now = now
@@ -288,6 +298,31 @@ class TokenEndpoint:
         received = as_utc(self._now())
         self._check_skew(response, received)
         return self._interpret(response, session, sent)
+
+    def revoke(self, token: str, token_type_hint: str = "refresh_token") -> bool:  # noqa: S107
+        """RFC 7009 revocation, best effort: True on 200; False (one warning) on anything else,
+        including an unreachable endpoint. Never raises for network or server trouble."""
+        import httpx
+
+        if self.revocation_url is None:
+            return False
+        auth_form, auth_headers = self._auth_form_and_headers()
+        form = {"token": token, "token_type_hint": token_type_hint, **auth_form}
+        limit = min(self.timeout, REVOKE_TIMEOUT_S)
+        try:
+            response = self._http().post(
+                self.revocation_url,
+                data=form,
+                headers={"Accept": "application/json", **auth_headers},
+                timeout=httpx.Timeout(limit),
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("token revocation failed error=%s", type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            logger.warning("token revocation failed status=%d", response.status_code)
+            return False
+        return True
 
     def _check_skew(self, response: httpx.Response, received: dt.datetime) -> None:
         raw = response.headers.get("date")

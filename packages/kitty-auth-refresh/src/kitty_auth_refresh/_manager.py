@@ -324,6 +324,10 @@ class _ManagerCore:
         self.session = None
         self._reset_backoff()
         logger.info("logout session=%s", shown.session_hash if shown else "-")
+        if shown is not None and self.endpoint.revocation_url is not None:
+            # After the lock is released: a slow or down revocation endpoint must not hold it.
+            # The local session is already gone whatever the server says (RFC 7009 §2.2).
+            self.endpoint.revoke(shown.refresh_token, "refresh_token")
 
     def access_token_after_cycle(self) -> str:
         if self.session is None:  # pragma: no cover - refresh_cycle raises before this happens
