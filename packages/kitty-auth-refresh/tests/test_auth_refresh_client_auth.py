@@ -25,6 +25,7 @@ from kitty_auth_refresh import (
     SessionStore,
     SyncTokenManager,
     TokenEndpoint,
+    TransientRefreshError,
     UnverifiedClaims,
     auth_status,
     run_refresh_transaction,
@@ -415,3 +416,71 @@ def test_revoke_without_url_and_bad_url(fake_clock: FakeClock) -> None:
         assert endpoint.revoke("x") is False
     with pytest.raises(ValueError, match="revocation_url"):
         TokenEndpoint(TOKEN_URL, "kitty-cli", revocation_url="ftp://x")
+
+
+def _issuer_server(
+    issuer: str, *, oidc: bool = True, doc_issuer: str | None = None
+) -> tuple[list[str], httpx.MockTransport]:
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        wanted = "openid-configuration" if oidc else "oauth-authorization-server"
+        if wanted not in request.url.path:
+            return httpx.Response(404)
+        doc = {
+            "issuer": doc_issuer or issuer,
+            "token_endpoint": f"{issuer}/token",
+            "revocation_endpoint": f"{issuer}/revoke",
+        }
+        return httpx.Response(200, json=doc)
+
+    return paths, httpx.MockTransport(handler)
+
+
+def test_from_issuer_uses_openid_configuration_and_caches() -> None:
+    issuer = "http://127.0.0.1:9/realm-a"
+    paths, transport = _issuer_server(issuer)
+    with TokenEndpoint.from_issuer(issuer, "kitty-cli", transport=transport) as endpoint:
+        assert endpoint.url == f"{issuer}/token"
+        assert endpoint.revocation_url == f"{issuer}/revoke"
+    with TokenEndpoint.from_issuer(issuer, "kitty-cli", transport=transport):
+        pass
+    assert paths == ["/realm-a/.well-known/openid-configuration"]
+
+
+def test_from_issuer_falls_back_to_rfc8414() -> None:
+    issuer = "http://127.0.0.1:9/realm-b"
+    paths, transport = _issuer_server(issuer, oidc=False)
+    with TokenEndpoint.from_issuer(issuer, "kitty-cli", transport=transport) as endpoint:
+        assert endpoint.url == f"{issuer}/token"
+    assert paths == [
+        "/realm-b/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server/realm-b",
+    ]
+
+
+def test_from_issuer_refuses_a_mismatched_issuer_and_plain_http() -> None:
+    issuer = "http://127.0.0.1:9/realm-c"
+    _, transport = _issuer_server(issuer, doc_issuer="http://127.0.0.1:9/evil")
+    with pytest.raises(RefreshProtocolError, match="another issuer"):
+        TokenEndpoint.from_issuer(issuer, "kitty-cli", transport=transport)
+    with pytest.raises(ValueError, match="https"):
+        TokenEndpoint.from_issuer("http://idp.example", "kitty-cli")
+
+
+def test_from_issuer_reports_missing_and_unreachable_documents() -> None:
+    def missing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(RefreshProtocolError, match="404"):
+        TokenEndpoint.from_issuer(
+            "http://127.0.0.1:9/realm-d", "c", transport=httpx.MockTransport(missing)
+        )
+    with pytest.raises(TransientRefreshError):
+        TokenEndpoint.from_issuer(
+            "http://127.0.0.1:9/realm-e", "c", transport=httpx.MockTransport(down)
+        )

@@ -208,6 +208,35 @@ class TokenEndpoint:
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 
+    @classmethod
+    def from_issuer(
+        cls,
+        issuer: str,
+        client_id: str,
+        timeout: float = DEFAULT_HTTP_TIMEOUT_S,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **kwargs: Any,
+    ) -> TokenEndpoint:
+        """Discover the token (and revocation) endpoint of ``issuer``.
+
+        Tries ``/.well-known/openid-configuration`` then ``/.well-known/oauth-authorization-server``
+        (RFC 8414). The document's ``issuer`` must equal ``issuer``; every URL must be https unless
+        loopback. Documents are cached per process. Raises ``RefreshProtocolError`` for a bad or
+        missing document and ``TransientRefreshError`` when the issuer cannot be reached.
+        """
+        _require_secure(issuer, "issuer")
+        doc = _discover(issuer, timeout, transport)
+        token_url = doc.get("token_endpoint")
+        if not isinstance(token_url, str):
+            raise RefreshProtocolError(None, "the discovery document has no token_endpoint")
+        _require_secure(token_url, "token_endpoint")
+        revocation = doc.get("revocation_endpoint")
+        if isinstance(revocation, str):
+            _require_secure(revocation, "revocation_endpoint")
+            kwargs.setdefault("revocation_url", revocation)
+        return cls(token_url, client_id, timeout, transport=transport, **kwargs)
+
     def __repr__(self) -> str:
         return (
             f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r}, "
@@ -404,6 +433,55 @@ class TokenEndpoint:
             if isinstance(value, str) and value:
                 changes[name] = value
         return dataclasses.replace(old, **changes)
+
+
+_discovery_cache: dict[str, dict[str, Any]] = {}
+_discovery_guard = threading.Lock()
+
+
+def _require_secure(url: str, what: str) -> None:
+    scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
+    if scheme == "https" or (scheme == "http" and is_loopback_url(url)):
+        return
+    raise ValueError(f"{what} must be an https URL (http only for loopback), got {url!r}")
+
+
+def _discovery_urls(issuer: str) -> list[str]:
+    base = issuer.rstrip("/")
+    parts = urllib.parse.urlsplit(base)
+    rfc8414 = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
+    return [f"{base}/.well-known/openid-configuration", rfc8414]
+
+
+def _discover(issuer: str, timeout: float, transport: httpx.BaseTransport | None) -> dict[str, Any]:
+    import httpx
+
+    with _discovery_guard:
+        cached = _discovery_cache.get(issuer)
+    if cached is not None:
+        return cached
+    last = "no discovery document found"
+    with httpx.Client(
+        transport=transport, trust_env=not is_loopback_url(issuer), follow_redirects=False
+    ) as client:
+        for url in _discovery_urls(issuer):
+            try:
+                response = client.get(url, headers={"Accept": "application/json"}, timeout=timeout)
+            except httpx.HTTPError as exc:
+                raise TransientRefreshError("transport", None, type(exc).__name__) from None
+            if response.status_code != 200:
+                last = f"{url} answered HTTP {response.status_code}"
+                continue
+            doc = _json_object(response)
+            if doc is None:
+                last = f"{url} is not a JSON object"
+                continue
+            if doc.get("issuer") != issuer:
+                raise RefreshProtocolError(200, "the discovery document names another issuer")
+            with _discovery_guard:
+                _discovery_cache[issuer] = doc
+            return doc
+    raise RefreshProtocolError(None, last)
 
 
 def _form_encode(value: str) -> str:
