@@ -61,7 +61,8 @@ def test_client_secret_basic_form_encodes_before_base64(fake_clock: FakeClock) -
     user, _, password = base64.b64decode(token).decode().partition(":")
     assert user == "kitty%3Acli"
     assert urllib.parse.unquote_plus(password) == SECRET
-    assert password == urllib.parse.quote_plus(SECRET, safe="")
+    assert urllib.parse.unquote(password) == SECRET  # also for servers using plain unquote
+    assert password == urllib.parse.quote(SECRET, safe="")
     form = _form(request)
     assert "client_secret" not in form
     assert "client_id" not in form

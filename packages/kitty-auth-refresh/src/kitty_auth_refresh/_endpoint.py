@@ -485,7 +485,9 @@ def _discover(issuer: str, timeout: float, transport: httpx.BaseTransport | None
 
 
 def _form_encode(value: str) -> str:
-    return urllib.parse.quote_plus(value, safe="")
+    # Percent-encoding with a space as %20, not '+': every form decoder reads it the same, and
+    # so do servers that decode with plain unquote (Authlib among them).
+    return urllib.parse.quote(value, safe="")
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
