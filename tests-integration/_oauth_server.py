@@ -69,6 +69,9 @@ from werkzeug.serving import make_server
 
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "::1")
 CLIENT_ID: Final = "kitty-cli"
+#: A confidential client (issue 14): authenticates with client_secret_basic or client_secret_post.
+CONFIDENTIAL_CLIENT_ID: Final = "kitty-confidential"
+CONFIDENTIAL_SECRET: Final = "conf:secret/+ 14"
 USERNAME: Final = "alice"
 PASSWORD: Final = "wonderland"
 EMAIL: Final = "alice@example.com"
@@ -153,9 +156,11 @@ class TokenRecord(TokenMixin):
 
 @dataclass(frozen=True)
 class Client(ClientMixin):
-    """The public CLI client: no secret, token endpoint auth method ``none``."""
+    """The public CLI client (no secret, auth method ``none``), or with ``secret`` set the
+    confidential client (``client_secret_basic`` / ``client_secret_post``)."""
 
     client_id: str = CLIENT_ID
+    secret: str | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -178,10 +183,14 @@ class Client(ClientMixin):
         return False
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return False
+        if self.secret is None:
+            return False
+        return hmac.compare_digest(client_secret.encode(), self.secret.encode())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == "none"
+        if self.secret is None:
+            return method == "none"
+        return method in {"client_secret_basic", "client_secret_post"}
 
     def check_response_type(self, response_type: str) -> bool:
         return False
@@ -237,7 +246,8 @@ class BenignReplay(OAuth2Error):
 
 
 class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]  # noqa: RUF012  # Authlib's own per-grant setting
+    # Authlib's own per-grant setting; the client's check_endpoint_auth_method narrows it.
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
 
     def authenticate_user(self, username: str, password: str) -> str | None:
         ok_user = hmac.compare_digest(username.encode(), USERNAME.encode())
@@ -246,7 +256,8 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
 
 
 class RotatingRefreshGrant(grants.RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]  # noqa: RUF012  # Authlib's own per-grant setting
+    # Authlib's own per-grant setting; the client's check_endpoint_auth_method narrows it.
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh issues a new refresh token
 
     # Authlib's documented hook contract: return the token, or None for an unknown/revoked one
@@ -443,7 +454,11 @@ def create_app() -> Flask:
 
 
 def query_client(client_id: str) -> Client | None:
-    return Client() if client_id == CLIENT_ID else None
+    if client_id == CLIENT_ID:
+        return Client()
+    if client_id == CONFIDENTIAL_CLIENT_ID:
+        return Client(CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_SECRET)
+    return None
 
 
 def _token_response(server: AuthorizationServer) -> Response:

@@ -699,7 +699,7 @@ def test_result_str_is_the_log_line_without_tokens() -> None:
         assert session.refresh_token not in text
 
 
-def test_outcome_vocabulary_is_exactly_seven_strings() -> None:
+def test_outcome_vocabulary_is_exactly_eight_strings() -> None:
     assert sorted(o.value for o in RefreshOutcome) == sorted(
         [
             "adopted_newer",
@@ -709,6 +709,7 @@ def test_outcome_vocabulary_is_exactly_seven_strings() -> None:
             "lock_timeout_adopted",
             "lock_timeout_error",
             "transient_error_preserved",
+            "client_rejected",
         ]
     )
     assert all(isinstance(o, str) for o in RefreshOutcome)

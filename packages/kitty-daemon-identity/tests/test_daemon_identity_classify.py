@@ -25,11 +25,14 @@ from kitty_daemon_identity import (
     HealthProbe,
     IdentitySource,
     ListenerObservation,
+    OtherRoot,
     PidError,
     SkipReason,
     StateRecord,
     classify,
+    load_other_root,
     parse_health,
+    write_state,
 )
 
 ROOT = Path("/home/u/.kitty/daemon")
@@ -190,8 +193,8 @@ def test_decision_table(
 
 def test_every_row_and_reason_is_covered() -> None:
     assert {r[0] for r in ROWS} == set(range(1, 15))
-    assert {r[5] for r in ROWS} - {None} == set(SkipReason)
-    assert len(SkipReason) == 13
+    assert {r[5] for r in ROWS} - {None} == set(SkipReason) - {S.OTHER_HOME_SINGLETON}
+    assert len(SkipReason) == 14  # DID-12's 13 plus other_home_singleton (issue 10)
     assert {c.value for c in CleanupClass} == {"safe_auto", "operator_required", "never_touch"}
     assert {s.value for s in IdentitySource} == {
         "health_self_report",
@@ -489,3 +492,100 @@ def test_unknown_never_moves_toward_safe_auto(
         assert before.cleanup_class is SAFE
     if before.cleanup_class is OPER:
         assert after.cleanup_class is not SAFE
+
+
+# -- issue 10 -----------------------------------------------------------------------------------
+OTHER_ROOT = "/home/v/.kitty/daemon"
+OTHER_ARGV = ("python3", "-m", "kitty_daemon_identity", f"--kitty-daemon-root={OTHER_ROOT}",
+              f"--kitty-daemon-exec={PY}")  # fmt: skip
+ITS_RECORD = record(pid=PID, port=PORT, started=STARTED)
+
+
+def other_obs(other: OtherRoot | None, **changes: object) -> ListenerObservation:
+    return obs(argv=OTHER_ARGV, other_root=other, **changes)
+
+
+def test_other_home_singleton_is_never_touch() -> None:
+    got = classify(other_obs(OtherRoot(OTHER_ROOT, True, ITS_RECORD)), fg())
+    assert (got.cleanup_class, got.skip_reason) == (NEVER, S.OTHER_HOME_SINGLETON)
+    assert got.identity_source == SRC.STATE_RECORD
+    assert S.OTHER_HOME_SINGLETON.value == "other_home_singleton"
+
+
+@pytest.mark.parametrize(
+    "its_record",
+    [record(pid=PID + 1, port=PORT, started=STARTED),
+     record(pid=PID, port=PORT + 1, started=STARTED),
+     record(pid=PID, port=PORT, started=STARTED + 2.0)],
+    ids=["pid", "port", "start_time"],
+)  # fmt: skip
+def test_other_home_singleton_needs_every_leg(its_record: StateRecord) -> None:
+    got = classify(other_obs(OtherRoot(OTHER_ROOT, True, its_record)), fg())
+    assert (got.cleanup_class, got.skip_reason) == (OPER, S.CROSS_ROOT)
+
+
+def test_other_home_singleton_needs_a_known_create_time() -> None:
+    got = classify(other_obs(OtherRoot(OTHER_ROOT, True, ITS_RECORD), create_time=None), fg())
+    assert got.skip_reason == S.CROSS_ROOT
+
+
+def test_other_root_state_of_a_different_root_is_ignored() -> None:
+    got = classify(other_obs(OtherRoot("/elsewhere", True, ITS_RECORD)), fg())
+    assert got.skip_reason == S.CROSS_ROOT
+
+
+def test_marker_naming_a_missing_root_stays_operator_required() -> None:
+    got = classify(other_obs(OtherRoot(OTHER_ROOT, False, ITS_RECORD)), fg())
+    assert (got.cleanup_class, got.skip_reason) == (OPER, S.CROSS_ROOT)
+    assert "root_missing" in got.evidence
+
+
+def test_load_other_root(tmp_path: Path) -> None:
+    assert load_other_root(tmp_path / "gone") == OtherRoot(str(tmp_path / "gone"), False, None)
+    assert load_other_root(tmp_path) == OtherRoot(str(tmp_path), True, None)
+    write_state(tmp_path, ITS_RECORD)
+    got = load_other_root(tmp_path)
+    assert got.exists
+    assert got.state == ITS_RECORD
+    assert classify(other_obs(replace(got, root=OTHER_ROOT)), fg()).skip_reason == (
+        S.OTHER_HOME_SINGLETON
+    )
+
+
+def test_start_time_matches_is_unknown_without_os_create_time() -> None:
+    got = classify(obs(create_time=None), fg())
+    assert got.start_time_matches is None
+    assert got.cleanup_class != SAFE
+
+
+def test_suspect_connect_with_ok_health_is_never_safe_auto() -> None:
+    got = classify(obs(connect=ConnectState.SUSPECT), fg())
+    assert got.cleanup_class != SAFE
+
+
+def test_non_kitty_json_200_with_unreadable_argv_is_never_touch() -> None:
+    probe = HealthProbe(HealthOutcome.INVALID, 200, None, False, "not_kitty", 1.0, None)
+    got = classify(obs(health=probe, argv=None, argv_error=ArgvError.ACCESS_DENIED), fg())
+    assert got.cleanup_class == NEVER
+
+
+@pytest.mark.parametrize(
+    ("pid", "port", "started", "singleton"),
+    [(PID, PORT, STARTED, True), (PID + 1, PORT, STARTED, False), (PID, PORT + 1, STARTED, False),
+     (PID, PORT, STARTED + 2.0, False)],
+    ids=["all", "pid", "port", "start_time"],
+)  # fmt: skip
+def test_recorded_singleton_legs(pid: int, port: int, started: float, singleton: bool) -> None:
+    got = classify(obs(), fg(singleton=record(pid=pid, port=port, started=started)))
+    assert got.is_recorded_singleton is singleton
+    assert (got.skip_reason == S.IS_RECORDED_SINGLETON) is singleton
+
+
+@pytest.mark.parametrize(
+    "changes", [{"skip_reason": SkipReason.CROSS_ROOT}, {"pid": None}], ids=["reason", "no_pid"]
+)
+def test_static_guard_refuses_inconsistent_safe_auto(changes: dict[str, object]) -> None:
+    good = classify(obs(), fg())
+    assert good.cleanup_class == SAFE
+    with pytest.raises(ValueError, match="safe_auto"):
+        replace(good, **changes)  # type: ignore[arg-type]

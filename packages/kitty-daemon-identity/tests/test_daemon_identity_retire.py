@@ -122,3 +122,28 @@ def test_invariants(
     if state is MINE and not cfg:
         assert not got.retire  # idle retirement never stops the singleton unless configured
     assert got.retire == (got.reason not in {R.BUSY, R.ACTIVE})
+
+
+@pytest.mark.parametrize(
+    "not_me",
+    [record(pid=101, port=9401, started=1000.0), record(pid=100, port=9402, started=1000.0)],
+    ids=["pid_differs", "port_differs"],
+)
+def test_singleton_needs_pid_and_port(not_me: StateRecord) -> None:
+    got = should_retire(not_me, ME, False, 0.0, recorded_alive=True)
+    assert got == RetireDecision(True, R.SUPERSEDED)
+
+
+@pytest.mark.parametrize(
+    ("started", "is_me"),
+    [(1001.0, True), (999.0, True), (1001.001, False), (998.999, False)],
+)
+def test_start_time_tolerance_boundary_is_one_second(started: float, is_me: bool) -> None:
+    state = record(pid=100, port=9401, started=started)
+    got = should_retire(state, ME, False, 0.0, recorded_alive=True)
+    assert got == (RetireDecision(False, R.ACTIVE) if is_me else RetireDecision(True, R.SUPERSEDED))
+
+
+def test_singleton_is_not_retired_on_idle_by_default() -> None:
+    got = should_retire(MINE, ME, False, 1e9, recorded_alive=True)
+    assert got == RetireDecision(False, R.ACTIVE)

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._clock import Clock
 from ._endpoint import TokenEndpoint
 from ._errors import (
+    ClientConfigRejected,
     ConfigError,
     CorruptSession,
     KittyAuthError,
@@ -27,7 +28,7 @@ from ._errors import (
 )
 from ._home import default_home
 from ._manager import SyncTokenManager, TokenManager
-from ._session import Session, same_material
+from ._session import Session, UnverifiedClaims, same_material, unverified_claims
 from ._status import AuthState, AuthStatus, auth_status
 from ._store import SessionStore
 from ._transaction import RefreshOutcome, RefreshResult, RejectionCause, run_refresh_transaction
@@ -40,6 +41,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "AuthState",
     "AuthStatus",
+    "ClientConfigRejected",
     "Clock",
     "ConfigError",
     "CorruptSession",
@@ -60,9 +62,11 @@ __all__ = [
     "TokenEndpoint",
     "TokenManager",
     "TransientRefreshError",
+    "UnverifiedClaims",
     "__version__",
     "auth_status",
     "default_home",
     "run_refresh_transaction",
     "same_material",
+    "unverified_claims",
 ]

@@ -6,6 +6,7 @@ what the transaction may do (only ``RefreshRejected`` can ever lead to a delete)
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
@@ -15,6 +16,7 @@ import logging
 import math
 import socket
 import threading
+import types
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     import httpx
 
 from ._errors import (
+    ClientConfigRejected,
     RefreshProtocolError,
     RefreshRejected,
     RefreshReplay,
@@ -34,12 +37,21 @@ logger = logging.getLogger("kitty_auth_refresh")
 
 DEFAULT_HTTP_TIMEOUT_S: Final = 10.0
 DEFAULT_ACCESS_TTL_S: Final = 300
+REVOKE_TIMEOUT_S: Final = 5.0
 CLOCK_SKEW_WARN_S: Final = 60
 REPLAY_RETRY_AFTER_MAX_S: Final = 5
 MAX_ERROR_TEXT_CHARS: Final = 200
 REJECTION_STATUSES: Final = frozenset({400, 401, 403})
 REJECTION_KINDS: Final = frozenset({"invalid_grant", "session_invalid"})
+CLIENT_REJECTION_STATUSES: Final = frozenset({400, 401})
+CLIENT_REJECTION_KINDS: Final = frozenset(
+    {"invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
+)
 REPLAY_ERROR: Final = "refresh_replay_benign_retry"
+AUTH_METHODS: Final = frozenset({"none", "client_secret_basic", "client_secret_post"})
+# Whole seconds taken off every lifetime: the server started its clock before our request left.
+EXPIRY_ALLOWANCE_S: Final = 1
+_RESERVED_PARAMS: Final = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost."})
 # httpcore trace events whose return value is a freshly connected network stream.
 _STREAM_EVENTS: Final = (
@@ -148,6 +160,10 @@ class TokenEndpoint:
         *,
         transport: httpx.BaseTransport | None = None,
         now: Callable[[], dt.datetime] = utc_now,
+        client_secret: str | None = None,
+        auth_method: str = "none",
+        extra_params: Mapping[str, str] | None = None,
+        revocation_url: str | None = None,
     ) -> None:
         scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
         if scheme not in ("http", "https"):
@@ -156,16 +172,88 @@ class TokenEndpoint:
             raise ValueError("TokenEndpoint client_id must be a non-empty string")
         if not (isinstance(timeout, int | float) and timeout > 0 and math.isfinite(timeout)):
             raise ValueError(f"TokenEndpoint timeout must be a positive number, got {timeout!r}")
+        if revocation_url is not None and urllib.parse.urlsplit(revocation_url).scheme not in (
+            "http",
+            "https",
+        ):
+            raise ValueError(
+                f"TokenEndpoint revocation_url must be http(s), got {revocation_url!r}"
+            )
+        if auth_method not in AUTH_METHODS:
+            raise ValueError(
+                f"TokenEndpoint auth_method must be one of {sorted(AUTH_METHODS)}, "
+                f"got {auth_method!r}"
+            )
+        if auth_method == "none":
+            if client_secret is not None:
+                raise ValueError("TokenEndpoint client_secret needs a client_secret_* auth_method")
+        elif not isinstance(client_secret, str) or not client_secret:
+            # Never echo the value: it is a secret.
+            raise ValueError(f"TokenEndpoint auth_method={auth_method} needs a client_secret")
+        params = dict(extra_params or {})
+        for key, value in params.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ValueError("TokenEndpoint extra_params must map strings to strings")
+            if key in _RESERVED_PARAMS:
+                raise ValueError(f"TokenEndpoint extra_params must not set {key!r}")
         self.url = url
         self.client_id = client_id
+        self.auth_method = auth_method
+        self.extra_params: Mapping[str, str] = types.MappingProxyType(params)
+        self._client_secret = client_secret
+        self.revocation_url = revocation_url
         self.timeout = float(timeout)
         self._transport = transport
         self._now = now
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 
+    @classmethod
+    def from_issuer(
+        cls,
+        issuer: str,
+        client_id: str,
+        timeout: float = DEFAULT_HTTP_TIMEOUT_S,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **kwargs: Any,
+    ) -> TokenEndpoint:
+        """Discover the token (and revocation) endpoint of ``issuer``.
+
+        Tries ``/.well-known/openid-configuration`` then ``/.well-known/oauth-authorization-server``
+        (RFC 8414). The document's ``issuer`` must equal ``issuer``; every URL must be https unless
+        loopback. Documents are cached per process. Raises ``RefreshProtocolError`` for a bad or
+        missing document and ``TransientRefreshError`` when the issuer cannot be reached.
+        """
+        _require_secure(issuer, "issuer")
+        doc = _discover(issuer, timeout, transport)
+        token_url = doc.get("token_endpoint")
+        if not isinstance(token_url, str):
+            raise RefreshProtocolError(None, "the discovery document has no token_endpoint")
+        _require_secure(token_url, "token_endpoint")
+        revocation = doc.get("revocation_endpoint")
+        if isinstance(revocation, str):
+            _require_secure(revocation, "revocation_endpoint")
+            kwargs.setdefault("revocation_url", revocation)
+        return cls(token_url, client_id, timeout, transport=transport, **kwargs)
+
     def __repr__(self) -> str:
-        return f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r})"
+        return (
+            f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r}, "
+            f"auth_method={self.auth_method!r})"
+        )
+
+    def _auth_form_and_headers(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Client authentication (RFC 6749 §2.3.1): Basic, form fields, or a public client."""
+        secret = self._client_secret or ""
+        if self.auth_method == "client_secret_basic":
+            # Each part form-urlencoded BEFORE base64 (§2.3.1), so ':' in an id stays unambiguous.
+            pair = f"{_form_encode(self.client_id)}:{_form_encode(secret)}"
+            token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+            return {}, {"Authorization": f"Basic {token}"}
+        if self.auth_method == "client_secret_post":
+            return {"client_id": self.client_id, "client_secret": secret}, {}
+        return {"client_id": self.client_id}, {}
 
     def _http(self) -> httpx.Client:
         # One pooled client, created on first use: building an httpx client (SSL context) costs
@@ -200,10 +288,12 @@ class TokenEndpoint:
         import httpx
 
         limit = self.timeout if timeout is None else max(0.001, min(timeout, self.timeout))
+        auth_form, auth_headers = self._auth_form_and_headers()
         form = {
             "grant_type": "refresh_token",
             "refresh_token": session.refresh_token,
-            "client_id": self.client_id,
+            **auth_form,
+            **self.extra_params,
         }
         client = self._http()
         deadline = _Deadline(limit)
@@ -211,10 +301,12 @@ class TokenEndpoint:
             "POST",
             self.url,
             data=form,
-            headers={"Accept": "application/json", "Connection": "close"},
+            headers={"Accept": "application/json", "Connection": "close", **auth_headers},
             timeout=httpx.Timeout(limit),
             extensions={"trace": deadline.trace},
         )
+        # Expiry counts from the moment the request left, not from receipt (issue 14).
+        sent = as_utc(self._now())
         try:
             with deadline:
                 # Streamed, then read here: a body that fails to decode (say, gzip announced
@@ -234,7 +326,32 @@ class TokenEndpoint:
             raise TransientRefreshError(kind, None, type(exc).__name__) from None
         received = as_utc(self._now())
         self._check_skew(response, received)
-        return self._interpret(response, session, received)
+        return self._interpret(response, session, sent)
+
+    def revoke(self, token: str, token_type_hint: str = "refresh_token") -> bool:  # noqa: S107
+        """RFC 7009 revocation, best effort: True on 200; False (one warning) on anything else,
+        including an unreachable endpoint. Never raises for network or server trouble."""
+        import httpx
+
+        if self.revocation_url is None:
+            return False
+        auth_form, auth_headers = self._auth_form_and_headers()
+        form = {"token": token, "token_type_hint": token_type_hint, **auth_form}
+        limit = min(self.timeout, REVOKE_TIMEOUT_S)
+        try:
+            response = self._http().post(
+                self.revocation_url,
+                data=form,
+                headers={"Accept": "application/json", **auth_headers},
+                timeout=httpx.Timeout(limit),
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("token revocation failed error=%s", type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            logger.warning("token revocation failed status=%d", response.status_code)
+            return False
+        return True
 
     def _check_skew(self, response: httpx.Response, received: dt.datetime) -> None:
         raw = response.headers.get("date")
@@ -248,18 +365,24 @@ class TokenEndpoint:
         if abs(skew) > CLOCK_SKEW_WARN_S:
             logger.warning("clock skew detected skew_s=%d", round(skew))
 
-    def _interpret(self, response: httpx.Response, old: Session, received: dt.datetime) -> Session:
+    def _interpret(self, response: httpx.Response, old: Session, sent: dt.datetime) -> Session:
         status = response.status_code
-        secrets = (old.refresh_token, old.access_token)
+        secrets = (old.refresh_token, old.access_token, self._client_secret or "")
         body = _json_object(response)
-        error = body.get("error") if body is not None else None
+        raw_error = body.get("error") if body is not None else None
+        # A non-string ``error`` (a list, an object) is only ever a protocol error.
+        error = raw_error if isinstance(raw_error, str) else None
+        if body is not None and raw_error is not None and error is None and status != 200:
+            raise RefreshProtocolError(status, "the error field is not a string")
         description = scrub(body.get("error_description"), *secrets) if body else None
         if status == 200:
             if body is None:
                 raise RefreshProtocolError(status, "the 200 response is not a JSON object")
-            return self._new_session(body, old, received)
+            return self._new_session(body, old, sent)
         if status in REJECTION_STATUSES and error in REJECTION_KINDS:
             raise RefreshRejected(str(error), description, status)
+        if status in CLIENT_REJECTION_STATUSES and error in CLIENT_REJECTION_KINDS:
+            raise ClientConfigRejected(status, str(error), description)
         if status == 409:
             if error == REPLAY_ERROR and body is not None:
                 raise RefreshReplay(_retry_after(body, response))
@@ -272,7 +395,7 @@ class TokenEndpoint:
             raise TransientRefreshError("rate_limited", status, description)
         raise RefreshProtocolError(status, scrub(error, *secrets) or description)
 
-    def _new_session(self, body: dict[str, Any], old: Session, received: dt.datetime) -> Session:
+    def _new_session(self, body: dict[str, Any], old: Session, sent: dt.datetime) -> Session:
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
             raise RefreshProtocolError(200, "the 200 response has no access_token string")
@@ -284,9 +407,11 @@ class TokenEndpoint:
             raise RefreshProtocolError(200, "expires_in is not a number")
         changes: dict[str, Any] = {
             "access_token": access,
-            "issued_at": received,
-            # Receipt time + lifetime: immune to a skewed server or local clock.
-            "access_expires_at": received + dt.timedelta(seconds=float(expires_in)),
+            "issued_at": sent,
+            # Send time + lifetime - allowance: immune to a skewed clock, and never later than
+            # the server's own expiry (it started counting after our request left).
+            "access_expires_at": sent
+            + dt.timedelta(seconds=float(expires_in) - EXPIRY_ALLOWANCE_S),
         }
         refresh = body.get("refresh_token")
         if isinstance(refresh, str) and refresh:
@@ -302,12 +427,67 @@ class TokenEndpoint:
         elif _is_number(refresh_at):
             changes["refresh_expires_at"] = dt.datetime.fromtimestamp(float(refresh_at), dt.UTC)
         elif _is_number(refresh_in):
-            changes["refresh_expires_at"] = received + dt.timedelta(seconds=float(refresh_in))
-        for name in ("session_id", "scope", "token_type", "subject", "email"):
+            changes["refresh_expires_at"] = sent + dt.timedelta(seconds=float(refresh_in))
+        for name in ("session_id", "scope", "token_type", "subject", "email", "id_token"):
             value = body.get(name)
             if isinstance(value, str) and value:
                 changes[name] = value
         return dataclasses.replace(old, **changes)
+
+
+_discovery_cache: dict[str, dict[str, Any]] = {}
+_discovery_guard = threading.Lock()
+
+
+def _require_secure(url: str, what: str) -> None:
+    scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
+    if scheme == "https" or (scheme == "http" and is_loopback_url(url)):
+        return
+    raise ValueError(f"{what} must be an https URL (http only for loopback), got {url!r}")
+
+
+def _discovery_urls(issuer: str) -> list[str]:
+    base = issuer.rstrip("/")
+    parts = urllib.parse.urlsplit(base)
+    rfc8414 = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
+    return [f"{base}/.well-known/openid-configuration", rfc8414]
+
+
+def _discover(issuer: str, timeout: float, transport: httpx.BaseTransport | None) -> dict[str, Any]:
+    import httpx
+
+    with _discovery_guard:
+        cached = _discovery_cache.get(issuer)
+    if cached is not None:
+        return cached
+    last = "no discovery document found"
+    with httpx.Client(
+        transport=transport, trust_env=not is_loopback_url(issuer), follow_redirects=False
+    ) as client:
+        for url in _discovery_urls(issuer):
+            try:
+                response = client.get(url, headers={"Accept": "application/json"}, timeout=timeout)
+            except httpx.HTTPError as exc:
+                raise TransientRefreshError("transport", None, type(exc).__name__) from None
+            if response.status_code != 200:
+                last = f"{url} answered HTTP {response.status_code}"
+                continue
+            doc = _json_object(response)
+            if doc is None:
+                last = f"{url} is not a JSON object"
+                continue
+            if doc.get("issuer") != issuer:
+                raise RefreshProtocolError(200, "the discovery document names another issuer")
+            with _discovery_guard:
+                _discovery_cache[issuer] = doc
+            return doc
+    raise RefreshProtocolError(None, last)
+
+
+def _form_encode(value: str) -> str:
+    # Percent-encoding with a space as %20, not '+': every form decoder reads it the same, and
+    # so do servers that decode with plain unquote (Authlib among them).
+    return urllib.parse.quote(value, safe="")
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

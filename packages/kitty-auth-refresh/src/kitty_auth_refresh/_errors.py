@@ -9,6 +9,7 @@ Tree (leaves also subclass the builtin they resemble)::
     ├── ReloginRequired(KittyAuthError)                    cause, login_command, path
     ├── RefreshRejected(KittyAuthError)                    kind, description
     ├── RefreshReplay(KittyAuthError)                      retry_after
+    ├── ClientConfigRejected(KittyAuthError)               status, error, description
     ├── RefreshProtocolError(KittyAuthError)               status, description
     ├── TransientRefreshError(KittyAuthError, ConnectionError)  kind, status
     │   └── RefreshLockBusy(TransientRefreshError)         kind: lock_busy|hold_budget|replay
@@ -153,6 +154,34 @@ class RefreshReplay(KittyAuthError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.retry_after,))
+
+
+class ClientConfigRejected(KittyAuthError):
+    """The server rejected the CLIENT (``invalid_client``, ``unauthorized_client``,
+    ``unsupported_grant_type``, ``invalid_scope``), not the refresh token: a configuration
+    problem (client id, secret, auth method, scope). The session is kept; logging in again would
+    not help."""
+
+    def __init__(self, status: int, error: str, description: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.description = description
+        super().__init__(status, error, description)
+
+    @property
+    def kind(self) -> str:
+        return self.error
+
+    def __str__(self) -> str:
+        extra = f": {self.description}" if self.description else ""
+        return (
+            f"the token endpoint rejected the client configuration (HTTP {self.status}, "
+            f"{self.error}){extra}; check the client id, secret, auth method and scope. "
+            "The session is kept"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status, self.error, self.description))
 
 
 class RefreshProtocolError(KittyAuthError):

@@ -23,6 +23,7 @@ from kitty_filelock import LockTimeout, MachineFileLock
 from ._clock import SYSTEM_CLOCK, Clock
 from ._endpoint import TokenEndpoint
 from ._errors import (
+    ClientConfigRejected,
     CorruptSession,
     NotAuthenticated,
     RefreshLockBusy,
@@ -126,6 +127,7 @@ class _ManagerCore:
         self.session: Session | None = None
         self._backoff_s = 0.0
         self._retry_at: float | None = None
+        self._client_rejection: ClientConfigRejected | None = None
 
     @property
     def resolved_lock_path(self) -> str:
@@ -165,6 +167,7 @@ class _ManagerCore:
     def _reset_backoff(self) -> None:
         self._backoff_s = 0.0
         self._retry_at = None
+        self._client_rejection = None
 
     # ---- blocking operations -----------------------------------------------------------------
 
@@ -190,6 +193,11 @@ class _ManagerCore:
                 return None  # a concurrent caller already replaced the material we saw
         elif not self.needs_refresh(session):
             return None
+        elif self._client_rejection is not None and self._in_backoff():
+            # The client configuration was rejected: no request until the backoff ends.
+            if session.access_ttl_s(self.clock.now()) > 0:
+                return None
+            raise self._client_rejection
         elif self._in_backoff() and session.access_ttl_s(self.clock.now()) > 0:
             # Back off the NETWORK, not the (lock-free) look at the file: a peer may have
             # refreshed meanwhile, and riding a superseded token to its last millisecond gets
@@ -259,6 +267,17 @@ class _ManagerCore:
             self.session = None
             cause = result.cause or RejectionCause.SESSION_REMOVED
             raise ReloginRequired(cause.value, self.login_command, str(self.store.path))
+        if outcome is RefreshOutcome.CLIENT_REJECTED:
+            if result.session is not None:
+                self.session = result.session
+            self._back_off()
+            self._client_rejection = ClientConfigRejected(
+                result.status or 400, result.error_kind or "invalid_client", result.description
+            )
+            current = self.session
+            if current is not None and current.access_ttl_s(self.clock.now()) > 0:
+                return False
+            raise self._client_rejection
         # lock_timeout_error / transient_error_preserved: never destructive.
         current = self.session
         if result.session is not None and (
@@ -305,6 +324,10 @@ class _ManagerCore:
         self.session = None
         self._reset_backoff()
         logger.info("logout session=%s", shown.session_hash if shown else "-")
+        if shown is not None and self.endpoint.revocation_url is not None:
+            # After the lock is released: a slow or down revocation endpoint must not hold it.
+            # The local session is already gone whatever the server says (RFC 7009 §2.2).
+            self.endpoint.revoke(shown.refresh_token, "refresh_token")
 
     def access_token_after_cycle(self) -> str:
         if self.session is None:  # pragma: no cover - refresh_cycle raises before this happens

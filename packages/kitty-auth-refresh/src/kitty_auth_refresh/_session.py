@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
 import hashlib
+import json
+import math
 import types
 from collections.abc import Mapping
 from typing import Any, Final
@@ -14,7 +18,7 @@ from ._errors import CorruptSession
 STORE_SCHEMA_VERSION: Final = 1
 
 _REQUIRED_STR: Final = ("session_id", "access_token", "refresh_token")
-_OPTIONAL_STR: Final = ("scope", "token_type", "subject", "email")
+_OPTIONAL_STR: Final = ("scope", "token_type", "subject", "email", "id_token")
 _TIMES: Final = ("access_expires_at", "issued_at")
 KNOWN_KEYS: Final = frozenset(
     ("schema_version", *_REQUIRED_STR, *_OPTIONAL_STR, *_TIMES, "refresh_expires_at")
@@ -67,6 +71,7 @@ class Session:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name, not a secret
     subject: str | None = None
     email: str | None = None
+    id_token: str | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +101,11 @@ class Session:
     def session_hash(self) -> str:
         return session_hash(self.session_id)
 
+    @property
+    def unverified_claims(self) -> UnverifiedClaims | None:
+        """The id_token's claims, decoded WITHOUT verifying its signature. Display only."""
+        return unverified_claims(self.id_token) if self.id_token else None
+
     def access_ttl_s(self, now: dt.datetime) -> float:
         """Seconds until the access token expires (negative once expired)."""
         return (self.access_expires_at - as_utc(now)).total_seconds()
@@ -108,7 +118,8 @@ class Session:
             f"refresh_expires_at="
             f"{format_time(self.refresh_expires_at) if self.refresh_expires_at else None!r}, "
             f"scope={self.scope!r}, token_type={self.token_type!r}, subject={self.subject!r}, "
-            f"email={self.email!r}, extra={sorted(self.extra)!r})"
+            f"email={self.email!r}, id_token={'***' if self.id_token else None!r}, "
+            f"extra={sorted(self.extra)!r})"
         )
 
     __str__ = __repr__
@@ -118,6 +129,51 @@ class Session:
         values = [getattr(self, f.name) for f in dataclasses.fields(self)]
         values[-1] = dict(self.extra)
         return (type(self), tuple(values))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnverifiedClaims:
+    """Display-only claims of an OpenID Connect id_token. NOT VERIFIED: the signature, issuer,
+    audience and expiry were not checked, so never use them for an authorisation decision."""
+
+    sub: str | None = None
+    email: str | None = None
+    name: str | None = None
+    exp: dt.datetime | None = None
+
+
+def unverified_claims(id_token: str) -> UnverifiedClaims | None:
+    """Decode the payload of a JWS-compact id_token WITHOUT verifying it; None if it is not one.
+
+    The claims are for display (``auth_status``) only: nothing here checks the signature.
+    """
+    parts = id_token.split(".") if isinstance(id_token, str) else []
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+
+    def text(name: str) -> str | None:
+        value = doc.get(name)
+        return value if isinstance(value, str) and value else None
+
+    raw_exp = doc.get("exp")
+    exp = None
+    if (
+        isinstance(raw_exp, int | float)
+        and not isinstance(raw_exp, bool)
+        and math.isfinite(raw_exp)
+    ):
+        try:
+            exp = dt.datetime.fromtimestamp(float(raw_exp), dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            exp = None
+    return UnverifiedClaims(sub=text("sub"), email=text("email"), name=text("name"), exp=exp)
 
 
 def same_material(a: Session, b: Session) -> bool:
@@ -142,6 +198,7 @@ def session_to_json(session: Session) -> dict[str, Any]:
         token_type=session.token_type,
         subject=session.subject,
         email=session.email,
+        id_token=session.id_token,
     )
     return doc
 

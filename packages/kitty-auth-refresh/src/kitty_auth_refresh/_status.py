@@ -33,6 +33,7 @@ class AuthStatus:
     access_expires_in_s: float | None = None
     refresh_expires_in_s: float | None = None  # None: server-managed (or no session)
     error: str | None = None
+    name: str | None = None  # from the id_token: UNVERIFIED, display only
 
 
 def auth_status(store: SessionStore | None = None, *, now: dt.datetime | None = None) -> AuthStatus:
@@ -52,12 +53,14 @@ def auth_status(store: SessionStore | None = None, *, now: dt.datetime | None = 
     state = (
         AuthState.EXPIRED if refresh_in is not None and refresh_in <= 0 else AuthState.AUTHENTICATED
     )
+    claims = session.unverified_claims  # display only: NOT verified
     return AuthStatus(
         state,
         path,
         session_hash=session.session_hash,
-        subject=session.subject,
-        email=session.email,
+        subject=session.subject or (claims.sub if claims else None),
+        email=session.email or (claims.email if claims else None),
+        name=claims.name if claims else None,
         access_expires_in_s=session.access_ttl_s(at),
         refresh_expires_in_s=refresh_in,
     )

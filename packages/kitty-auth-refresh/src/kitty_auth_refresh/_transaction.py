@@ -19,6 +19,7 @@ from kitty_filelock import LockTimeout, MachineFileLock
 from ._clock import SYSTEM_CLOCK, Clock
 from ._endpoint import TokenEndpoint
 from ._errors import (
+    ClientConfigRejected,
     RefreshProtocolError,
     RefreshRejected,
     RefreshReplay,
@@ -38,7 +39,12 @@ LOCK_LABEL: Final = "refresh"
 
 
 class RefreshOutcome(enum.StrEnum):
-    """How a transaction ended. Exactly these seven values."""
+    """How a transaction ended. Exactly these eight values.
+
+    ``client_rejected`` (issue 14): the server rejected the client configuration, not the
+    refresh token. Non-destructive like ``transient_error_preserved``, but retrying soon cannot
+    help and logging in again cannot either, so it is its own outcome.
+    """
 
     ADOPTED_NEWER = "adopted_newer"
     REFRESHED = "refreshed"
@@ -47,6 +53,7 @@ class RefreshOutcome(enum.StrEnum):
     LOCK_TIMEOUT_ADOPTED = "lock_timeout_adopted"
     LOCK_TIMEOUT_ERROR = "lock_timeout_error"
     TRANSIENT_ERROR_PRESERVED = "transient_error_preserved"
+    CLIENT_REJECTED = "client_rejected"
 
 
 class RejectionCause(enum.StrEnum):
@@ -70,6 +77,8 @@ class RefreshResult:
     cause: RejectionCause | None = None
     error_kind: str | None = None
     retry_after: int | None = None
+    status: int | None = None  # the HTTP status of a client_rejected answer
+    description: str | None = None  # scrubbed server text of a client_rejected answer
 
     def __str__(self) -> str:
         return _result_line(self, self.session.session_hash if self.session else None)
@@ -147,6 +156,7 @@ def _format_line(
     cause: str | None = None,
     error: str | None = None,
     retry_after: int | None = None,
+    status: int | None = None,
 ) -> str:
     """The AUTH-26 line. Never contains a token: only the outcome, timings and a hash."""
     line = (
@@ -156,6 +166,8 @@ def _format_line(
     )
     if cause is not None:
         line += f" cause={cause}"
+    if status is not None:
+        line += f" status={status}"
     if error is not None:
         line += f" error={error}"
     if retry_after is not None:
@@ -173,6 +185,7 @@ def _result_line(result: RefreshResult, session_hash: str | None) -> str:
         cause=result.cause.value if result.cause is not None else None,
         error=result.error_kind,
         retry_after=result.retry_after,
+        status=result.status,
     )
 
 
@@ -334,6 +347,12 @@ class _Transaction:
             return self._reconcile_rejection(persisted, RejectionCause(exc.kind))
         except RefreshReplay as exc:
             return self._after_replay(persisted, exc.retry_after)
+        except ClientConfigRejected as exc:
+            return dataclasses.replace(
+                self._result(RefreshOutcome.CLIENT_REJECTED, persisted, True, error_kind=exc.error),
+                status=exc.status,
+                description=exc.description,
+            )
         except (TransientRefreshError, RefreshProtocolError) as exc:
             return self._result(
                 RefreshOutcome.TRANSIENT_ERROR_PRESERVED, persisted, True, error_kind=exc.kind
@@ -391,6 +410,12 @@ class _Transaction:
             return give_up
         try:
             new = self.endpoint.refresh(reread, timeout=min(self.endpoint.timeout, budget))
-        except (RefreshRejected, RefreshReplay, TransientRefreshError, RefreshProtocolError):
+        except (
+            RefreshRejected,
+            RefreshReplay,
+            TransientRefreshError,
+            RefreshProtocolError,
+            ClientConfigRejected,
+        ):
             return give_up  # one retry only, and never a delete from this branch
         return self._persist(new)

@@ -67,7 +67,15 @@ from ._proctime import process_alive_since, process_start_time
 from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
 from ._scope import namespace_id, scope_id
 from ._server import DaemonServer, RouteHandler
-from ._state import StateRecord, ensure_scope_key, read_scope_key, read_state, write_state
+from ._state import (
+    OtherRoot,
+    StateRecord,
+    ensure_scope_key,
+    load_other_root,
+    read_scope_key,
+    read_state,
+    write_state,
+)
 
 try:
     __version__: str = version("kitty-daemon-identity")
@@ -109,6 +117,7 @@ __all__ = [
     "KittyDaemonError",
     "ListenerObservation",
     "Markers",
+    "OtherRoot",
     "PidError",
     "PortRange",
     "RangeConfigError",
@@ -123,6 +132,7 @@ __all__ = [
     "default_home",
     "ensure_scope_key",
     "family_range",
+    "load_other_root",
     "log_path",
     "marker_args",
     "namespace_id",

@@ -17,7 +17,7 @@ from ._constants import DEFAULT_ENTRY_SIGNATURES, START_TIME_TOLERANCE_S
 from ._family import DaemonFamily, PortRange
 from ._health import HealthParseError, HealthPayload
 from ._markers import Markers, parse_markers, spawn_shaped
-from ._state import StateRecord
+from ._state import OtherRoot, StateRecord
 
 __all__ = [
     "ArgvError",
@@ -42,7 +42,8 @@ class CleanupClass(StrEnum):
 
 
 class SkipReason(StrEnum):
-    """Why a candidate is not ``safe_auto``; exactly the 13 reasons of DID-12."""
+    """Why a candidate is not ``safe_auto``: the 13 reasons of DID-12 plus
+    ``other_home_singleton`` (issue 10: the live singleton of another daemon root)."""
 
     OUT_OF_RANGE = "out_of_range"
     OTHER_FAMILY = "other_family"
@@ -55,6 +56,7 @@ class SkipReason(StrEnum):
     CROSS_ROOT = "cross_root"
     UNRESPONSIVE = "unresponsive"
     OTHER_NAMESPACE = "other_namespace"
+    OTHER_HOME_SINGLETON = "other_home_singleton"
     PID_PORT_MISMATCH = "pid_port_mismatch"
     CREATE_TIME_MISMATCH = "create_time_mismatch"
 
@@ -158,6 +160,9 @@ class ListenerObservation:
     exe: str | None
     health: HealthProbe
     pid_source: str | None = None  # e.g. "net_connections", "claimed", "lsof" (evidence only)
+    # The root the root marker names, when it is not the caller's (``load_other_root``); None
+    # when not gathered. Only consulted if ``other_root.root`` equals the marker's root.
+    other_root: OtherRoot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +218,14 @@ class DaemonIdentityRecord:
     skip_reason: SkipReason | None
     evidence: tuple[str, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # Static guard: a record can never be automatic-cleanup eligible with a reason to skip
+        # it or without a PID to signal.
+        if self.cleanup_class == CleanupClass.SAFE_AUTO and (
+            self.skip_reason is not None or self.pid is None
+        ):
+            raise ValueError("a safe_auto record needs a pid and no skip_reason")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; keys are exactly the field names."""
         out: dict[str, Any] = {}
@@ -246,6 +259,25 @@ def _is_singleton(obs: ListenerObservation, fg: Foreground, payload: HealthPaylo
         and payload.pid == record.pid
         and payload.port == record.port
         and _close(payload.process_started_at, record.process_started_at)
+    )
+
+
+def _other_root(obs: ListenerObservation, markers: Markers | None) -> OtherRoot | None:
+    other = obs.other_root
+    if other is None or markers is None or markers.conflict or not markers.root:
+        return None
+    return other if other.root == markers.root else None
+
+
+def _other_home_singleton(obs: ListenerObservation, other: OtherRoot | None) -> bool:
+    """The other root exists and its state record names this very process (pid, port, start)."""
+    record = other.state if other is not None and other.exists else None
+    return (
+        record is not None
+        and obs.pid is not None
+        and obs.pid == record.pid
+        and obs.port == record.port
+        and _close(obs.create_time, record.process_started_at)
     )
 
 
@@ -289,6 +321,9 @@ def _evidence(
             ev.append("root_marker:empty")
         elif markers.root != str(fg.daemon_root):
             ev.append("root_marker:other_root")
+            other = _other_root(obs, markers)
+            if other is not None and not other.exists:
+                ev.append("root_missing")
         exe = markers.exe if markers.exe is not None else obs.exe
         if exe is not None and exe != fg.executable:
             ev.append("exec_mismatch")
@@ -339,6 +374,11 @@ def _decide(
     # Row 8
     if not markers.root_present:
         return operator, SkipReason.PRE_MARKER, IdentitySource.NONE
+    # Row 9a (issue 10): the live singleton of another daemon root is never ours to touch.
+    if markers.root != str(fg.daemon_root) and _other_home_singleton(
+        obs, _other_root(obs, markers)
+    ):
+        return never, SkipReason.OTHER_HOME_SINGLETON, IdentitySource.STATE_RECORD
     # Row 9
     if markers.conflict or not markers.root or markers.root != str(fg.daemon_root):
         return operator, SkipReason.CROSS_ROOT, IdentitySource.CMDLINE_MARKER

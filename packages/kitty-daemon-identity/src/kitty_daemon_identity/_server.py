@@ -9,11 +9,13 @@ A retirement tick on its own thread applies ``should_retire`` and stops the serv
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -31,7 +33,7 @@ from ._retire import DaemonSelf, RetireDecision, should_retire
 from ._scope import scope_id
 from ._state import read_scope_key, read_state
 
-__all__ = ["DaemonServer", "RouteHandler"]
+__all__ = ["MAX_CONNECTIONS", "REQUEST_DEADLINE_SECONDS", "DaemonServer", "RouteHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,12 @@ HEALTH_PATH: Final = "/api/health"
 SHUTDOWN_PATH: Final = "/api/shutdown"
 _SERVE_POLL_S: Final = 0.05  # how often serve_forever notices shutdown(): keeps stop < 100 ms
 _REQUEST_TIMEOUT_S: Final = 10.0  # a client that stalls mid-request cannot pin a thread forever
+# At most this many connections are handled at once (one thread and one fd each); an excess
+# connection is closed at once by the accept loop, so trickling clients cannot exhaust fds.
+MAX_CONNECTIONS: Final = 64
+# A whole request (headers and body) must arrive within this many seconds of the accept; a
+# slow sender (slowloris) is dropped then, freeing its slot even if every recv makes progress.
+REQUEST_DEADLINE_SECONDS: Final[float] = 2.0
 _MAX_PACKAGE_VERSION_CHARS: Final = 64
 
 
@@ -64,7 +72,27 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], owner: DaemonServer) -> None:
         self.owner = owner
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            logger.debug(
+                "connection cap (%d) reached; closing an excess connection", MAX_CONNECTIONS
+            )
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver's default prints a full traceback to stderr (the daemon log) whenever a
@@ -81,6 +109,25 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     timeout = _REQUEST_TIMEOUT_S
+
+    def setup(self) -> None:
+        super().setup()
+        # Past the deadline the socket is shut down: a blocked read returns EOF and the handler
+        # ends, however slowly-but-steadily the client trickles bytes.
+        self._deadline = threading.Timer(REQUEST_DEADLINE_SECONDS, self._drop_slow_sender)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _drop_slow_sender(self) -> None:
+        logger.debug(
+            "request deadline (%.1f s) passed; dropping the connection", REQUEST_DEADLINE_SECONDS
+        )
+        with contextlib.suppress(OSError):  # already closed
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        super().finish()
 
     def version_string(self) -> str:
         return "kitty-daemon"  # no Python version banner
@@ -139,11 +186,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(405, {"error": "method_not_allowed"})
             return
         if (self.command, path) == ("GET", HEALTH_PATH):
+            self._deadline.cancel()  # the request is fully read
             self._send_json(200, owner.health_payload().to_dict())
             return
         body = self._read_json_body()
         if body is None:
             return  # the error response is already sent
+        self._deadline.cancel()  # fully read: a slow route handler is not a slow sender
         if not owner._authorized(self._bearer(), body.pop("token", None)):
             self._send_json(403, {"error": "invalid_token"})
             return

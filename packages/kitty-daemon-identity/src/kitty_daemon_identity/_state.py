@@ -24,8 +24,10 @@ from ._family import DaemonFamily, scope_key_path, state_path
 from ._jsonio import loads_strict
 
 __all__ = [
+    "OtherRoot",
     "StateRecord",
     "ensure_scope_key",
+    "load_other_root",
     "read_scope_key",
     "read_state",
     "write_state",
@@ -173,6 +175,28 @@ def write_state(root: Path, record: StateRecord) -> Path:
             tmp.unlink()
         raise
     return target
+
+
+@dataclass(frozen=True, slots=True)
+class OtherRoot:
+    """What is on disk at a daemon root a listener's root marker names (not the caller's own).
+
+    ``exists`` False means the directory is gone (the listener outlived its home); ``state`` is
+    that root's family state record (None if missing or unreadable).
+    """
+
+    root: str
+    exists: bool
+    state: StateRecord | None
+
+
+def load_other_root(root: Path | str, family: DaemonFamily = DaemonFamily.SYNC) -> OtherRoot:
+    """Gather ``OtherRoot`` for ``classify`` (the I/O side); never raises."""
+    try:
+        exists = Path(root).is_dir()
+    except (OSError, ValueError):
+        exists = False
+    return OtherRoot(str(root), exists, read_state(Path(root), family) if exists else None)
 
 
 def read_state(root: Path, family: DaemonFamily = DaemonFamily.SYNC) -> StateRecord | None:
