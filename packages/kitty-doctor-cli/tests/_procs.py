@@ -154,10 +154,16 @@ class Daemon:
 
 
 @contextmanager
-def sleeper() -> Iterator[subprocess.Popen[str]]:
-    """A live process that is not a daemon (for reused/unhealthy state records)."""
+def sleeper(*extra_argv: str) -> Iterator[subprocess.Popen[str]]:
+    """A live process that is not a daemon (for reused/unhealthy state records); `extra_argv`
+    lets a test give it a root marker."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('up', flush=True); sys.stdin.read()",
+            *extra_argv,
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import psutil
+import pytest
 
 from _doctorkit import run, write_session
 from _procs import Daemon, kill_holder_leaving_record, lock_holder, sleeper
@@ -17,6 +19,7 @@ from kitty_daemon_identity import (
     DaemonFamily,
     StateRecord,
     ensure_scope_key,
+    marker_args,
     read_state,
     write_state,
 )
@@ -259,7 +262,7 @@ def test_reused_pid_is_kd303_and_the_process_is_never_signalled(home: Path) -> N
 def test_alive_but_unhealthy_is_kd302_and_needs_consent(home: Path) -> None:
     write_session(home)
     root = (home / "daemon").resolve()
-    with sleeper() as proc:
+    with sleeper(*marker_args(root, sys.executable)) as proc:
         started = psutil.Process(proc.pid).create_time()
         write_state(root, _record(proc.pid, 20412, started))  # nothing listens on 20412
         doc = run("--json", "--family", "sync").json()
@@ -282,6 +285,22 @@ def test_alive_but_unhealthy_is_kd302_and_needs_consent(home: Path) -> None:
         assert proc.wait(timeout=10) == -signal.SIGTERM
         assert forced["daemons"]["sync"] is None
         assert read_state(root, DaemonFamily.SYNC) is None
+
+
+@pytest.mark.parametrize("marker", ["none", "other_root"])
+def test_a_state_record_alone_is_never_kill_authority(home: Path, marker: str) -> None:
+    # Issue 10 §3: state.json naming any live process (pid + exact start time) got SIGTERM from
+    # --reset --force. Only a process carrying this home's root marker may be signalled.
+    write_session(home)
+    root = (home / "daemon").resolve()
+    extra = marker_args(home / "elsewhere", sys.executable) if marker == "other_root" else []
+    with sleeper(*extra) as proc:
+        started = psutil.Process(proc.pid).create_time()
+        write_state(root, _record(proc.pid, 20414, started))  # nothing listens on 20414
+        forced = run("--json", "--family", "sync", "--reset", "--force", "--yes").json()
+        result = forced["repairs"]["reset"]["recorded_daemons"][0]["result"]
+        assert result == "not stopped: the recorded pid does not carry this home's root marker"
+        assert proc.poll() is None
 
 
 def test_healthy_singleton_and_version_drift(home: Path, spawn: Callable[..., Daemon]) -> None:

@@ -90,9 +90,23 @@ def _wait_gone(rec: RecordedDaemon, budget_s: float) -> bool:
         time.sleep(_POLL_S)
 
 
-def _signal_verified(rec: RecordedDaemon, sig: int) -> bool:
-    """Send `sig` only if the pid still belongs to the recorded process (re-checked right now)."""
-    if not _process_matches(rec):
+def _carries_root_marker(pid: int, root: Path) -> bool:
+    """Does the process's argv, read from the OS, carry our root marker? A state record alone is
+    never kill authority (SWP-24): a `state.json` naming a `sleep` must not get it signalled."""
+    from kitty_daemon_identity import parse_markers
+
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    markers = parse_markers(a.decode("utf-8", "surrogateescape") for a in argv)
+    return not markers.conflict and markers.root == str(root.resolve())
+
+
+def _signal_verified(rec: RecordedDaemon, root: Path, sig: int) -> bool:
+    """Send `sig` only if the pid still belongs to the recorded process and carries our root
+    marker (both re-checked right now, before every signal)."""
+    if not _process_matches(rec) or not _carries_root_marker(rec.pid, root):
         return False
     try:
         os.kill(rec.pid, sig)
@@ -104,6 +118,9 @@ def _signal_verified(rec: RecordedDaemon, sig: int) -> bool:
 def _authenticated_shutdown(root: Path, rec: RecordedDaemon) -> str:
     from kitty_daemon_identity import read_scope_key
 
+    if not _carries_root_marker(rec.pid, root):
+        # No key to a process that is not provably ours (SWP-23).
+        return "not stopped: the recorded pid does not carry this home's root marker"
     key = read_scope_key(root)
     if key is None:
         return "no usable scope key; not stopped"
@@ -120,14 +137,17 @@ def _authenticated_shutdown(root: Path, rec: RecordedDaemon) -> str:
     return "stopped" if _wait_gone(rec, SHUTDOWN_WAIT_S) else "shutdown accepted but still running"
 
 
-def _terminate(rec: RecordedDaemon) -> str:
-    # Health failing is not kill authority on its own; consent plus a verified start time is.
+def _terminate(rec: RecordedDaemon, root: Path) -> str:
+    # Health failing is not kill authority on its own; consent plus a verified start time and
+    # our root marker in argv is.
+    if not _carries_root_marker(rec.pid, root):
+        return "not stopped: the recorded pid does not carry this home's root marker"
     for sig, wait_s in (
         (signal.SIGTERM, TERM_WAIT_S),
         (getattr(signal, "SIGKILL", 9), KILL_WAIT_S),
     ):
-        if not _signal_verified(rec, sig):
-            return "stopped"
+        if not _signal_verified(rec, root, sig):
+            return "stopped" if not _process_matches(rec) else "not stopped: identity changed"
         if _wait_gone(rec, wait_s):
             return "stopped"
     return "still running after SIGKILL"
@@ -186,7 +206,7 @@ def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, An
                         "result": "skipped: needs consent (--force)",
                     }
                 else:
-                    result = _terminate(rec)
+                    result = _terminate(rec, root)
                     if result == "stopped":
                         _remove_state(path, rec, root, family)
                     entry |= {"action": f"stop_unhealthy ({error})", "result": result}
