@@ -59,7 +59,12 @@ DAEMON_INTERVAL_S = 0.2
 EXPIRY_SLACK_S = 0.25  # receipt time vs. server issue time; see _unexplained
 #: AUTH-29: m = min(margin, lifetime/2) + j with j <= min(jitter, lifetime/4): never above 3/4 of
 #: the lifetime, whatever the defaults. A refresh presenting material with more left is early.
-MAX_DUE_REMAINING_S = 0.75 * ACCESS_TTL_S + EXPIRY_SLACK_S
+#: AUTH-39: the client dates expiry from the send time minus a whole-second allowance, so its
+#: idea of the lifetime is ACCESS_TTL_S - 1 and the server sees up to 1 s more left at a refresh.
+EXPIRY_ALLOWANCE_S = 1.0
+MAX_DUE_REMAINING_S = (
+    0.75 * (ACCESS_TTL_S - EXPIRY_ALLOWANCE_S) + EXPIRY_ALLOWANCE_S + EXPIRY_SLACK_S
+)
 
 
 def test_soak_no_lost_session_no_reuse_one_refresh_per_material(
