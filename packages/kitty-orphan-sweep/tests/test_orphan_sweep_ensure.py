@@ -38,13 +38,14 @@ from kitty_daemon_identity import (
 from kitty_orphan_sweep import (
     CleanupPath,
     DaemonStartError,
+    DaemonUnresponsiveError,
     NoFreePortError,
     _ensure,
     ensure_daemon,
     scan,
 )
 from kitty_orphan_sweep import _constants as C
-from kitty_orphan_sweep._net import connect_probe
+from kitty_orphan_sweep._net import connect_probe, port_refuses
 
 SYNC_CMD = [sys.executable, "-m", "kitty_daemon_identity", "--family", "sync"]
 DASH_CMD = [sys.executable, "-m", "kitty_daemon_identity", "--family", "dashboard"]
@@ -245,15 +246,21 @@ def test_listener_naming_the_starting_child_is_not_taken_for_it(
     assert read_state(root) is None
 
 
-def test_recorded_daemon_that_stopped_answering_is_not_killed(env: Env, pool: ProcessPool) -> None:
+def test_recorded_daemon_that_stopped_answering_is_neither_killed_nor_doubled(
+    env: Env, pool: ProcessPool
+) -> None:
     wedged = pool.reference(env.home, env.sync[0])
     record_singleton(env.home, wedged)
-    wedged.proc.send_signal(19)  # SIGSTOP: alive, ours by start time and marker, but silent
+    wedged.proc.send_signal(19)  # SIGSTOP: alive, holds its port, but silent
     try:
-        handle = ensure_daemon(SYNC_CMD, home=env.home)
-        assert handle.pid != wedged.pid
-        assert not handle.reused
+        with pytest.raises(DaemonUnresponsiveError) as info:
+            ensure_daemon(SYNC_CMD, home=env.home)
+        assert (info.value.pid, info.value.port) == (wedged.pid, env.sync[0])
+        assert f"pid {wedged.pid}" in str(info.value)
         assert psutil.Process(wedged.pid).is_running()
+        assert read_state(daemon_root(env.home), DaemonFamily.SYNC) is not None  # kept
+        # no second daemon anywhere in the range
+        assert [p for p in env.sync if not port_refuses(p, 0.2)] == [env.sync[0]]
     finally:
         wedged.proc.send_signal(18)  # SIGCONT so teardown can reap it normally
 

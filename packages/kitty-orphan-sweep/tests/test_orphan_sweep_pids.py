@@ -7,13 +7,12 @@ import socket
 import struct
 import subprocess
 from collections.abc import Collection
-from pathlib import Path
 
 import psutil
 import pytest
 
 from kitty_daemon_identity import ArgvError, PidError
-from kitty_orphan_sweep import PsutilProcessTable, _sockowner
+from kitty_orphan_sweep import PsutilProcessTable
 from kitty_orphan_sweep._proctable import ProcessHandle, handle_gone
 from kitty_orphan_sweep._scan import process_facts, resolve_pids
 
@@ -283,41 +282,3 @@ def test_sock_diag_rejects_malformed_replies(chunks: list[bytes]) -> None:
             return self.chunks.pop(0)
 
     assert _sockdiag._collect(Replay()) is None  # type: ignore[arg-type]  # recv-only stub
-
-
-def test_listening_uids_reads_both_tables_and_only_listeners_of_the_port(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
-    tcp = tmp_path / "tcp"
-    tcp.write_text(
-        header
-        + "   0: 0100007F:4FB2 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000\n"
-        + "   1: 0100007F:4FB2 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  2000\n"
-        + "   2: 0100007F:4FB3 00000000:0000 0A 00000000:00000000 00:00000000 00000000  3000\n"
-        + "   3: 0100007F:ZZZZ 00000000:0000 0A 00000000:00000000 00:00000000 00000000  4000\n"
-        + "   4: short line\n"
-    )
-    tcp6 = tmp_path / "tcp6"
-    tcp6.write_text(
-        header + "   0: 00000000000000000000000000000000:4FB2 00000000000000000000000000000000:0000"
-        " 0A 00000000:00000000 00:00000000 00000000  5000\n"
-    )
-    monkeypatch.setattr(_sockowner, "_TABLES", (str(tcp), str(tcp6)))
-    # 0x4FB2 = 20402: the IPv4 and the dual-stack IPv6 listener; never the connected socket
-    assert _sockowner.listening_uids(0x4FB2) == frozenset({1000, 5000})
-    assert _sockowner.listening_uids(0x4FB3) == frozenset({3000})
-    assert _sockowner.listening_uids(1) == frozenset()  # readable, nobody there: unproven owner
-    monkeypatch.setattr(_sockowner, "_TABLES", (str(tmp_path / "absent"),))
-    assert _sockowner.listening_uids(0x4FB2) is None  # the OS cannot tell
-
-
-def test_listening_uids_sees_a_real_listener_as_ours() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        uids = _sockowner.listening_uids(port)
-    if uids is None:
-        pytest.skip("no /proc/net socket table on this platform")
-    assert uids == frozenset({os.getuid()})

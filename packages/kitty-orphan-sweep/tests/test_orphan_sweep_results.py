@@ -47,6 +47,7 @@ def test_failure_vocabulary_is_exactly_swp_13() -> None:
         "still_alive_after_kill",
         "process_gone_but_port_still_listening",
         "no_pid_and_http_shutdown_failed",
+        "socket_not_owned",
         "unknown_failure",
     }
 

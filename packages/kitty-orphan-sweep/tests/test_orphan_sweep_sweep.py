@@ -14,15 +14,29 @@ from kitty_orphan_sweep import (
     CleanupPath,
     EscalationBudgets,
     FailureReason,
+    PsutilProcessTable,
     ResetResult,
-    _escalate,
-    _sockowner,
     scan,
     sweep,
 )
 from kitty_orphan_sweep._net import port_refuses
+from kitty_orphan_sweep._ownership import ListeningSocket
+from test_orphan_sweep_pids import FakeTable
 
 BUDGETS = EscalationBudgets(http_s=1.5, term_s=1.5, kill_s=1.0, port_s=0.5)
+
+
+class SocketTable(FakeTable):
+    """FakeTable whose socket-ownership answer for every port is chosen by the test."""
+
+    def __init__(
+        self, listening: dict[int, set[int | None]], sockets: list[ListeningSocket] | None
+    ) -> None:
+        super().__init__(listening)
+        self.sockets = sockets
+
+    def listening_sockets(self, port: int, pid: int | None) -> list[ListeningSocket] | None:
+        return self.sockets
 
 
 def _paths(result: ResetResult) -> list[tuple[int, CleanupPath]]:
@@ -82,8 +96,8 @@ def test_operator_required_needs_force_and_never_touch_is_never_signalled(
     assert all(d.alive() for d in (cross, pre, wedged, singleton, web))
     forced = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5))
     assert _paths(forced) == [
-        # The cross-root daemon accepts its own root's scope key.
-        (env.sync[0], CleanupPath.HTTP_SHUTDOWN),
+        # Another root's key never leaves its home: SIGTERM after the marker re-check.
+        (env.sync[0], CleanupPath.TERMINATE),
         (env.sync[1], CleanupPath.TERMINATE),
         (env.sync[2], CleanupPath.TERMINATE),
     ]
@@ -163,27 +177,36 @@ def test_pidless_listener_of_another_root_never_gets_that_roots_key(
 
 
 def test_pidless_listener_on_another_users_socket_never_gets_our_key(
-    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+    env: Env, pool: ProcessPool
 ) -> None:
     """Claims of our root and scope are forgeable: a socket owned by another uid gets no key."""
-    from test_orphan_sweep_pids import FakeTable
-
     daemon = pool.reference(env.home, env.sync[0])  # accepts our key: alive afterwards = not sent
-    records = scan("sync", process_table=FakeTable({env.sync[0]: {None}}))
-    assert [r.skip_reason for r in records] == [SkipReason.MISSING_PID]
-    assert _sockowner.listening_uids(daemon.port) == frozenset({os.getuid()})  # real table
-    # Unit seam: the kernel's socket table as it would look for another user's listener.
-    monkeypatch.setattr(_escalate, "listening_uids", lambda port: frozenset({os.getuid() + 1}))
-    result = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5, port_s=0.2))
-    assert [(e.port, e.failure_reason) for e in result.failed] == [
-        (daemon.port, FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED)
-    ]
-    assert "belongs to another user" in result.failed[0].detail
-    assert daemon.alive()
-    # an unprovable owner (no listening socket attributable) is refused the same way
-    monkeypatch.setattr(_escalate, "listening_uids", lambda port: frozenset())
-    again = sweep(records, force=True, budgets=replace(BUDGETS, http_s=0.5, port_s=0.2))
-    assert [e.failure_reason for e in again.failed] == [
-        FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED
-    ]
-    assert daemon.alive()
+    real = PsutilProcessTable().listening_sockets(daemon.port, None)
+    assert real == [ListeningSocket(os.getuid(), False)]  # the real table: ours, pid unknown
+    for sockets in (
+        [ListeningSocket(os.getuid() + 1, False)],  # another user's socket
+        [ListeningSocket(os.getuid(), False), ListeningSocket(None, False)],  # one unknown
+        [],  # nothing attributable
+        None,  # the OS cannot tell: no fallback to "send it anyway"
+    ):
+        table = SocketTable({env.sync[0]: {None}}, sockets)
+        records = scan("sync", process_table=table)
+        assert [r.skip_reason for r in records] == [SkipReason.MISSING_PID]
+        result = sweep(
+            records,
+            force=True,
+            budgets=replace(BUDGETS, http_s=0.5, port_s=0.2),
+            process_table=table,
+        )
+        assert [(e.port, e.failure_reason) for e in result.failed] == [
+            (daemon.port, FailureReason.SOCKET_NOT_OWNED)
+        ], sockets
+        assert result.failed[0].detail.startswith("no scope key sent")
+        assert daemon.alive()
+    # and with the real table (ours) the same record IS stopped by the key: the seam is honest
+    swept = sweep(
+        scan("sync", process_table=SocketTable({env.sync[0]: {None}}, real)),
+        force=True,
+        budgets=replace(BUDGETS, http_s=2.0, port_s=1.0),
+    )
+    assert [e.cleanup_path for e in swept.swept] == [CleanupPath.HTTP_SHUTDOWN]

@@ -30,7 +30,13 @@ from ._constants import (
     TERM_STAGE_S,
 )
 from ._ensure import DaemonHandle, ensure_daemon
-from ._errors import DaemonStartError, KittySweepError, NoFreePortError, SweepGuardError
+from ._errors import (
+    DaemonStartError,
+    DaemonUnresponsiveError,
+    KittySweepError,
+    NoFreePortError,
+    SweepGuardError,
+)
 from ._proctable import ProcessHandle, ProcessTable, PsutilProcessTable
 from ._results import (
     CleanupPath,
@@ -65,6 +71,7 @@ __all__ = [
     "CleanupPath",
     "DaemonHandle",
     "DaemonStartError",
+    "DaemonUnresponsiveError",
     "EscalationBudgets",
     "FailedEntry",
     "FailureReason",

@@ -8,6 +8,8 @@ from typing import Final
 CONNECT_TIMEOUT_S: Final = 0.2
 #: Whole health exchange (connect, request, response) per open port.
 HEALTH_TIMEOUT_S: Final = 0.5
+#: Health attempts for the recorded singleton before ensure_daemon reports it unresponsive.
+RECORDED_HEALTH_ATTEMPTS: Final = 3
 #: `lsof` fallback for listener PIDs when the OS hides the socket table (macOS without privileges).
 LSOF_TIMEOUT_S: Final = 0.75
 #: Escalation stage budgets (SWP-10); every target runs the stages in parallel with the others.

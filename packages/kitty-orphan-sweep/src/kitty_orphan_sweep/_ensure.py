@@ -33,7 +33,6 @@ from kitty_daemon_identity import (
     family_range,
     log_path,
     marker_args,
-    parse_markers,
     read_state,
     scope_id,
     spawn_lock_path,
@@ -43,9 +42,10 @@ from kitty_daemon_identity import (
 from kitty_filelock import MachineFileLock
 
 from . import _constants
-from ._errors import DaemonStartError, NoFreePortError
+from ._errors import DaemonStartError, DaemonUnresponsiveError, NoFreePortError
 from ._escalate import Target, escalate
 from ._net import can_bind, port_refuses
+from ._ownership import owner_uid, prove_socket_owner
 from ._proctable import ProcessTable, PsutilProcessTable
 from ._results import EscalationBudgets, ResetResult
 from ._scan import coerce_family, probe_health, scan
@@ -70,7 +70,6 @@ class DaemonHandle:
 class _Recorded(StrEnum):
     REUSE = "reuse"
     INCOMPATIBLE = "incompatible"
-    ALIVE_UNRESPONSIVE = "alive_unresponsive"
     GONE = "gone"
 
 
@@ -91,17 +90,35 @@ def _identity_matches(
     )
 
 
-def _recorded_process_alive(state: StateRecord, table: ProcessTable) -> bool:
-    """The recorded PID is alive with the recorded start time.
+def _recorded_owns_port(state: StateRecord, root: Path, table: ProcessTable) -> bool:
+    """The recorded process is alive with exactly its recorded start time, and the OS shows
+    every socket on the recorded port open in it and owned by the daemon root's owner.
 
-    Health is a self-report: once the recorded daemon is dead, any listener that takes its port
-    can repeat the recorded pid, start time and scope (all observable). Only the live process
-    itself can still hold them, so a claim naming a dead or recycled PID is never reused.
+    Health is a self-report: any listener that takes a released port can repeat the recorded
+    pid, start time and scope (all observable). Only the socket table proves who answers.
     """
     try:
-        return _close(table.process(state.pid).create_time(), state.process_started_at)
+        current = table.process(state.pid).create_time()
     except psutil.Error:
         return False
+    problem = prove_socket_owner(
+        table,
+        state.port,
+        uid=owner_uid(root),
+        pid=state.pid,
+        create_time=state.process_started_at,
+        current_create_time=current,
+    )
+    return problem is None
+
+
+def _recorded_health(state: StateRecord, family: DaemonFamily, scope: str) -> HealthPayload | None:
+    """The recorded daemon's matching health answer, asked a few times (a busy daemon)."""
+    for _ in range(_constants.RECORDED_HEALTH_ATTEMPTS):
+        payload = probe_health([state.port], _constants.HEALTH_TIMEOUT_S)[state.port].payload
+        if payload is not None and _identity_matches(payload, state, family, scope):
+            return payload
+    return None
 
 
 def _judge_recorded(
@@ -112,29 +129,20 @@ def _judge_recorded(
     expected_version: str,
     table: ProcessTable,
 ) -> _Recorded:
-    probe = probe_health([state.port], _constants.HEALTH_TIMEOUT_S)[state.port]
-    payload = probe.payload
-    if (
-        payload is not None
-        and _identity_matches(payload, state, family, scope)
-        and _recorded_process_alive(state, table)
-    ):
+    if _recorded_owns_port(state, root, table):
+        payload = _recorded_health(state, family, scope)
+        if payload is None:
+            # Alive and holding its port: a second daemon would break the singleton, and a
+            # timeout is never kill authority.
+            raise DaemonUnresponsiveError(family.value, state.pid, state.port)
         compatible = (
             payload.protocol_version == kdi.DAEMON_PROTOCOL_VERSION
             and payload.package_version == expected_version
         )
         return _Recorded.REUSE if compatible else _Recorded.INCOMPATIBLE
-    # No verified answer: look at the recorded process itself. A dead or recycled PID is never
-    # signalled; a live daemon of ours that does not answer is left alone (a timeout is never
-    # kill authority) and retires by itself once a new singleton is recorded (DID-22 rule 2).
-    try:
-        proc = table.process(state.pid)
-        if not _close(proc.create_time(), state.process_started_at):
-            return _Recorded.GONE
-        if parse_markers(proc.cmdline()).root == str(root):
-            return _Recorded.ALIVE_UNRESPONSIVE
-    except psutil.Error:
-        pass
+    # Not holding its port (gone, recycled, or released it while draining): whoever answers
+    # there now is not the singleton. A live daemon of ours is left alone: it retires by itself
+    # once a new singleton is recorded (DID-22 rule 2).
     return _Recorded.GONE
 
 

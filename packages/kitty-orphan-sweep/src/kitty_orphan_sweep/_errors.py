@@ -4,7 +4,8 @@
 KittySweepError(Exception)
 ├── SweepGuardError(KittySweepError, RuntimeError)   record, guard   (nothing was signalled)
 ├── NoFreePortError(KittySweepError)                 family, range
-└── DaemonStartError(KittySweepError)                exit_code, log_tail
+├── DaemonStartError(KittySweepError)                exit_code, log_tail
+└── DaemonUnresponsiveError(KittySweepError)         family, pid, port
 ```
 
 Messages never contain a token or the scope key; every error pickles (its constructor
@@ -68,3 +69,24 @@ class DaemonStartError(KittySweepError):
         code = "still running" if self.exit_code is None else f"exit code {self.exit_code}"
         tail = self.log_tail.rstrip() or "(log is empty)"
         return f"{self.message} ({code}); last lines of the daemon log:\n{tail}"
+
+
+class DaemonUnresponsiveError(KittySweepError):
+    """The recorded singleton is alive and holds its port but its health did not answer.
+
+    A second daemon is never spawned beside a live singleton (that would break the singleton);
+    a timeout is never kill authority either. The caller retries later or the operator looks.
+    """
+
+    def __init__(self, family: str, pid: int, port: int) -> None:
+        super().__init__(family, pid, port)
+        self.family = family
+        self.pid = pid
+        self.port = port
+
+    def __str__(self) -> str:
+        return (
+            f"the {self.family} daemon (pid {self.pid}, port {self.port}) is alive and holds its "
+            "port but did not answer its health check in time; not starting a second one. Try "
+            f"again shortly, or run `kitty-doctor --family {self.family}` to see why it is stuck"
+        )

@@ -3,8 +3,13 @@
 No signal is ever sent without the target's identity positively re-established right before
 it: the PID must not be ours or an ancestor's, its create time must still equal the scanned
 one (a recycled PID is someone else), and the root marker it was scanned with must still be in
-its argv. Signals go through the `ProcessHandle` opened for that check, so psutil refuses them
-if the PID changes hands in between.
+its argv. A target without a marker (a forced pre-marker record) must still show the family's
+entry signature, the exact scanned create time and a socket on its port; a target identified by
+neither (argv unreadable at scan) is never signalled. Signals go through the `ProcessHandle`
+opened for that check, so psutil refuses them if the PID changes hands in between.
+
+The scope key is a secret: it goes only to a socket the OS shows open in the target process
+and owned by the uid owning the key's daemon root (`_ownership`); otherwise no key is sent.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ from pathlib import Path
 
 import psutil
 
-from kitty_daemon_identity import parse_markers, read_scope_key
+from kitty_daemon_identity import parse_markers, read_scope_key, spawn_shaped
 
 from . import _constants
 from ._net import HttpOutcome, HttpRequest, http_exchange, port_refuses
+from ._ownership import owner_uid, prove_socket_owner
 from ._proctable import ProcessHandle, ProcessTable
 from ._results import CleanupPath, EscalationBudgets, FailedEntry, FailureReason, SweptEntry
-from ._sockowner import listening_uids
 
 _IS_WINDOWS = os.name == "nt"
 
@@ -44,8 +49,9 @@ class Target:
     package_version: str | None = None
     protocol_version: int | None = None
     reason: str = ""
-    #: True when the record had a root marker whose value must still be in argv (cross-root).
-    requires_marker: bool = False
+    #: For a target without a root marker only (a forced pre-marker record): the family's entry
+    #: signatures its argv must still match. Empty with no marker: never signalled.
+    entry_signatures: tuple[str, ...] = ()
 
 
 class _Refused(Exception):
@@ -72,10 +78,11 @@ def shutdown_request(port: int, key: str) -> HttpRequest:
     )
 
 
-def _post_shutdown(port: int, key_root: Path | None, timeout: float) -> bool:
-    """True iff the daemon accepted the authenticated shutdown (HTTP 202)."""
-    if key_root is None:
-        return False
+def _post_shutdown(port: int, key_root: Path, timeout: float) -> bool:
+    """True iff the daemon accepted the authenticated shutdown (HTTP 202).
+
+    Callers prove the socket's owner first (`prove_socket_owner`): this sends the key.
+    """
     key = read_scope_key(key_root)
     if key is None:
         return False
@@ -83,8 +90,10 @@ def _post_shutdown(port: int, key_root: Path | None, timeout: float) -> bool:
     return result.outcome is HttpOutcome.RESPONSE and result.status == 202
 
 
-def _guard(proc: ProcessHandle, target: Target, protected: frozenset[int]) -> None:
-    """Runtime guards (SWP-09); raises `_Refused` or `_Gone`."""
+def _guard(
+    proc: ProcessHandle, target: Target, protected: frozenset[int], table: ProcessTable
+) -> None:
+    """Runtime guards (SWP-09), run right before every stage; raises `_Refused` or `_Gone`."""
     if proc.pid in protected:
         raise _Refused(FailureReason.REFUSED_SELF, "target is this process or one of its ancestors")
     try:
@@ -93,26 +102,70 @@ def _guard(proc: ProcessHandle, target: Target, protected: frozenset[int]) -> No
         raise _Gone from None
     if target.create_time is None:
         raise _Refused(FailureReason.PID_REUSED, "start time unknown at scan; identity unprovable")
+    if target.marker_root is None:
+        _guard_unmarked(proc, target, created, table)
+        return
     if abs(created - target.create_time) > _constants.START_TIME_TOLERANCE_S:
         raise _Refused(
             FailureReason.PID_REUSED,
             f"pid {proc.pid} started at {created:.2f}, scanned process at {target.create_time:.2f}",
         )
-    if target.requires_marker and target.marker_root is None:
+    if parse_markers(_argv(proc)).root != target.marker_root:
+        raise _Refused(FailureReason.IDENTITY_CHANGED, "root marker no longer in argv")
+
+
+def _guard_unmarked(
+    proc: ProcessHandle, target: Target, created: float, table: ProcessTable
+) -> None:
+    # Without a marker nothing ties the process to a root: it must still look exactly like the
+    # process scanned (same clock, no tolerance), still be spawn-shaped, and still hold the port.
+    if not target.entry_signatures:
         raise _Refused(
-            FailureReason.IDENTITY_CHANGED, "scanned root marker unknown here; rescan, then sweep"
+            FailureReason.IDENTITY_CHANGED,
+            "not identified as a daemon of this family at scan (no root marker); never signalled",
         )
-    if target.marker_root is not None:
-        try:
-            argv = proc.cmdline()
-        except psutil.NoSuchProcess:
-            raise _Gone from None
-        except psutil.Error as exc:
-            raise _Refused(
-                FailureReason.IDENTITY_CHANGED, f"argv unreadable: {type(exc).__name__}"
-            ) from None
-        if parse_markers(argv).root != target.marker_root:
-            raise _Refused(FailureReason.IDENTITY_CHANGED, "root marker no longer in argv")
+    if created != target.create_time:
+        raise _Refused(
+            FailureReason.IDENTITY_CHANGED,
+            f"pid {proc.pid} started at {created:.3f}, not at the scanned {target.create_time:.3f}",
+        )
+    if not spawn_shaped(_argv(proc), target.entry_signatures):
+        raise _Refused(FailureReason.IDENTITY_CHANGED, "argv no longer has the entry signature")
+    sockets = table.listening_sockets(target.port, proc.pid)
+    if not sockets or not any(s.held for s in sockets):
+        raise _Refused(
+            FailureReason.IDENTITY_CHANGED, f"pid {proc.pid} no longer holds port {target.port}"
+        )
+
+
+def _argv(proc: ProcessHandle) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.NoSuchProcess:
+        raise _Gone from None
+    except psutil.Error as exc:
+        raise _Refused(
+            FailureReason.IDENTITY_CHANGED, f"argv unreadable: {type(exc).__name__}"
+        ) from None
+
+
+def _key_goes_to(proc: ProcessHandle, target: Target, table: ProcessTable) -> Path | None:
+    """The key root if the port's sockets are proven to be this process's; None: no key."""
+    if target.key_root is None:
+        return None
+    try:
+        current = proc.create_time()
+    except psutil.Error:
+        return None
+    problem = prove_socket_owner(
+        table,
+        target.port,
+        uid=owner_uid(target.key_root),
+        pid=proc.pid,
+        create_time=target.create_time,
+        current_create_time=current,
+    )
+    return target.key_root if problem is None else None
 
 
 def _signal(
@@ -189,7 +242,7 @@ def _run(
     target: Target, budgets: EscalationBudgets, table: ProcessTable, protected: frozenset[int]
 ) -> CleanupPath | FailedEntry:
     if target.pid is None:
-        return _run_without_pid(target, budgets)
+        return _run_without_pid(target, budgets, table)
     try:
         proc = table.process(target.pid)
     except psutil.NoSuchProcess:
@@ -200,22 +253,23 @@ def _run(
         ) from None
     stage = CleanupPath.ALREADY_GONE
     try:
-        _guard(proc, target, protected)
-        if target.key_root is not None and budgets.http_s > 0:
+        _guard(proc, target, protected, table)
+        key_root = _key_goes_to(proc, target, table) if budgets.http_s > 0 else None
+        if key_root is not None:
             stage = CleanupPath.HTTP_SHUTDOWN
             # One budget covers the request and the wait for the exit it triggers.
             stage_end = time.monotonic() + budgets.http_s
-            if _post_shutdown(target.port, target.key_root, budgets.http_s) and table.wait_gone(
+            if _post_shutdown(target.port, key_root, budgets.http_s) and table.wait_gone(
                 proc, max(0.0, stage_end - time.monotonic())
             ):
                 return _after_exit(target, stage, budgets, table)
         if not _IS_WINDOWS:
-            _guard(proc, target, protected)
+            _guard(proc, target, protected, table)
             stage = CleanupPath.TERMINATE
             _signal(proc, proc.terminate, FailureReason.ACCESS_DENIED_ON_TERMINATE)
             if table.wait_gone(proc, budgets.term_s):
                 return _after_exit(target, stage, budgets, table)
-        _guard(proc, target, protected)
+        _guard(proc, target, protected, table)
         stage = CleanupPath.KILL
         _signal(proc, proc.kill, FailureReason.ACCESS_DENIED_ON_KILL)
         if not table.wait_gone(proc, budgets.kill_s):
@@ -239,30 +293,20 @@ def _after_exit(
     )
 
 
-def _socket_owned_by_us(port: int) -> bool:
-    """False if the port's listening sockets provably include one that is not this user's."""
-    uids = listening_uids(port)
-    getuid = getattr(os, "getuid", None)
-    if uids is None or getuid is None:
-        return True  # the OS cannot tell (not Linux): the operator's --force is all we have
-    return uids == {getuid()}
-
-
-def _run_without_pid(target: Target, budgets: EscalationBudgets) -> CleanupPath | FailedEntry:
-    # Without a PID nothing can be signalled: only the authenticated HTTP stage is allowed.
+def _run_without_pid(
+    target: Target, budgets: EscalationBudgets, table: ProcessTable
+) -> CleanupPath | FailedEntry:
+    # Without a PID nothing can be signalled: only the authenticated HTTP stage is allowed, and
+    # only to sockets the OS shows as owned by the daemon root's owner.
     if target.key_root is None:
         return _failed(
             target,
             FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED,
             "no scope key sent: the listener does not claim this daemon root and scope",
         )
-    if not _socket_owned_by_us(target.port):
-        return _failed(
-            target,
-            FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED,
-            f"no scope key sent: a socket listening on port {target.port} belongs to another user "
-            "(or its owner cannot be told)",
-        )
+    problem = prove_socket_owner(table, target.port, uid=owner_uid(target.key_root))
+    if problem is not None:
+        return _failed(target, FailureReason.SOCKET_NOT_OWNED, f"no scope key sent: {problem}")
     accepted = _post_shutdown(target.port, target.key_root, budgets.http_s)
     deadline = time.monotonic() + budgets.http_s + budgets.port_s
     while accepted:

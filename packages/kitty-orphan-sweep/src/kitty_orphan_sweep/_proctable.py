@@ -18,6 +18,7 @@ from typing import Final, Protocol
 import psutil
 
 from . import _constants
+from ._ownership import ListeningSocket, linux_listening_sockets
 from ._sockdiag import listening_inodes
 
 
@@ -66,6 +67,13 @@ class ProcessTable(Protocol):
 
     def pid_listens_on(self, pid: int, port: int) -> bool:
         """Does `pid` itself hold a LISTEN socket on `port`? Raises psutil errors."""
+        ...
+
+    def listening_sockets(self, port: int, pid: int | None) -> list[ListeningSocket] | None:
+        """Every LISTEN socket on `port` (IPv4 and IPv6) with its uid, `held` if open in `pid`.
+
+        None where the OS cannot tell: no owner is then provable (see `_ownership`).
+        """
         ...
 
     def lsof_pids(self, port: int, timeout: float) -> list[int] | None:
@@ -168,6 +176,28 @@ def _linux_listening_pids(
     return table
 
 
+def _psutil_listening_sockets(
+    port: int, pid: int | None
+) -> list[ListeningSocket] | None:  # pragma: no cover - not Linux
+    """The portable answer: the socket's uid is its owning process's real uid."""
+    try:
+        conns = psutil.net_connections("inet")
+    except psutil.Error:
+        return None
+    sockets: list[ListeningSocket] = []
+    for conn in conns:
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr or conn.laddr.port != port:
+            continue
+        uid: int | None = None
+        if conn.pid is not None:
+            try:
+                uid = psutil.Process(conn.pid).uids().real
+            except (psutil.Error, AttributeError):  # Windows processes have no uids
+                uid = None
+        sockets.append(ListeningSocket(uid, pid is not None and conn.pid == pid))
+    return sockets
+
+
 class PsutilProcessTable:
     """The real process table."""
 
@@ -195,6 +225,11 @@ class PsutilProcessTable:
             c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
             for c in psutil.Process(pid).net_connections("tcp4")
         )
+
+    def listening_sockets(self, port: int, pid: int | None) -> list[ListeningSocket] | None:
+        if os.path.exists(_PROC_NET_TCP):
+            return linux_listening_sockets(port, pid)
+        return _psutil_listening_sockets(port, pid)  # pragma: no cover - not Linux
 
     def lsof_pids(self, port: int, timeout: float) -> list[int] | None:
         lsof = shutil.which("lsof")

@@ -29,6 +29,8 @@ class FailureReason(StrEnum):
     STILL_ALIVE_AFTER_KILL = "still_alive_after_kill"
     PROCESS_GONE_BUT_PORT_STILL_LISTENING = "process_gone_but_port_still_listening"
     NO_PID_AND_HTTP_SHUTDOWN_FAILED = "no_pid_and_http_shutdown_failed"
+    #: The OS does not show the port's socket as the expected process's and uid's: no key sent.
+    SOCKET_NOT_OWNED = "socket_not_owned"
     UNKNOWN_FAILURE = "unknown_failure"
 
 

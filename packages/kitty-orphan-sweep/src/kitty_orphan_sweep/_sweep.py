@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kitty_daemon_identity import (
+    DEFAULT_ENTRY_SIGNATURES,
     CleanupClass,
     DaemonFamily,
     DaemonIdentityRecord,
@@ -62,18 +63,23 @@ def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
     reason = record.skip_reason
     marker: str | None = None
     key_root: Path | None = None
+    signatures: tuple[str, ...] = ()
     if reason is None or reason in _OUR_MARKER:
         marker, key_root = str(root), root
     elif reason is SkipReason.CROSS_ROOT:
-        # The marker it was scanned with is kill authority for its own root only.
+        # The marker it was scanned with is kill authority for that process only; the other
+        # root's key is that home's secret and never leaves this process.
         marker = scanned_marker_root(record.port, record.pid, record.process_started_at)
-        key_root = Path(marker) if marker else None
+    elif reason is SkipReason.PRE_MARKER:
+        # Spawn-shaped argv without a marker (kitty before 0.1): the entry signature, the exact
+        # create time and the port are re-checked before each signal. No key: no root claimed.
+        signatures = DEFAULT_ENTRY_SIGNATURES
     elif reason is SkipReason.MISSING_PID and (
         record.singleton_scope_id == my_scope and record.daemon_root == str(root)
     ):
         # No PID means no argv and no marker: the only evidence is the listener's self-report,
         # which anyone can forge. Our own key goes only to a listener claiming exactly our root
-        # and scope (the escalation engine also checks the socket's owner uid where it can); a
+        # and scope (the escalation engine also proves the socket's owner uid, or sends nothing); a
         # root it merely names is never a reason to read and send that root's key.
         key_root = root
     create_time = record.process_started_at
@@ -99,7 +105,7 @@ def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
         package_version=record.package_version,
         protocol_version=record.protocol_version,
         reason=label,
-        requires_marker=reason is SkipReason.CROSS_ROOT,
+        entry_signatures=signatures,
     )
 
 

@@ -1,0 +1,132 @@
+"""Socket ownership proof (ADR 0004): each leg can fail the proof on its own."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+
+from kitty_orphan_sweep import PsutilProcessTable, _ownership
+from kitty_orphan_sweep._ownership import ListeningSocket, owner_uid, prove_socket_owner
+
+ME = 1000
+
+
+class Facts:
+    def __init__(self, sockets: list[ListeningSocket] | None) -> None:
+        self.sockets = sockets
+        self.asked: list[tuple[int, int | None]] = []
+
+    def listening_sockets(self, port: int, pid: int | None) -> list[ListeningSocket] | None:
+        self.asked.append((port, pid))
+        return self.sockets
+
+
+def _prove(sockets: list[ListeningSocket] | None, **kw: object) -> str | None:
+    args: dict[str, object] = {"uid": ME, "pid": 42, "create_time": 5.0, "current_create_time": 5.0}
+    args.update(kw)
+    return prove_socket_owner(Facts(sockets), 18300, **args)  # type: ignore[arg-type]
+
+
+def test_proof_holds_only_when_every_leg_holds() -> None:
+    assert _prove([ListeningSocket(ME, True)]) is None
+    assert _prove([ListeningSocket(ME, True), ListeningSocket(ME, True)]) is None
+
+
+@pytest.mark.parametrize(
+    ("sockets", "kw", "needle"),
+    [
+        (None, {}, "cannot be read"),
+        ([], {}, "nothing listens"),
+        ([ListeningSocket(ME + 1, True)], {}, "belongs to uid 1001, not uid 1000"),
+        ([ListeningSocket(None, True)], {}, "uid unknown"),
+        ([ListeningSocket(ME, True), ListeningSocket(ME + 1, True)], {}, "uid 1001"),
+        ([ListeningSocket(ME, False)], {}, "not provably held by pid 42"),
+        ([ListeningSocket(ME, True), ListeningSocket(ME, False)], {}, "not provably held"),
+        ([ListeningSocket(ME, True)], {"current_create_time": 5.001}, "start time"),
+        ([ListeningSocket(ME, True)], {"current_create_time": None}, "start time"),
+        ([ListeningSocket(ME, True)], {"create_time": None}, "start time"),
+        ([ListeningSocket(ME, True)], {"uid": None}, "owner of the daemon root is unknown"),
+    ],
+)
+def test_each_missing_leg_is_a_plain_reason(
+    sockets: list[ListeningSocket] | None, kw: dict[str, object], needle: str
+) -> None:
+    problem = _prove(sockets, **kw)
+    assert problem is not None
+    assert needle in problem
+
+
+def test_without_a_pid_only_the_uid_is_proven() -> None:
+    facts = Facts([ListeningSocket(ME, False)])
+    assert prove_socket_owner(facts, 18300, uid=ME) is None
+    assert facts.asked == [(18300, None)]
+    assert prove_socket_owner(Facts([ListeningSocket(ME + 1, False)]), 18300, uid=ME) is not None
+    assert prove_socket_owner(Facts(None), 18300, uid=ME) is not None
+
+
+def test_owner_uid_is_the_roots_owner(tmp_path: Path) -> None:
+    assert owner_uid(tmp_path) == os.stat(tmp_path).st_uid
+    assert owner_uid(tmp_path / "absent") is None
+
+
+def test_rows_come_from_both_tables_and_only_listeners_of_the_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+    tail = " 00:00000000 00000000  {uid}        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+
+    def row(local: str, state: str, uid: int, inode: int) -> str:
+        return f"   0: {local} 00000000:0000 {state} 00000000:00000000" + tail.format(
+            uid=uid, inode=inode
+        )
+
+    tcp = tmp_path / "tcp"
+    tcp.write_text(
+        header
+        + row("0100007F:4FB2", "0A", 1000, 11)
+        + row("0100007F:4FB2", "01", 2000, 12)  # a connected socket, not a listener
+        + row("0100007F:4FB3", "0A", 3000, 13)
+        + row("0100007F:ZZZZ", "0A", 4000, 14)
+        + "   4: short line\n"
+    )
+    tcp6 = tmp_path / "tcp6"
+    tcp6.write_text(header + row("0" * 32 + ":4FB2", "0A", 5000, 15))
+    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp), str(tcp6)))
+    assert _ownership._listen_rows(0x4FB2) == [(1000, "11"), (5000, "15")]
+    assert _ownership._listen_rows(0x4FB3) == [(3000, "13")]
+    assert _ownership._listen_rows(1) == []
+    monkeypatch.setattr(_ownership, "_TABLES", (str(tmp_path / "absent"),))
+    assert _ownership._listen_rows(0x4FB2) is None
+    assert _ownership.linux_listening_sockets(0x4FB2, 1) is None
+
+
+def test_a_real_listener_is_proven_ours_and_only_ours() -> None:
+    table = PsutilProcessTable()
+    me = os.getpid()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        mine = table.listening_sockets(port, me)
+        if mine is None:
+            pytest.skip("no /proc/net socket table on this platform")
+        assert mine == [ListeningSocket(os.getuid(), True)]
+        # pid 1 does not hold our socket
+        assert table.listening_sockets(port, 1) == [ListeningSocket(os.getuid(), False)]
+        created = psutil.Process(me).create_time()
+        assert (
+            prove_socket_owner(
+                table,
+                port,
+                uid=os.getuid(),
+                pid=me,
+                create_time=created,
+                current_create_time=created,
+            )
+            is None
+        )
+    assert table.listening_sockets(port, me) == []
