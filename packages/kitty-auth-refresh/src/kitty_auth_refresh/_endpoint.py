@@ -278,9 +278,10 @@ class TokenEndpoint:
         return cls(token_url, client_id, timeout, transport=transport, **kwargs)
 
     def __repr__(self) -> str:
+        key = "" if self._signer is None else f", signer={self._signer!r}"  # alg and kid only
         return (
             f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r}, "
-            f"auth_method={self.auth_method!r})"
+            f"auth_method={self.auth_method!r}{key})"
         )
 
     def _auth_form_and_headers(self) -> tuple[dict[str, str], dict[str, str]]:
