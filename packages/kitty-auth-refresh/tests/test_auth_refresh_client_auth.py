@@ -97,10 +97,14 @@ def test_extra_params_are_sent_on_the_refresh(fake_clock: FakeClock) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"auth_method": "private_key_jwt"}, "auth_method"),
+        ({"auth_method": "client_secret_jwt"}, "auth_method"),
+        ({"auth_method": "private_key_jwt"}, "needs a private_key"),
         ({"auth_method": "client_secret_basic"}, "needs a client_secret"),
         ({"auth_method": "client_secret_post", "client_secret": ""}, "needs a client_secret"),
-        ({"client_secret": SECRET}, "client_secret_*"),
+        ({"client_secret": SECRET, "auth_method": "none"}, "client_secret_*"),
+        ({"client_secret": SECRET, "auth_method": "private_key_jwt"}, "client_secret_*"),
+        ({"private_key": "x", "auth_method": "none"}, "private_key_jwt"),
+        ({"signing_alg": "RS256"}, "private_key_jwt"),
         ({"extra_params": {"grant_type": "password"}}, "grant_type"),
         ({"extra_params": {"scope": 1}}, "strings"),
     ],

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard
 if TYPE_CHECKING:
     import httpx
 
+from ._assertion import CLIENT_ASSERTION_TYPE, ClientAssertionSigner
 from ._errors import (
     ClientConfigRejected,
     RefreshProtocolError,
@@ -48,10 +49,24 @@ CLIENT_REJECTION_KINDS: Final = frozenset(
     {"invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
 )
 REPLAY_ERROR: Final = "refresh_replay_benign_retry"
-AUTH_METHODS: Final = frozenset({"none", "client_secret_basic", "client_secret_post"})
+AUTH_METHODS: Final = frozenset(
+    {"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
+)
+SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
+#: RFC 8414 §2: a metadata document without token_endpoint_auth_methods_supported means this.
+DEFAULT_SUPPORTED_AUTH_METHODS: Final = ("client_secret_basic",)
 # Whole seconds taken off every lifetime: the server started its clock before our request left.
 EXPIRY_ALLOWANCE_S: Final = 1
-_RESERVED_PARAMS: Final = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
+_RESERVED_PARAMS: Final = frozenset(
+    {
+        "grant_type",
+        "refresh_token",
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+    }
+)
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost."})
 # httpcore trace events whose return value is a freshly connected network stream.
 _STREAM_EVENTS: Final = (
@@ -161,9 +176,13 @@ class TokenEndpoint:
         transport: httpx.BaseTransport | None = None,
         now: Callable[[], dt.datetime] = utc_now,
         client_secret: str | None = None,
-        auth_method: str = "none",
+        auth_method: str | None = None,
         extra_params: Mapping[str, str] | None = None,
         revocation_url: str | None = None,
+        private_key: object = None,
+        private_key_id: str | None = None,
+        signing_alg: str | None = None,
+        assertion_audience: str | None = None,
     ) -> None:
         scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
         if scheme not in ("http", "https"):
@@ -179,17 +198,30 @@ class TokenEndpoint:
             raise ValueError(
                 f"TokenEndpoint revocation_url must be http(s), got {revocation_url!r}"
             )
+        if auth_method is None:  # the app did not say: what its credentials imply
+            auth_method = infer_auth_method(client_secret, private_key)
         if auth_method not in AUTH_METHODS:
             raise ValueError(
                 f"TokenEndpoint auth_method must be one of {sorted(AUTH_METHODS)}, "
                 f"got {auth_method!r}"
             )
-        if auth_method == "none":
-            if client_secret is not None:
-                raise ValueError("TokenEndpoint client_secret needs a client_secret_* auth_method")
-        elif not isinstance(client_secret, str) or not client_secret:
-            # Never echo the value: it is a secret.
-            raise ValueError(f"TokenEndpoint auth_method={auth_method} needs a client_secret")
+        if auth_method in SECRET_METHODS:
+            if not isinstance(client_secret, str) or not client_secret:
+                # Never echo the value: it is a secret.
+                raise ValueError(f"TokenEndpoint auth_method={auth_method} needs a client_secret")
+        elif client_secret is not None:
+            raise ValueError("TokenEndpoint client_secret needs a client_secret_* auth_method")
+        signer: ClientAssertionSigner | None = None
+        if auth_method == "private_key_jwt":
+            if private_key is None:
+                raise ValueError("TokenEndpoint auth_method=private_key_jwt needs a private_key")
+            signer = ClientAssertionSigner(private_key, alg=signing_alg, key_id=private_key_id)
+        elif private_key is not None or signing_alg is not None or private_key_id is not None:
+            raise ValueError("TokenEndpoint private_key needs auth_method='private_key_jwt'")
+        if assertion_audience is not None and (
+            not isinstance(assertion_audience, str) or not assertion_audience
+        ):
+            raise ValueError("TokenEndpoint assertion_audience must be a non-empty string")
         params = dict(extra_params or {})
         for key, value in params.items():
             if not isinstance(key, str) or not isinstance(value, str):
@@ -201,6 +233,8 @@ class TokenEndpoint:
         self.auth_method = auth_method
         self.extra_params: Mapping[str, str] = types.MappingProxyType(params)
         self._client_secret = client_secret
+        self._signer = signer
+        self.assertion_audience = assertion_audience or url
         self.revocation_url = revocation_url
         self.timeout = float(timeout)
         self._transport = transport
@@ -235,12 +269,19 @@ class TokenEndpoint:
         if isinstance(revocation, str):
             _require_secure(revocation, "revocation_endpoint")
             kwargs.setdefault("revocation_url", revocation)
+        if kwargs.get("auth_method") is None:
+            kwargs["auth_method"] = choose_auth_method(
+                doc.get("token_endpoint_auth_methods_supported"),
+                client_secret=kwargs.get("client_secret"),
+                private_key=kwargs.get("private_key"),
+            )
         return cls(token_url, client_id, timeout, transport=transport, **kwargs)
 
     def __repr__(self) -> str:
+        key = "" if self._signer is None else f", signer={self._signer!r}"  # alg and kid only
         return (
             f"TokenEndpoint(url={self.url!r}, client_id={self.client_id!r}, "
-            f"auth_method={self.auth_method!r})"
+            f"auth_method={self.auth_method!r}{key})"
         )
 
     def _auth_form_and_headers(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -253,6 +294,14 @@ class TokenEndpoint:
             return {}, {"Authorization": f"Basic {token}"}
         if self.auth_method == "client_secret_post":
             return {"client_id": self.client_id, "client_secret": secret}, {}
+        if self._signer is not None:  # private_key_jwt (RFC 7523 §2.2): a fresh JWT each time
+            assertion = self._signer.assertion(self.client_id, self.assertion_audience)
+            form = {
+                "client_id": self.client_id,
+                "client_assertion_type": CLIENT_ASSERTION_TYPE,
+                "client_assertion": assertion,
+            }
+            return form, {}
         return {"client_id": self.client_id}, {}
 
     def _http(self) -> httpx.Client:
@@ -326,7 +375,7 @@ class TokenEndpoint:
             raise TransientRefreshError(kind, None, type(exc).__name__) from None
         received = as_utc(self._now())
         self._check_skew(response, received)
-        return self._interpret(response, session, sent)
+        return self._interpret(response, session, sent, form.get("client_assertion", ""))
 
     def revoke(self, token: str, token_type_hint: str = "refresh_token") -> bool:  # noqa: S107
         """RFC 7009 revocation, best effort: True on 200; False (one warning) on anything else,
@@ -365,9 +414,11 @@ class TokenEndpoint:
         if abs(skew) > CLOCK_SKEW_WARN_S:
             logger.warning("clock skew detected skew_s=%d", round(skew))
 
-    def _interpret(self, response: httpx.Response, old: Session, sent: dt.datetime) -> Session:
+    def _interpret(
+        self, response: httpx.Response, old: Session, sent: dt.datetime, assertion: str = ""
+    ) -> Session:
         status = response.status_code
-        secrets = (old.refresh_token, old.access_token, self._client_secret or "")
+        secrets = (old.refresh_token, old.access_token, self._client_secret or "", assertion)
         body = _json_object(response)
         raw_error = body.get("error") if body is not None else None
         # A non-string ``error`` (a list, an object) is only ever a protocol error.
@@ -433,6 +484,45 @@ class TokenEndpoint:
             if isinstance(value, str) and value:
                 changes[name] = value
         return dataclasses.replace(old, **changes)
+
+
+def infer_auth_method(client_secret: object, private_key: object) -> str:
+    """The method the app's credentials imply when it names none: a key signs
+    (``private_key_jwt``), a secret goes in HTTP Basic (RFC 6749 §2.3.1: every server must
+    support it), nothing means a public client."""
+    if private_key is not None:
+        return "private_key_jwt"
+    if client_secret is not None:
+        return "client_secret_basic"
+    return "none"
+
+
+def choose_auth_method(supported: object, *, client_secret: object, private_key: object) -> str:
+    """Pick the client authentication from discovery's ``token_endpoint_auth_methods_supported``
+    (RFC 8414 §2; absent means ``["client_secret_basic"]``) and the credentials the app has.
+
+    A key → ``private_key_jwt``; a secret → ``client_secret_basic``, else ``client_secret_post``;
+    neither → ``none`` (a public client; servers often leave ``none`` out of the list although
+    they accept public clients, so its absence is not an error). A credential the server
+    supports no method for is a ``ValueError`` naming what it does support.
+    """
+    if isinstance(supported, list) and all(isinstance(m, str) for m in supported):
+        methods: list[str] = list(supported)
+    else:
+        methods = list(DEFAULT_SUPPORTED_AUTH_METHODS)
+    if private_key is not None:
+        wanted: tuple[str, ...] = ("private_key_jwt",)
+    elif client_secret is not None:
+        wanted = ("client_secret_basic", "client_secret_post")
+    else:
+        return "none"
+    for method in wanted:
+        if method in methods:
+            return method
+    raise ValueError(
+        f"the issuer supports token endpoint auth methods {sorted(methods)}, none of which fits "
+        f"the credentials given (usable: {list(wanted)}); pass auth_method= explicitly"
+    )
 
 
 _discovery_cache: dict[str, dict[str, Any]] = {}
