@@ -10,7 +10,12 @@ import psutil
 import pytest
 
 from kitty_orphan_sweep import PsutilProcessTable, _ownership
-from kitty_orphan_sweep._ownership import ListeningSocket, owner_uid, prove_socket_owner
+from kitty_orphan_sweep._ownership import (
+    ListeningSocket,
+    owner_uid,
+    prove_process_owns_port,
+    prove_socket_owner,
+)
 
 ME = 1000
 
@@ -130,3 +135,39 @@ def test_a_real_listener_is_proven_ours_and_only_ours() -> None:
             is None
         )
     assert table.listening_sockets(port, me) == []
+
+
+class Started:
+    def __init__(self, created: float) -> None:
+        self.created = created
+
+    def create_time(self) -> float:
+        return self.created
+
+
+class ProcFacts(Facts):
+    def __init__(self, sockets: list[ListeningSocket] | None, created: float | None) -> None:
+        super().__init__(sockets)
+        self.created = created
+
+    def process(self, pid: int) -> Started:
+        if self.created is None:
+            raise psutil.NoSuchProcess(pid)
+        return Started(self.created)
+
+
+def test_process_proof_reads_the_start_time_and_the_roots_owner(tmp_path: Path) -> None:
+    mine = os.stat(tmp_path).st_uid
+    held = [ListeningSocket(mine, True)]
+    assert prove_process_owns_port(ProcFacts(held, 5.0), 18300, 42, 5.0, tmp_path) is None
+    recycled = prove_process_owns_port(ProcFacts(held, 6.0), 18300, 42, 5.0, tmp_path)
+    assert recycled is not None
+    assert "start time" in recycled
+    gone = prove_process_owns_port(ProcFacts(held, None), 18300, 42, 5.0, tmp_path)
+    assert gone is not None
+    assert "cannot be opened" in gone
+    stranger = [ListeningSocket(mine + 1, True)]
+    assert prove_process_owns_port(ProcFacts(stranger, 5.0), 18300, 42, 5.0, tmp_path) is not None
+    nowhere = prove_process_owns_port(ProcFacts(held, 5.0), 18300, 42, 5.0, tmp_path / "absent")
+    assert nowhere is not None
+    assert "owner of the daemon root is unknown" in nowhere

@@ -45,7 +45,7 @@ from . import _constants
 from ._errors import DaemonStartError, DaemonUnresponsiveError, NoFreePortError
 from ._escalate import Target, escalate
 from ._net import can_bind, port_refuses
-from ._ownership import owner_uid, prove_socket_owner
+from ._ownership import prove_process_owns_port
 from ._proctable import ProcessTable, PsutilProcessTable
 from ._results import EscalationBudgets, ResetResult
 from ._scan import coerce_family, probe_health, scan
@@ -97,19 +97,10 @@ def _recorded_owns_port(state: StateRecord, root: Path, table: ProcessTable) -> 
     Health is a self-report: any listener that takes a released port can repeat the recorded
     pid, start time and scope (all observable). Only the socket table proves who answers.
     """
-    try:
-        current = table.process(state.pid).create_time()
-    except psutil.Error:
-        return False
-    problem = prove_socket_owner(
-        table,
-        state.port,
-        uid=owner_uid(root),
-        pid=state.pid,
-        create_time=state.process_started_at,
-        current_create_time=current,
+    return (
+        prove_process_owns_port(table, state.port, state.pid, state.process_started_at, root)
+        is None
     )
-    return problem is None
 
 
 def _recorded_health(state: StateRecord, family: DaemonFamily, scope: str) -> HealthPayload | None:

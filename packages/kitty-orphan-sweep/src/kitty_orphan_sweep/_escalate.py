@@ -27,7 +27,7 @@ from kitty_daemon_identity import parse_markers, read_scope_key, spawn_shaped
 
 from . import _constants
 from ._net import HttpOutcome, HttpRequest, http_exchange, port_refuses
-from ._ownership import owner_uid, prove_socket_owner
+from ._ownership import owner_uid, prove_process_owns_port, prove_socket_owner
 from ._proctable import ProcessHandle, ProcessTable
 from ._results import CleanupPath, EscalationBudgets, FailedEntry, FailureReason, SweptEntry
 
@@ -153,17 +153,8 @@ def _key_goes_to(proc: ProcessHandle, target: Target, table: ProcessTable) -> Pa
     """The key root if the port's sockets are proven to be this process's; None: no key."""
     if target.key_root is None:
         return None
-    try:
-        current = proc.create_time()
-    except psutil.Error:
-        return None
-    problem = prove_socket_owner(
-        table,
-        target.port,
-        uid=owner_uid(target.key_root),
-        pid=proc.pid,
-        create_time=target.create_time,
-        current_create_time=current,
+    problem = prove_process_owns_port(
+        table, target.port, proc.pid, target.create_time, target.key_root
     )
     return target.key_root if problem is None else None
 

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-__all__ = ["ListeningSocket", "SocketFacts", "owner_uid", "prove_socket_owner"]
+import psutil
+
+__all__ = [
+    "ListeningSocket",
+    "ProcessFacts",
+    "SocketFacts",
+    "owner_uid",
+    "prove_process_owns_port",
+    "prove_socket_owner",
+]
 
 _TABLES: Final = ("/proc/net/tcp", "/proc/net/tcp6")
 _LISTEN: Final = "0A"
@@ -42,6 +51,16 @@ class SocketFacts(Protocol):
         None where the OS cannot tell (no socket table, or not permitted to read it).
         """
         ...
+
+
+class _Started(Protocol):
+    def create_time(self) -> float: ...
+
+
+class ProcessFacts(SocketFacts, Protocol):
+    """Socket facts plus opening a process (a `ProcessTable` provides both)."""
+
+    def process(self, pid: int) -> _Started: ...
 
 
 def owner_uid(root: Path) -> int | None:
@@ -85,6 +104,25 @@ def prove_socket_owner(
     if create_time is None or current_create_time is None or current_create_time != create_time:
         return f"pid {pid} is not the process expected (its OS start time does not match)"
     return None
+
+
+def prove_process_owns_port(
+    facts: ProcessFacts, port: int, pid: int, create_time: float | None, root: Path
+) -> str | None:
+    """`prove_socket_owner` for process `pid` expected to have started at `create_time`, whose
+    sockets must belong to the owner of daemon root `root`; reads the OS facts itself."""
+    try:
+        current = facts.process(pid).create_time()
+    except psutil.Error:
+        return f"pid {pid} cannot be opened to read its start time"
+    return prove_socket_owner(
+        facts,
+        port,
+        uid=owner_uid(root),
+        pid=pid,
+        create_time=create_time,
+        current_create_time=current,
+    )
 
 
 def _listen_rows(port: int) -> list[tuple[int, str]] | None:
