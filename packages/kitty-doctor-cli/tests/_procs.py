@@ -19,13 +19,11 @@ from typing import Final
 
 from kitty_daemon_identity import (
     DaemonFamily,
-    HealthPayload,
     StateRecord,
     marker_args,
-    parse_health,
     write_state,
 )
-from kitty_doctor._probe import http_request
+from kitty_orphan_sweep import probe_health
 
 READY_TIMEOUT_S: Final = 20.0
 PORT_BLOCK: Final = range(20400, 20600)
@@ -126,9 +124,8 @@ class Daemon:
 
     def record(self) -> StateRecord:
         """A state record naming this daemon (built from its own health answer)."""
-        reply = http_request(self.port, "GET", "/api/health", timeout_s=5.0)
-        payload = parse_health(reply.body)
-        assert isinstance(payload, HealthPayload), payload
+        payload = probe_health([self.port], 5.0)[self.port].payload
+        assert payload is not None, f"daemon on {self.port} did not answer health"
         return StateRecord(
             family=DaemonFamily(self.family),
             pid=payload.pid,
@@ -176,15 +173,18 @@ def sleeper(*extra_argv: str) -> Iterator[subprocess.Popen[str]]:
 
 
 class ThirdParty:
-    """A non-kitty HTTP listener (answers every request with a plain 200 page)."""
+    """A non-kitty HTTP listener (answers every request with `body`, 200 by default) that keeps
+    what it was sent in `received`."""
 
-    def __init__(self, port: int, status: bytes = b"200 OK") -> None:
+    def __init__(self, port: int, status: bytes = b"200 OK", body: bytes = b"hello") -> None:
         import threading
 
         assert port in PORT_BLOCK
         self.port = port
         self.connections = 0
+        self.received = bytearray()
         self._status = status
+        self._body = body
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
@@ -206,10 +206,10 @@ class ThirdParty:
             with conn:
                 conn.settimeout(1.0)
                 try:
-                    conn.recv(4096)
+                    self.received += conn.recv(4096)
                     conn.sendall(
                         b"HTTP/1.0 " + self._status + b"\r\nContent-Type: text/html\r\n"
-                        b"Content-Length: 5\r\n\r\nhello"
+                        b"Content-Length: %d\r\n\r\n" % len(self._body) + self._body
                     )
                 except OSError:
                     pass

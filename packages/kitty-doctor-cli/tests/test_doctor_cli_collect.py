@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -14,13 +14,14 @@ import psutil
 import pytest
 
 from _doctorkit import run, write_session
-from _procs import Daemon, kill_holder_leaving_record, lock_holder, sleeper
+from _procs import Daemon, ThirdParty, kill_holder_leaving_record, lock_holder, sleeper
 from kitty_daemon_identity import (
     DaemonFamily,
     StateRecord,
     ensure_scope_key,
     marker_args,
     read_state,
+    scope_id,
     write_state,
 )
 
@@ -267,7 +268,7 @@ def test_alive_but_unhealthy_is_kd302_and_needs_consent(home: Path) -> None:
         write_state(root, _record(proc.pid, 20412, started))  # nothing listens on 20412
         doc = run("--json", "--family", "sync").json()
         assert doc["daemons"]["sync"]["health"] == "unhealthy"
-        assert "refused" in doc["daemons"]["sync"]["health_error"]
+        assert doc["daemons"]["sync"]["health_error"] == "not listening on port 20412"
         assert _ids(doc) == ["KD302"]
         assert (
             doc["findings"][0]["remediation"]["command"]
@@ -281,8 +282,11 @@ def test_alive_but_unhealthy_is_kd302_and_needs_consent(home: Path) -> None:
         assert proc.poll() is None
         forced = run("--json", "--family", "sync", "--reset", "--yes").json()
         assert forced["repairs"]["reset"]["consent"] == "forced"
-        assert forced["repairs"]["reset"]["recorded_daemons"][0]["result"] == "stopped"
-        assert proc.wait(timeout=10) == -signal.SIGTERM
+        entry = forced["repairs"]["reset"]["recorded_daemons"][0]
+        assert (entry["result"], entry["cleanup_path"]) == ("stopped", "terminate")
+        # The in-process run's escalation reaps our child itself, so only "gone" is observable.
+        proc.wait(timeout=10)
+        assert not psutil.pid_exists(proc.pid)
         assert forced["daemons"]["sync"] is None
         assert read_state(root, DaemonFamily.SYNC) is None
 
@@ -290,17 +294,76 @@ def test_alive_but_unhealthy_is_kd302_and_needs_consent(home: Path) -> None:
 @pytest.mark.parametrize("marker", ["none", "other_root"])
 def test_a_state_record_alone_is_never_kill_authority(home: Path, marker: str) -> None:
     # Issue 10 §3: state.json naming any live process (pid + exact start time) got SIGTERM from
-    # --reset --force. Only a process carrying this home's root marker may be signalled.
+    # --reset --force. Only a process carrying this home's root marker may be signalled; a record
+    # naming anything else is a wrong record, removed, and the process is left alone.
     write_session(home)
     root = (home / "daemon").resolve()
     extra = marker_args(home / "elsewhere", sys.executable) if marker == "other_root" else []
     with sleeper(*extra) as proc:
         started = psutil.Process(proc.pid).create_time()
         write_state(root, _record(proc.pid, 20414, started))  # nothing listens on 20414
+        doc = run("--json", "--family", "sync").json()
+        assert doc["daemons"]["sync"]["health"] == "foreign"
+        assert _ids(doc) == ["KD303"]
         forced = run("--json", "--family", "sync", "--reset", "--force", "--yes").json()
-        result = forced["repairs"]["reset"]["recorded_daemons"][0]["result"]
-        assert result == "not stopped: the recorded pid does not carry this home's root marker"
+        entry = forced["repairs"]["reset"]["recorded_daemons"][0]
+        assert (entry["action"], entry["result"]) == ("remove_foreign_record", "removed")
         assert proc.poll() is None
+        assert read_state(root, DaemonFamily.SYNC) is None
+
+
+def test_a_squatter_on_the_recorded_port_is_an_impostor_and_gets_no_key(home: Path) -> None:
+    # Issue 10 §1: our daemon released its port and lives on; another process binds the port and
+    # answers health with the recorded identity. It must be named an impostor, never "healthy",
+    # and no repair may send it the scope key.
+    write_session(home)
+    root = (home / "daemon").resolve()
+    root.mkdir(parents=True, mode=0o700)
+    key = ensure_scope_key(root)
+    with sleeper(*marker_args(root, sys.executable)) as proc:
+        started = psutil.Process(proc.pid).create_time()
+        rec = replace(_record(proc.pid, 20415, started), scope_id=scope_id(root))
+        write_state(root, rec)
+        claim = {
+            "schema_version": 1,
+            "status": "ok",
+            "daemon_family": "sync",
+            "protocol_version": 1,
+            "package_version": rec.package_version,
+            "singleton_scope_id": rec.scope_id,
+            "daemon_root": str(root),
+            "pid": rec.pid,
+            "port": rec.port,
+            "process_started_at": rec.process_started_at,
+            "started_at": rec.started_at,
+            "busy": False,
+            "idle_s": 0.0,
+            "instance_id": rec.instance_id,
+        }
+        squatter = ThirdParty(20415, body=json.dumps(claim).encode())
+        try:
+            doc = run("--json", "--family", "sync").json()
+            assert doc["daemons"]["sync"]["health"] == "impostor"
+            assert "KD305" in _ids(doc)
+            human = run("--family", "sync").out
+            assert "impostor" in human
+            assert "healthy" not in human.replace("unhealthy", "")
+            forced = run("--json", "--family", "sync", "--reset", "--force", "--yes").json()
+            entry = forced["repairs"]["reset"]["recorded_daemons"][0]
+            assert entry["action"].startswith("stop_impostor")
+            assert (entry["result"], entry["cleanup_path"]) == ("stopped", "terminate")
+            proc.wait(timeout=10)
+        finally:
+            squatter.close()
+        assert b"/api/shutdown" not in squatter.received
+        assert key.encode() not in squatter.received
+
+
+def test_doctor_status_words_are_the_sweeps_verdicts() -> None:
+    from kitty_doctor._model import DaemonStatus
+    from kitty_orphan_sweep import RecordedStatus
+
+    assert [s.value for s in DaemonStatus] == [s.value for s in RecordedStatus]
 
 
 def test_healthy_singleton_and_version_drift(home: Path, spawn: Callable[..., Daemon]) -> None:
@@ -348,9 +411,10 @@ def test_insecure_scope_key_is_kd304(home: Path) -> None:
 def test_out_of_range_recorded_port_is_not_probed(home: Path) -> None:
     write_session(home)
     root = (home / "daemon").resolve()
-    me = psutil.Process()
-    write_state(root, replace(_record(me.pid, 9401, me.create_time())))
-    doc = run("--json", "--family", "sync").json()
+    with sleeper(*marker_args(root, sys.executable)) as proc:
+        started = psutil.Process(proc.pid).create_time()
+        write_state(root, replace(_record(proc.pid, 9401, started)))
+        doc = run("--json", "--family", "sync").json()
     assert doc["daemons"]["sync"]["health"] == "unverified"
     assert "outside" in doc["daemons"]["sync"]["health_error"]
     assert _ids(doc) == []

@@ -30,10 +30,8 @@ from ._model import (
     StorageFacts,
     TokenFacts,
 )
-from ._probe import http_request
 from ._redact import Redactor
 
-START_TIME_TOLERANCE_S: Final = 1.0
 _CMDLINE_MAX_CHARS: Final = 120
 
 
@@ -230,80 +228,24 @@ def family_state_path(root: Path, family: str) -> Path:
     return state_path(root, DaemonFamily(family))
 
 
-def _pid_gone(pid: int) -> bool | None:
-    """True if the pid certainly does not exist, None if this platform cannot tell without a
-    signal (DOC-01 forbids even signal 0)."""
-    proc = Path("/proc")
-    if not (proc / "self").exists():  # pragma: no cover - non-Linux
-        return None
-    return not (proc / str(pid)).exists()
+def verify_recorded(state: Any, cfg: Config) -> tuple[DaemonStatus, str | None, Any]:
+    """(status, why, health payload) for a state record, judged by kitty-orphan-sweep from the
+    OS first (create time, root marker, socket ownership), then one health request. A squatter
+    on the recorded port is an impostor, never "healthy". Never signals, never sends a key."""
+    from kitty_orphan_sweep import check_recorded
+
+    check = check_recorded(state, home=cfg.home)
+    return DaemonStatus(check.status.value), check.detail, check.payload
 
 
-def verify_recorded(
-    family: str,
-    recorded: RecordedDaemon,
-    cfg: Config,
-    *,
-    probe_health: bool = True,
-) -> tuple[DaemonStatus, str | None, Any]:
-    """(status, error, health payload) for a state record, from the process table and one
-    health request. Never signals; connects only inside the family's range."""
-    from kitty_daemon_identity import (
-        HealthPayload,
-        parse_health,
-        process_alive_since,
-        process_start_time,
-    )
-
-    started = process_start_time(recorded.pid)
-    if started is None:
-        if _pid_gone(recorded.pid):
-            return DaemonStatus.DEAD, None, None
-        return DaemonStatus.UNVERIFIED, "process start time unavailable", None
-    if abs(started - recorded.process_started_at) > START_TIME_TOLERANCE_S:
-        return DaemonStatus.REUSED, None, None
-    if not process_alive_since(recorded.pid, recorded.process_started_at):
-        return DaemonStatus.DEAD, None, None  # a zombie: exited, not yet reaped by its parent
-    start, stop = cfg.ranges[family]
-    if not start <= recorded.port < stop:
-        return DaemonStatus.UNVERIFIED, f"port {recorded.port} outside {start}-{stop}", None
-    if not probe_health:
-        return DaemonStatus.HEALTHY, None, None
-    reply = http_request(recorded.port, "GET", "/api/health")
-    if reply.error is not None:
-        return DaemonStatus.UNHEALTHY, f"health {reply.error}", None
-    if reply.status != 200:
-        return DaemonStatus.UNHEALTHY, f"health answered HTTP {reply.status}", None
-    payload = parse_health(reply.body)
-    if not isinstance(payload, HealthPayload):
-        return DaemonStatus.UNHEALTHY, f"invalid health payload ({payload.reason})", None
-    mismatch = [
-        name
-        for name, ok in (
-            ("pid", payload.pid == recorded.pid),
-            ("port", payload.port == recorded.port),
-            ("family", payload.daemon_family == family),
-            (
-                "start time",
-                abs(payload.process_started_at - recorded.process_started_at)
-                <= START_TIME_TOLERANCE_S,
-            ),
-        )
-        if not ok
-    ]
-    if mismatch:
-        return DaemonStatus.UNHEALTHY, "health disagrees on " + ", ".join(mismatch), payload
-    if payload.status != "ok":
-        return DaemonStatus.UNHEALTHY, f"health status {payload.status}", payload
-    return DaemonStatus.HEALTHY, None, payload
-
-
-def read_recorded(root: Path, family: str) -> RecordedDaemon | None:
+def recorded_state(root: Path, family: str) -> Any:
+    """The family's `StateRecord` (kitty-daemon-identity), or None."""
     from kitty_daemon_identity import DaemonFamily, read_state
 
-    state = read_state(root, DaemonFamily(family))
-    if state is None:
-        return None
+    return read_state(root, DaemonFamily(family))
+
+
+def as_recorded(state: Any) -> RecordedDaemon:
     return RecordedDaemon(
         pid=state.pid,
         port=state.port,
@@ -320,15 +262,15 @@ def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
     root = daemon_root(cfg.home)
     daemons: dict[str, DaemonFacts | None] = {}
     for family in cfg.families:
-        recorded = read_recorded(root, family)
-        if recorded is None:
+        state = recorded_state(root, family)
+        if state is None:
             daemons[family] = None
             continue
-        status, error, payload = verify_recorded(family, recorded, cfg)
+        status, error, payload = verify_recorded(state, cfg)
         daemons[family] = DaemonFacts(
             family=family,
             state_path=str(family_state_path(root, family)),
-            recorded=recorded,
+            recorded=as_recorded(state),
             status=status,
             health_error=error,
             health_package_version=None if payload is None else payload.package_version,

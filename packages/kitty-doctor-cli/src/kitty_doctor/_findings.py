@@ -259,6 +259,13 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
     return out
 
 
+_STALE_WHAT: Final = {
+    DaemonStatus.DEAD: "no longer running",
+    DaemonStatus.REUSED: "reused",
+    DaemonStatus.FOREIGN: "not a kitty daemon of this home (no root marker); never signalled",
+}
+
+
 def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding]:
     out: list[Finding] = []
     for family in daemons.families:
@@ -291,8 +298,23 @@ def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding
                     ),
                 )
             )
-        elif facts.status in (DaemonStatus.DEAD, DaemonStatus.REUSED):
-            what = "no longer running" if facts.status is DaemonStatus.DEAD else "reused"
+        elif facts.status is DaemonStatus.IMPOSTOR:
+            out.append(
+                _finding(
+                    "KD305",
+                    "daemon_port_impostor",
+                    Severity.CRITICAL,
+                    f"{family} port {rec.port} is not answered by the recorded daemon pid"
+                    f" {rec.pid}: {facts.health_error or 'another process listens there'};"
+                    " that listener is an impostor and gets nothing from kitty",
+                    Remediation(
+                        doctor_command(ctx, "--reset", "--force"),
+                        "stop the recorded daemon (never the listener) and clear its record",
+                    ),
+                )
+            )
+        elif facts.status in _STALE_WHAT:
+            what = _STALE_WHAT[facts.status]
             out.append(
                 _finding(
                     "KD303",

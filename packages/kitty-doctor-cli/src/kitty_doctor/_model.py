@@ -162,16 +162,19 @@ class LockFacts:
 
 
 class DaemonStatus(StrEnum):
+    """kitty-orphan-sweep's `RecordedStatus`, value for value (a test pins that they agree).
+
+    The doctor's report schema owns these words; the verdict itself is kitty-orphan-sweep's
+    `check_recorded`. Not imported from there so that `--help` and `--version` stay light.
+    """
+
     HEALTHY = "healthy"
-    """Recorded pid alive, start time matches, health answers with the recorded identity."""
     UNHEALTHY = "unhealthy"
-    """Recorded pid alive with the recorded start time, but health fails or disagrees."""
+    IMPOSTOR = "impostor"
+    FOREIGN = "foreign"
     DEAD = "dead"
     REUSED = "reused"
-    """The pid exists but started at another time: someone else's process now."""
     UNVERIFIED = "unverified"
-    """Neither alive-and-verified nor provably dead (e.g. start time unavailable, port outside
-    the family range): kitty will not act on it."""
 
 
 @dataclass(frozen=True, slots=True)

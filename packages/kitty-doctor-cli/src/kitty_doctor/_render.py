@@ -190,6 +190,10 @@ def _daemon(out: _Out, family: str, facts: DaemonFacts | None) -> None:
         out.line(WARN, f"{head} alive but unhealthy: {facts.health_error or 'no answer'}")
     elif status is DaemonStatus.UNVERIFIED:
         out.line(WARN, f"{head} unverified: {facts.health_error or 'cannot verify'}")
+    elif status is DaemonStatus.IMPOSTOR:
+        out.line(BAD, f"{head} port taken by an impostor: {facts.health_error}")
+    elif status is DaemonStatus.FOREIGN:
+        out.line(WARN, f"{head}: recorded pid is not a kitty daemon of this home (wrong record)")
     else:
         out.line(INFO, f"{head}: recorded process is {status.value} (stale record)")
 

@@ -1,39 +1,31 @@
 """Opt-in repairs: `--reset` (DOC-05) and `--unstick-lock` (DOC-06), run in that order (DOC-07).
 
-Nothing here decides what is safe to stop: the classifier (kitty-daemon-identity) and the sweep's
-guards (kitty-orphan-sweep) do. This module gathers consent, calls them, and handles the recorded
-singletons under their family's spawn lock.
+Nothing here decides what is safe to stop, and nothing here sends a key or a signal: the
+classifier (kitty-daemon-identity) and kitty-orphan-sweep's guarded escalation (`sweep`,
+`check_recorded`, `stop_recorded`) do. This module gathers consent, calls them, and handles the
+recorded singletons under their family's spawn lock.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from ._collect import (
     enum_value,
     family_state_path,
     process_cmdline,
-    read_recorded,
+    recorded_state,
     scan_family,
     verify_recorded,
 )
 from ._config import Config
 from ._document import jsonable
 from ._durations import humanize_age
-from ._model import DaemonStatus, RecordedDaemon, UnstickResult
-from ._probe import http_request
+from ._model import DaemonStatus, UnstickResult
 
 SPAWN_LOCK_TIMEOUT_S: Final = 10.0
-SHUTDOWN_WAIT_S: Final = 2.0
-TERM_WAIT_S: Final = 1.5
-KILL_WAIT_S: Final = 0.5
-_POLL_S: Final = 0.05
 
 FORCE_HINT: Final = (
     "{n} daemon(s) kitty cannot prove are safe to stop were skipped;"
@@ -73,92 +65,66 @@ def decide_consent(
     return Consent("not_asked")
 
 
-def _process_matches(rec: RecordedDaemon) -> bool:
-    """Is the recorded process still alive as the same process (not a zombie, not reused)?"""
-    from kitty_daemon_identity import process_alive_since
+def _outcome(result: Any) -> dict[str, Any]:
+    """The sweep's own result words for one stop (`SweptEntry` or `FailedEntry`)."""
+    from kitty_orphan_sweep import SweptEntry
 
-    return process_alive_since(rec.pid, rec.process_started_at)
-
-
-def _wait_gone(rec: RecordedDaemon, budget_s: float) -> bool:
-    deadline = time.monotonic() + budget_s
-    while True:  # bounded by the deadline
-        if not _process_matches(rec):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL_S)
+    if isinstance(result, SweptEntry):
+        return {"result": "stopped", "cleanup_path": enum_value(result.cleanup_path)}
+    reason = enum_value(result.failure_reason)
+    return {
+        "result": f"not stopped: {reason} ({result.detail})",
+        "failure_reason": reason,
+    }
 
 
-def _carries_root_marker(pid: int, root: Path) -> bool:
-    """Does the process's argv, read from the OS, carry our root marker? A state record alone is
-    never kill authority (SWP-24): a `state.json` naming a `sleep` must not get it signalled."""
-    from kitty_daemon_identity import parse_markers
-
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    markers = parse_markers(a.decode("utf-8", "surrogateescape") for a in argv)
-    return not markers.conflict and markers.root == str(root.resolve())
-
-
-def _signal_verified(rec: RecordedDaemon, root: Path, sig: int) -> bool:
-    """Send `sig` only if the pid still belongs to the recorded process and carries our root
-    marker (both re-checked right now, before every signal)."""
-    if not _process_matches(rec) or not _carries_root_marker(rec.pid, root):
-        return False
-    try:
-        os.kill(rec.pid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _authenticated_shutdown(root: Path, rec: RecordedDaemon) -> str:
-    from kitty_daemon_identity import read_scope_key
-
-    if not _carries_root_marker(rec.pid, root):
-        # No key to a process that is not provably ours (SWP-23).
-        return "not stopped: the recorded pid does not carry this home's root marker"
-    key = read_scope_key(root)
-    if key is None:
-        return "no usable scope key; not stopped"
-    reply = http_request(
-        rec.port,
-        "POST",
-        "/api/shutdown",
-        body=b"{}",
-        headers=(("Authorization", f"Bearer {key}"), ("Content-Type", "application/json")),
-        timeout_s=SHUTDOWN_WAIT_S,
-    )
-    if reply.status != 202:
-        return f"shutdown refused ({reply.error or f'HTTP {reply.status}'}); not stopped"
-    return "stopped" if _wait_gone(rec, SHUTDOWN_WAIT_S) else "shutdown accepted but still running"
-
-
-def _terminate(rec: RecordedDaemon, root: Path) -> str:
-    # Health failing is not kill authority on its own; consent plus a verified start time and
-    # our root marker in argv is.
-    if not _carries_root_marker(rec.pid, root):
-        return "not stopped: the recorded pid does not carry this home's root marker"
-    for sig, wait_s in (
-        (signal.SIGTERM, TERM_WAIT_S),
-        (getattr(signal, "SIGKILL", 9), KILL_WAIT_S),
-    ):
-        if not _signal_verified(rec, root, sig):
-            return "stopped" if not _process_matches(rec) else "not stopped: identity changed"
-        if _wait_gone(rec, wait_s):
-            return "stopped"
-    return "still running after SIGKILL"
-
-
-def _remove_state(path: Path, expected: RecordedDaemon, root: Path, family: str) -> bool:
+def _remove_state(cfg: Config, family: str, expected: Any) -> bool:
     """Remove the state record only if it still names the same daemon (read under the lock)."""
-    if read_recorded(root, family) != expected:
+    from kitty_daemon_identity import daemon_root
+
+    root = daemon_root(cfg.home)
+    if recorded_state(root, family) != expected:
         return False
-    path.unlink(missing_ok=True)
+    family_state_path(root, family).unlink(missing_ok=True)
     return True
+
+
+#: Statuses whose record is simply wrong now: removed, and nothing is signalled.
+_STALE: Final = {
+    DaemonStatus.DEAD: "remove_stale_record",
+    DaemonStatus.REUSED: "remove_stale_record",
+    DaemonStatus.FOREIGN: "remove_foreign_record",
+}
+
+
+def _stop(cfg: Config, family: str, state: Any, action: str) -> dict[str, Any]:
+    # The one stop path (kitty-orphan-sweep): key only to a proven socket owner, and a signal
+    # only after the pid's exact create time and our root marker are re-checked.
+    from kitty_orphan_sweep import stop_recorded
+
+    outcome = _outcome(stop_recorded(state, home=cfg.home))
+    if outcome["result"] == "stopped":
+        _remove_state(cfg, family, state)
+    return {"action": action, **outcome}
+
+
+def _act_on(cfg: Config, family: str, state: Any, consent: Consent) -> dict[str, Any] | None:
+    status, error, payload = verify_recorded(state, cfg)
+    if status in _STALE:
+        removed = _remove_state(cfg, family, state)
+        return {"action": _STALE[status], "result": "removed" if removed else "kept"}
+    if status is DaemonStatus.HEALTHY:
+        running = payload.package_version if payload is not None else state.package_version
+        expected = cfg.expected_daemon_version
+        if expected is None or running == expected:
+            return None
+        return _stop(cfg, family, state, f"stop_version_drift ({running} != {expected})")
+    if status in (DaemonStatus.UNHEALTHY, DaemonStatus.IMPOSTOR):
+        action = f"stop_{status.value} ({error})"
+        if not consent.granted:
+            return {"action": action, "result": "skipped: needs consent (--force)"}
+        return _stop(cfg, family, state, action)
+    return None
 
 
 def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, Any] | None:
@@ -166,69 +132,44 @@ def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, An
     from kitty_filelock import LockTimeout, MachineFileLock
 
     root = daemon_root(cfg.home)
-    rec = read_recorded(root, family)
-    if rec is None:
+    state = recorded_state(root, family)
+    if state is None:
         return None
-    entry: dict[str, Any] = {"family": family, "pid": rec.pid, "port": rec.port}
+    entry: dict[str, Any] = {"family": family, "pid": state.pid, "port": state.port}
     try:
         with MachineFileLock(
             spawn_lock_path(root, DaemonFamily(family)),
             acquire_timeout=SPAWN_LOCK_TIMEOUT_S,
             label=f"doctor-reset:{family}",
         ):
-            rec = read_recorded(root, family)
-            if rec is None:
+            state = recorded_state(root, family)
+            if state is None:
                 return None
-            status, error, payload = verify_recorded(family, rec, cfg)
-            path = family_state_path(root, family)
-            if status in (DaemonStatus.DEAD, DaemonStatus.REUSED):
-                removed = _remove_state(path, rec, root, family)
-                entry |= {
-                    "action": "remove_stale_record",
-                    "result": "removed" if removed else "kept",
-                }
-            elif status is DaemonStatus.HEALTHY:
-                running = payload.package_version if payload is not None else rec.package_version
-                expected = cfg.expected_daemon_version
-                if expected is None or running == expected:
-                    return None
-                result = _authenticated_shutdown(root, rec)
-                if result == "stopped":
-                    _remove_state(path, rec, root, family)
-                entry |= {
-                    "action": f"stop_version_drift ({running} != {expected})",
-                    "result": result,
-                }
-            elif status is DaemonStatus.UNHEALTHY:
-                if not consent.granted:
-                    entry |= {
-                        "action": "stop_unhealthy",
-                        "result": "skipped: needs consent (--force)",
-                    }
-                else:
-                    result = _terminate(rec, root)
-                    if result == "stopped":
-                        _remove_state(path, rec, root, family)
-                    entry |= {"action": f"stop_unhealthy ({error})", "result": result}
-            else:
+            entry |= {"pid": state.pid, "port": state.port}
+            acted = _act_on(cfg, family, state, consent)
+            if acted is None:
                 return None
+            entry |= acted
     except LockTimeout:
         entry |= {"action": "lock", "result": "spawn lock busy; recorded daemon left alone"}
     return entry
 
 
-def _unhealthy_recorded(cfg: Config) -> list[str]:
+def _needs_consent(cfg: Config) -> list[str]:
     from kitty_daemon_identity import daemon_root
 
     root = daemon_root(cfg.home)
     out: list[str] = []
     for family in cfg.families:
-        rec = read_recorded(root, family)
-        if rec is None:
+        state = recorded_state(root, family)
+        if state is None:
             continue
-        status, error, _ = verify_recorded(family, rec, cfg)
-        if status is DaemonStatus.UNHEALTHY:
-            out.append(f"{family} recorded daemon pid {rec.pid} port {rec.port}: {error}")
+        status, error, _ = verify_recorded(state, cfg)
+        if status in (DaemonStatus.UNHEALTHY, DaemonStatus.IMPOSTOR):
+            out.append(
+                f"{family} recorded daemon pid {state.pid} port {state.port}:"
+                f" {status.value} ({error})"
+            )
     return out
 
 
@@ -250,7 +191,7 @@ def run_reset(
         for r in records
         if enum_value(r.cleanup_class) == "operator_required"
     ]
-    candidates += _unhealthy_recorded(cfg)
+    candidates += _needs_consent(cfg)
     consent = decide_consent(candidates, force=force, interactive=interactive, ask=ask)
     swept: list[Any] = []
     skipped: list[Any] = []

@@ -5,6 +5,9 @@
 - `sweep(records)` stops `safe_auto` records (and `operator_required` ones with `force=True`):
   authenticated shutdown → SIGTERM → SIGKILL, all targets in parallel, never a signal without
   the target's identity re-checked (PID + create time, root marker, never self or an ancestor).
+- `check_recorded(state)` judges the process a state record names from the OS (create time, root
+  marker, socket ownership) before asking its health; `stop_recorded(state)` stops it through the
+  same guarded escalation. A record alone is never authority.
 - `ensure_daemon(command)` returns the family singleton of this scope, reaping orphans and
   spawning exactly one daemon when needed, even with many concurrent callers.
 
@@ -38,6 +41,7 @@ from ._errors import (
     SweepGuardError,
 )
 from ._proctable import ProcessHandle, ProcessTable, PsutilProcessTable
+from ._recorded import RecordedCheck, RecordedStatus, check_recorded, stop_recorded
 from ._results import (
     CleanupPath,
     EscalationBudgets,
@@ -47,7 +51,7 @@ from ._results import (
     SkippedEntry,
     SweptEntry,
 )
-from ._scan import scan
+from ._scan import probe_health, scan
 from ._sweep import sweep
 
 try:
@@ -80,12 +84,17 @@ __all__ = [
     "ProcessHandle",
     "ProcessTable",
     "PsutilProcessTable",
+    "RecordedCheck",
+    "RecordedStatus",
     "ResetResult",
     "SkippedEntry",
     "SweepGuardError",
     "SweptEntry",
     "__version__",
+    "check_recorded",
     "ensure_daemon",
+    "probe_health",
     "scan",
+    "stop_recorded",
     "sweep",
 ]

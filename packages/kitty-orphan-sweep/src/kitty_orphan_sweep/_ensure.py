@@ -43,11 +43,10 @@ from kitty_filelock import MachineFileLock
 
 from . import _constants
 from ._errors import DaemonStartError, DaemonUnresponsiveError, NoFreePortError
-from ._escalate import Target, escalate
 from ._net import can_bind, port_refuses
-from ._ownership import prove_process_owns_port
 from ._proctable import ProcessTable, PsutilProcessTable
-from ._results import EscalationBudgets, ResetResult
+from ._recorded import check_recorded, stop_recorded
+from ._results import ResetResult
 from ._scan import coerce_family, probe_health, scan
 from ._sweep import sweep
 
@@ -73,86 +72,29 @@ class _Recorded(StrEnum):
     GONE = "gone"
 
 
-def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= _constants.START_TIME_TOLERANCE_S
-
-
-def _identity_matches(
-    payload: HealthPayload, state: StateRecord, family: DaemonFamily, scope: str
-) -> bool:
-    return (
-        payload.pid == state.pid
-        and payload.port == state.port
-        and _close(payload.process_started_at, state.process_started_at)
-        and payload.singleton_scope_id == scope
-        and state.scope_id == scope
-        and payload.daemon_family == family.value
-    )
-
-
-def _recorded_owns_port(state: StateRecord, root: Path, table: ProcessTable) -> bool:
-    """The recorded process is alive with exactly its recorded start time, and the OS shows
-    every socket on the recorded port open in it and owned by the daemon root's owner.
-
-    Health is a self-report: any listener that takes a released port can repeat the recorded
-    pid, start time and scope (all observable). Only the socket table proves who answers.
-    """
-    return (
-        prove_process_owns_port(table, state.port, state.pid, state.process_started_at, root)
-        is None
-    )
-
-
-def _recorded_health(state: StateRecord, family: DaemonFamily, scope: str) -> HealthPayload | None:
-    """The recorded daemon's matching health answer, asked a few times (a busy daemon)."""
-    for _ in range(_constants.RECORDED_HEALTH_ATTEMPTS):
-        payload = probe_health([state.port], _constants.HEALTH_TIMEOUT_S)[state.port].payload
-        if payload is not None and _identity_matches(payload, state, family, scope):
-            return payload
-    return None
-
-
 def _judge_recorded(
-    state: StateRecord,
-    family: DaemonFamily,
-    root: Path,
-    scope: str,
-    expected_version: str,
-    table: ProcessTable,
+    state: StateRecord, home: Path, expected_version: str, table: ProcessTable
 ) -> _Recorded:
-    if _recorded_owns_port(state, root, table):
-        payload = _recorded_health(state, family, scope)
-        if payload is None:
-            # Alive and holding its port: a second daemon would break the singleton, and a
-            # timeout is never kill authority.
-            raise DaemonUnresponsiveError(family.value, state.pid, state.port)
+    check = check_recorded(
+        state,
+        home=home,
+        process_table=table,
+        attempts=_constants.RECORDED_HEALTH_ATTEMPTS,
+    )
+    if check.payload is not None:
         compatible = (
-            payload.protocol_version == kdi.DAEMON_PROTOCOL_VERSION
-            and payload.package_version == expected_version
+            check.payload.protocol_version == kdi.DAEMON_PROTOCOL_VERSION
+            and check.payload.package_version == expected_version
         )
         return _Recorded.REUSE if compatible else _Recorded.INCOMPATIBLE
-    # Not holding its port (gone, recycled, or released it while draining): whoever answers
-    # there now is not the singleton. A live daemon of ours is left alone: it retires by itself
-    # once a new singleton is recorded (DID-22 rule 2).
+    if check.owns_port:
+        # Alive and holding its port: a second daemon would break the singleton, and a
+        # timeout is never kill authority.
+        raise DaemonUnresponsiveError(state.family.value, state.pid, state.port)
+    # Not holding its port (gone, recycled, released it while draining, or not ours at all):
+    # whoever answers there now is not the singleton. A live daemon of ours is left alone: it
+    # retires by itself once a new singleton is recorded (DID-22 rule 2).
     return _Recorded.GONE
-
-
-def _stop_recorded(state: StateRecord, root: Path, table: ProcessTable) -> None:
-    """SWP-16: authenticated shutdown with a 2 s grace, then TERM/KILL after the guards."""
-    target = Target(
-        port=state.port,
-        pid=state.pid,
-        create_time=state.process_started_at,
-        cleanup_class="recorded_singleton",
-        marker_root=str(root),
-        key_root=root,
-        package_version=state.package_version,
-        protocol_version=state.protocol_version,
-    )
-    budgets = EscalationBudgets(http_s=_constants.STOP_RECORDED_GRACE_S)
-    # A failure here is not fatal: the old daemon keeps its port, the new one takes another and
-    # the old one retires as superseded once the new record is written.
-    escalate(target, budgets, table, table.protected_pids())
 
 
 def _remove_state(root: Path, family: DaemonFamily) -> None:
@@ -363,11 +305,13 @@ def _ensure_locked(
     scope = scope_id(root)
     state = read_state(root, family)
     if state is not None:
-        verdict = _judge_recorded(state, family, root, scope, expected, table)
+        verdict = _judge_recorded(state, home, expected, table)
         if verdict is _Recorded.REUSE:
             return _handle(state, True, _reap(family, home, expected, table))
         if verdict is _Recorded.INCOMPATIBLE:
-            _stop_recorded(state, root, table)
+            # A failure here is not fatal: the old daemon keeps its port, the new one takes
+            # another and the old one retires as superseded once the new record is written.
+            stop_recorded(state, home=home, process_table=table)
         _remove_state(root, family)
     # Reap first: a stale orphan must free its port before we pick one (SWP-17).
     reaped = _reap(family, home, expected, table)
