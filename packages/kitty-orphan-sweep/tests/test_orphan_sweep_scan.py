@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from _orphan_sweep_helpers import (
     record_singleton,
 )
 from kitty_daemon_identity import CleanupClass, DaemonIdentityRecord, SkipReason, daemon_root
-from kitty_orphan_sweep import scan
+from kitty_orphan_sweep import scan, sweep
 from kitty_orphan_sweep._scan import _SCANNED_MARKERS, scanned_marker_root
 
 
@@ -93,6 +94,31 @@ def test_reference_daemons_classified_by_scope_and_markers(
     )
     # The dashboard family sees only its own daemon, as safe_auto.
     assert _classes(scan("dashboard")) == [(env.dashboard[0], CleanupClass.SAFE_AUTO, None)]
+
+
+@pytest.mark.parametrize("looking_from", ["another_home", "a_nonexistent_home"])
+def test_another_homes_live_singleton_is_never_touch_from_here(
+    env: Env, pool: ProcessPool, tmp_path: Path, looking_from: str
+) -> None:
+    """Issue 10 §4: `--home B --reset --force` (or a typo'd home) stopped home A's singleton."""
+    home_a = tmp_path / "home-a"
+    home_a.mkdir(mode=0o700)
+    singleton = pool.reference(home_a, env.sync[0], markers=home_a)
+    record_singleton(home_a, singleton)
+    deleted = tmp_path / "deleted-checkout"
+    orphan = pool.reference(env.home, env.sync[1], markers=deleted)
+    shutil.rmtree(deleted)  # the checkout (and its daemon root) is gone; its daemon lives on
+    here = env.home if looking_from == "another_home" else tmp_path / "no-such-home"
+    records = scan("sync", home=here)
+    assert _classes(records) == [
+        (env.sync[0], CleanupClass.NEVER_TOUCH, SkipReason.OTHER_HOME_SINGLETON),
+        (env.sync[1], CleanupClass.OPERATOR_REQUIRED, SkipReason.CROSS_ROOT),
+    ]
+    assert "root_missing" in records[1].evidence
+    result = sweep(records, force=True, home=here, family="sync")
+    assert [e.port for e in result.skipped] == [env.sync[0]]
+    assert singleton.alive()
+    assert [e.pid for e in result.swept] == [orphan.pid]
 
 
 def test_kitty_listener_with_unknown_pid_stays_visible(env: Env, pool: ProcessPool) -> None:

@@ -28,11 +28,13 @@ from kitty_daemon_identity import (
     HealthOutcome,
     HealthProbe,
     ListenerObservation,
+    OtherRoot,
     PidError,
     classify,
     daemon_root,
     default_home,
     family_range,
+    load_other_root,
     parse_health,
     parse_markers,
     read_state,
@@ -237,6 +239,26 @@ def process_facts(pid: int, table: ProcessTable) -> _ProcFacts:
     return _ProcFacts(argv, argv_error, created, exe)
 
 
+def _named_root(
+    argv: tuple[str, ...] | None,
+    fg: Foreground,
+    family: DaemonFamily,
+    cache: dict[str, OtherRoot],
+) -> OtherRoot | None:
+    """The other daemon root a listener's marker names (exists? its state record), for DID-12:
+    another home's live singleton is `other_home_singleton`, a deleted home's daemon is
+    `root_missing`. None when the marker is ours, absent or conflicting."""
+    if argv is None:
+        return None
+    markers = parse_markers(argv)
+    named = markers.root
+    if markers.conflict or not named or named == str(fg.daemon_root):
+        return None
+    if named not in cache:
+        cache[named] = load_other_root(named, family)
+    return cache[named]
+
+
 def foreground(
     family: DaemonFamily,
     home: Path | None,
@@ -316,6 +338,7 @@ def scan(
     claimed = {port: _claimed_pid(port, probe) for port, probe in health.items()}
     pids = resolve_pids(sorted(states), claimed, table)
     facts: dict[int, _ProcFacts] = {}
+    others: dict[str, OtherRoot] = {}
     records: list[DaemonIdentityRecord] = []
     for port in sorted(states):
         lookup = pids[port]
@@ -335,6 +358,7 @@ def scan(
             exe=fact.exe,
             health=health[port],
             pid_source=lookup.source,
+            other_root=_named_root(fact.argv, fg, fam, others),
         )
         record = classify(obs, fg)
         if (
