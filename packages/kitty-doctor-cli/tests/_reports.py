@@ -20,6 +20,7 @@ from kitty_doctor._findings import derive_findings
 from kitty_doctor._model import (
     HomeFacts,
     HomeSource,
+    LockHolder,
     Repairs,
     Report,
     SectionName,
@@ -44,6 +45,7 @@ def representative(**overrides: object) -> Report:
         holder_source="proc_locks",
         holder_cmdline="python worker.py",
         record=RECORD,
+        holders=(LockHolder(4242, "python worker.py"),),
     )
     facts: dict[str, object] = {
         "identity": IDENTITY_OK,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -133,6 +134,56 @@ def test_loose_permissions_are_kd105(home: Path) -> None:
 
 
 # -- Refresh lock -------------------------------------------------------------------------------
+
+
+HANDOFF = """
+import os, subprocess, sys
+from kitty_filelock import MachineFileLock
+path = sys.argv[1]
+MachineFileLock(path, label="refresh").acquire()
+real = os.path.realpath(path)
+fd = next(
+    int(n) for n in os.listdir("/proc/self/fd")
+    if os.path.realpath(f"/proc/self/fd/{n}") == real
+)
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(120)", "inherited-holder"],
+    pass_fds=[fd], stdin=subprocess.DEVNULL, start_new_session=True,
+)
+print(child.pid, flush=True)
+os._exit(0)  # the taker dies holding the lock: no release, its record stays
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc fdinfo is Linux")
+def test_a_dead_taker_is_never_named_the_lock_holder(home: Path) -> None:
+    # Issue 10 §8: the locking pid died while a child it spawned keeps the inherited descriptor.
+    import subprocess
+
+    write_session(home)
+    lock = home / "auth" / "refresh.lock"
+    taker = subprocess.Popen(
+        [sys.executable, "-c", HANDOFF, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    assert taker.stdout is not None
+    child = int(taker.stdout.readline())
+    taker.wait(timeout=10)
+    taker.stdout.close()
+    try:
+        doc = run("--json", "--stuck-threshold", "0").json()
+        facts = doc["refresh_lock"]
+        assert (facts["held"], facts["holder_pid"]) == (True, taker.pid)
+        assert [h["pid"] for h in facts["holders"]] == [child]
+        assert _ids(doc) == ["KD201"]
+        assert doc["findings"][0]["remediation"]["command"] == f"kill {child}"
+        assert f"taken by pid {taker.pid} (exited)" in doc["findings"][0]["summary"]
+        unstick = run("--json", "--unstick-lock").json()["repairs"]["unstick_lock"]["message"]
+        dead_kill = re.compile(rf"kill {taker.pid}\b")
+        assert f"kill {child}" in unstick
+        assert not dead_kill.search(unstick)
+        assert not dead_kill.search(run("--stuck-threshold", "0").out)
+    finally:
+        os.kill(child, 9)
 
 
 def test_live_holder_past_threshold_is_kd201_with_true_pid(home: Path) -> None:

@@ -26,6 +26,7 @@ from kitty_doctor._findings import FindingContext, derive_findings, doctor_comma
 from kitty_doctor._model import (
     DaemonStatus,
     Finding,
+    LockHolder,
     ScopeKeyFacts,
     SectionName,
     SectionResult,
@@ -166,6 +167,7 @@ def test_kd201_live_holder_past_threshold_names_the_true_holder() -> None:
         holder_source="proc_locks",
         holder_cmdline="python worker.py",
         record=RECORD,
+        holders=(LockHolder(4242, "python worker.py"),),
     )
     f = only(findings(lock=lock), "KD201")
     assert f.severity is Severity.CRITICAL
@@ -175,9 +177,29 @@ def test_kd201_live_holder_past_threshold_names_the_true_holder() -> None:
     assert "75 s" in f.summary
 
 
+def test_kd201_never_suggests_killing_a_taker_that_exited() -> None:
+    # Issue 10 §8: the pid that took the lock died; a forked child holds the inherited descriptor.
+    lock = replace(
+        LOCK_FREE,
+        held=True,
+        holder_pid=4242,
+        holder_source="proc_locks",
+        record=RECORD,
+        holders=(LockHolder(4243, "sleep 600"), LockHolder(4250, None)),
+    )
+    f = only(findings(lock=lock), "KD201")
+    assert f.remediation.command == "kill 4243 4250"
+    assert "taken by pid 4242 (exited) is held by pid 4243 (sleep 600), pid 4250" in f.summary
+    unknown = only(findings(lock=replace(lock, holders=())), "KD201")
+    assert unknown.remediation.command == "fuser -v /h/auth/refresh.lock"
+    assert "kill" not in unknown.remediation.command
+
+
 def test_kd201_past_max_hold_even_below_threshold() -> None:
     rec = replace(RECORD, age_s=16.0, max_hold_s=10.0)
-    lock = replace(LOCK_FREE, held=True, holder_pid=4242, record=rec)
+    lock = replace(
+        LOCK_FREE, held=True, holder_pid=4242, record=rec, holders=(LockHolder(4242, None),)
+    )
     assert ids(findings(lock=lock)) == ["KD201"]
     assert (
         "for 16 s, longer than its max hold of 10 s + 5 s grace"

@@ -31,6 +31,7 @@ def test_public_api_is_exactly_the_spec_plus_the_status_enum() -> None:
         "__version__",
         "detect_filesystem",
         "force_release",
+        "lock_holder_pids",
         "probe",
         "process_start_time",
         "read_lock_record",

@@ -14,6 +14,7 @@ from kitty_filelock import (
     LockProbe,
     MachineFileLock,
     force_release,
+    lock_holder_pids,
     probe,
     read_lock_record,
 )
@@ -318,3 +319,88 @@ def test_probe_of_a_fifo_does_not_hang(tmp_path: Path) -> None:
     result = probe(fifo)
     assert result.held is False
     assert result.record is None
+
+
+# -- True holders (issue 10 §8): the pid that took a flock may have exited ----------------------
+
+HANDOFF = """
+import fcntl, os, subprocess, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(120)"],
+    pass_fds=[fd], stdin=subprocess.DEVNULL, start_new_session=True,
+)
+print(child.pid, flush=True)
+if sys.argv[2] == "exit":
+    os._exit(0)
+sys.stdin.read()
+"""
+
+
+def _wait_pid_gone(pid: int, timeout: float = 10.0) -> None:
+    """The grandchild is reparented to init, which reaps it; bounded wait (a hang cap)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not LINUX, reason="/proc/<pid>/fdinfo is Linux")
+@pytest.mark.parametrize("locker", ["exit", "stay"])
+def test_true_holders_are_every_process_sharing_the_locked_description(
+    tmp_path: Path, locker: str
+) -> None:
+    import subprocess
+
+    path = tmp_path / "refresh.lock"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", HANDOFF, str(path), locker],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        if locker == "exit":
+            parent.wait(timeout=10)
+        found = probe(path)
+        assert found.held is True
+        # The kernel's table still names the pid that took the lock, alive or not.
+        assert found.holder_pid == parent.pid
+        expected = (child,) if locker == "exit" else tuple(sorted((parent.pid, child)))
+        assert found.holder_pids == expected
+        assert lock_holder_pids(path) == expected
+    finally:
+        os.kill(child, 9)
+        if parent.poll() is None:
+            parent.kill()
+        parent.wait(timeout=10)
+        assert parent.stdin is not None
+        parent.stdin.close()
+        parent.stdout.close()
+    _wait_pid_gone(child)
+    assert lock_holder_pids(path) == ()
+    assert probe(path).holder_pids == ()
+
+
+@pytest.mark.skipif(not LINUX, reason="/proc/<pid>/fdinfo is Linux")
+def test_this_process_holding_is_listed_and_a_missing_file_is_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    assert lock_holder_pids(path) is None
+    with MachineFileLock(path):
+        assert lock_holder_pids(path) == (os.getpid(),)
+        assert probe(path).holder_pids == (os.getpid(),)
+
+
+def test_fdinfo_lock_lines() -> None:
+    from kitty_filelock._probe import _fd_holds_exclusive_lock as holds
+
+    head = "pos:\t0\nflags:\t02100002\nmnt_id:\t30\n"
+    assert holds(head + "lock:\t1: FLOCK  ADVISORY  WRITE 6377 fe:00:2146559 0 EOF\n")
+    assert not holds(head)
+    assert not holds(head + "lock:\t1: FLOCK  ADVISORY  READ 6377 fe:00:2146559 0 EOF\n")
+    assert not holds(head + "lock:\t1: -> FLOCK  ADVISORY  WRITE 6378 fe:00:2146559 0 EOF\n")
+    assert not holds(head + "lock:\tgarbage\n")

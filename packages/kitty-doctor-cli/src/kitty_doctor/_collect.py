@@ -23,6 +23,7 @@ from ._model import (
     IdentityFacts,
     JsonObject,
     LockFacts,
+    LockHolder,
     LockRecordFacts,
     OrphansFacts,
     RecordedDaemon,
@@ -160,6 +161,18 @@ def process_cmdline(pid: int) -> str | None:
     return text or None
 
 
+def lock_holders(pr: Any) -> tuple[LockHolder, ...]:
+    """Who holds the lock now, from a `LockProbe`: the OS's list of every pid sharing the locked
+    descriptor, else the pid that took it if it is still alive; never a dead pid."""
+    from kitty_filelock import process_start_time
+
+    pids: tuple[int, ...] = tuple(pr.holder_pids)
+    if not pids and pr.held and pr.holder_pid is not None:
+        alive = process_start_time(pr.holder_pid) is not None
+        pids = (pr.holder_pid,) if alive else ()
+    return tuple(LockHolder(pid, process_cmdline(pid)) for pid in pids)
+
+
 def _existing_ancestor(path: Path) -> Path:
     for candidate in (path, *path.parents):
         if candidate.exists():
@@ -209,6 +222,7 @@ def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
         holder_pid=pr.holder_pid,
         holder_source=None if pr.holder_source is None else enum_value(pr.holder_source),
         holder_cmdline=None if pr.holder_pid is None else process_cmdline(pr.holder_pid),
+        holders=lock_holders(pr),
         record=record,
         stale_record=bool(pr.stale_record),
         mode=None if pr.mode is None else enum_value(pr.mode),

@@ -105,6 +105,7 @@ def lock_doc(facts: LockFacts) -> dict[str, Any]:
         "holder_source": facts.holder_source,
         "holder_cmdline": facts.holder_cmdline,
         "holder_age_s": _s(facts.holder_age_s),
+        "holders": [{"pid": h.pid, "cmdline": h.cmdline} for h in facts.holders],
         "record": None
         if rec is None
         else {

@@ -201,22 +201,48 @@ def _stuck_because(lock: LockFacts, age_s: float) -> str:
     return f"longer than the stuck threshold of {lock.stuck_threshold_s:.0f} s"
 
 
+def held_by(lock: LockFacts) -> str:
+    """'held by pid 7 (cmd)', naming the processes the OS shows holding the lock now."""
+    names = ", ".join(map(str, lock.holders))
+    taker = lock.holder_pid
+    if not lock.holders:
+        taken = "" if taker is None else f"taken by pid {taker} (exited) "
+        return f"{taken}held by a process the OS does not show"
+    if lock.taker_exited:
+        return f"taken by pid {taker} (exited) is held by {names}, which inherited it,"
+    return f"held by {names}"
+
+
+def _kill_holders(lock: LockFacts) -> Remediation:
+    # Never "kill <pid>" for a pid that has exited: only the processes the OS shows holding it.
+    if not lock.holders:
+        return Remediation(
+            shlex.join(["fuser", "-v", lock.path]),
+            "find the processes holding the lock file open (as root to see every user's), then"
+            " stop them; --unstick-lock cannot free a held lock",
+        )
+    return Remediation(
+        shlex.join(["kill", *(str(h.pid) for h in lock.holders)]),
+        (
+            "stop the process that holds"
+            if len(lock.holders) == 1
+            else "stop the processes that hold"
+        )
+        + " the lock; --unstick-lock cannot free a held lock",
+    )
+
+
 def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
     out: list[Finding] = []
-    if lock.stuck and lock.holder_pid is not None:
+    if lock.stuck:
         age = lock.holder_age_s or 0.0
-        cmd = f" ({lock.holder_cmdline})" if lock.holder_cmdline else ""
         out.append(
             _finding(
                 "KD201",
                 "lock_stuck",
                 Severity.CRITICAL,
-                f"refresh lock held by pid {lock.holder_pid}{cmd} for {_held_for(age)},"
-                f" {_stuck_because(lock, age)}",
-                Remediation(
-                    f"kill {lock.holder_pid}",
-                    "stop the process that holds the lock; --unstick-lock cannot free a held lock",
-                ),
+                f"refresh lock {held_by(lock)} for {_held_for(age)}, {_stuck_because(lock, age)}",
+                _kill_holders(lock),
             )
         )
     elif lock.stale_and_old and lock.record is not None:

@@ -114,6 +114,17 @@ class LockRecordFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class LockHolder:
+    """A process the OS shows holding the lock now (its command line, when readable)."""
+
+    pid: int
+    cmdline: str | None
+
+    def __str__(self) -> str:
+        return f"pid {self.pid}" + (f" ({self.cmdline})" if self.cmdline else "")
+
+
+@dataclass(frozen=True, slots=True)
 class LockFacts:
     path: str
     exists: bool
@@ -128,6 +139,14 @@ class LockFacts:
     network_fs: bool
     this_host: str
     stuck_threshold_s: float
+    #: Who holds the lock now (kitty-filelock's `holder_pids`, else the taker if still alive).
+    #: `holder_pid` is the pid that took it, which may have exited while a child holds on.
+    holders: tuple[LockHolder, ...] = ()
+
+    @property
+    def taker_exited(self) -> bool:
+        """The pid that took the lock is not among the processes holding it now."""
+        return self.holder_pid is not None and self.holder_pid not in {h.pid for h in self.holders}
 
     @property
     def foreign_host(self) -> bool:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ._durations import humanize_age, humanize_remaining
+from ._findings import held_by
 from ._model import (
     DaemonFacts,
     DaemonsFacts,
@@ -140,9 +141,8 @@ def _lock(out: _Out, facts: LockFacts) -> None:
     if facts.held:
         age = facts.holder_age_s
         age_text = "unknown time" if age is None else humanize_age(age)
-        cmd = f" ({facts.holder_cmdline})" if facts.holder_cmdline else ""
         mark = BAD if facts.stuck else OK
-        out.line(mark, f"held by pid {facts.holder_pid}{cmd} for {age_text}")
+        out.line(mark, f"{held_by(facts)} for {age_text}")
         src = facts.holder_source or "?"
         if rec is None:
             out.detail(f"holder from {src}; no record yet")

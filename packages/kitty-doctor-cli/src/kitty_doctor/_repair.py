@@ -8,6 +8,7 @@ recorded singletons under their family's spawn lock.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -15,7 +16,7 @@ from typing import Any, Final
 from ._collect import (
     enum_value,
     family_state_path,
-    process_cmdline,
+    lock_holders,
     recorded_state,
     scan_family,
     verify_recorded,
@@ -234,15 +235,16 @@ def run_unstick(cfg: Config) -> UnstickResult:
         return UnstickResult(False, "no lock file; nothing to clear")
     pr = probe(path)
     if pr.held:
-        pid = pr.holder_pid
-        cmd = process_cmdline(pid) if pid is not None else None
+        holders = lock_holders(pr)
         age = pr.record.age_s() if pr.record is not None else None
         held_for = "" if age is None else f" for {humanize_age(age)}"
+        named = ", ".join(map(str, holders))
+        pids = [str(h.pid) for h in holders]
+        stop = shlex.join(["kill", *pids] if pids else ["fuser", "-v", str(path)])
         return UnstickResult(
             False,
-            f"the lock is held by live pid {pid if pid is not None else '?'}"
-            f"{f' ({cmd})' if cmd else ''}{held_for}; nothing was removed:"
-            f" stop that process (kill {pid if pid is not None else '<pid>'})",
+            f"the lock is held by {named or 'a live process the OS does not show'}{held_for};"
+            f" nothing was removed: stop that process ({stop})",
         )
     if force_release(path, older_than=cfg.stuck_threshold_s):
         return UnstickResult(True, "cleared the stale lock record")

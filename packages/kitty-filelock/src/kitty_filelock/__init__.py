@@ -30,7 +30,7 @@ from ._errors import (
 from ._force import force_release
 from ._fs import FsInfo, detect_filesystem
 from ._lock import MachineFileLock
-from ._probe import LockProbe, probe
+from ._probe import LockProbe, lock_holder_pids, probe
 from ._proctime import process_start_time
 from ._record import HolderStatus, LockRecord, read_lock_record
 
@@ -48,6 +48,7 @@ __all__ = [
     "__version__",
     "detect_filesystem",
     "force_release",
+    "lock_holder_pids",
     "probe",
     "process_start_time",
     "read_lock_record",

@@ -50,6 +50,10 @@ class LockProbe:
     fs_type: str
     network_fs: bool
     age_s: float | None
+    #: Every process holding the lock now, as the OS shows it (Linux: each pid with a descriptor
+    #: on the locked open file description, e.g. a forked child after its parent died); ()
+    #: when not held or the OS cannot tell. ``holder_pid`` may name a pid that has exited.
+    holder_pids: tuple[int, ...] = ()
 
     @property
     def max_hold_s(self) -> float | None:
@@ -81,6 +85,65 @@ def proc_locks_holders(text: str, key: Key) -> list[int]:
         if where == want and pid > 0:
             pids.append(pid)
     return pids
+
+
+_PROC: Final = "/proc"
+_MAX_FDS_PER_PROCESS: Final = 1_000_000  # bound on one process's descriptor walk
+
+
+def _fd_holds_exclusive_lock(fdinfo: str) -> bool:
+    """Does this ``/proc/<pid>/fdinfo/<fd>`` text list an exclusive lock held through the fd?
+
+    The kernel lists, per descriptor, the flock locks of its open file description and the fcntl
+    locks of its process (``lock:\t1: FLOCK  ADVISORY  WRITE 6377 fe:00:2146559 0 EOF``); a
+    blocked waiter is shown with ``->``.
+    """
+    for line in fdinfo.splitlines():
+        if not line.startswith("lock:"):
+            continue
+        parts = line[5:].split()
+        if len(parts) >= 4 and parts[1] != "->" and parts[3] == "WRITE":
+            return True
+    return False
+
+
+def _pid_holds(pid_dir: str, key: Key) -> bool:
+    try:
+        fds = os.scandir(os.path.join(pid_dir, "fd"))
+    except OSError:
+        return False  # gone, or another user's process we may not look into
+    with fds:
+        for count, fd in enumerate(fds):
+            if count >= _MAX_FDS_PER_PROCESS:
+                break
+            try:
+                if file_key(os.stat(fd.path)) != key:
+                    continue
+                with open(os.path.join(pid_dir, "fdinfo", fd.name), encoding="ascii") as fh:
+                    if _fd_holds_exclusive_lock(fh.read()):
+                        return True
+            except (OSError, ValueError):
+                continue
+    return False
+
+
+def lock_holder_pids(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """PIDs holding the exclusive lock on ``path`` right now, as the OS shows them, sorted.
+
+    Linux only (``/proc/<pid>/fdinfo``): every process with a descriptor through which the lock
+    is held, so after ``fork`` both parent and child are listed, and a locker that exited while a
+    child kept the inherited descriptor is not. ``()`` if nobody holds it; None where the OS
+    cannot tell (no /proc, or the file cannot be stat-ed). Processes of other users are visible
+    only to root. Never opens the lock file itself, so it cannot disturb a lock.
+    """
+    if not _PLATFORM.startswith("linux"):
+        return None  # pragma: no cover - Linux only
+    try:
+        key = file_key(os.stat(os.fspath(path)))
+        entries = [e.path for e in os.scandir(_PROC) if e.name.isdigit()]
+    except OSError:
+        return None
+    return tuple(sorted(int(os.path.basename(d)) for d in entries if _pid_holds(d, key)))
 
 
 def _flock_struct_layout() -> str | None:
@@ -161,7 +224,11 @@ def probe(path: str | os.PathLike[str]) -> LockProbe:
     age = None if record is None else record.age_s()
 
     def result(
-        held: bool | None, pid: int | None, source: str | None, mode: str | None = None
+        held: bool | None,
+        pid: int | None,
+        source: str | None,
+        mode: str | None = None,
+        holders: tuple[int, ...] = (),
     ) -> LockProbe:
         chosen = mode or (record.mode if record is not None and record.mode else fs.mode)
         return LockProbe(
@@ -174,6 +241,7 @@ def probe(path: str | os.PathLike[str]) -> LockProbe:
             fs_type=fs.fs_type,
             network_fs=fs.network,
             age_s=age,
+            holder_pids=holders if held else (),
         )
 
     try:
@@ -185,7 +253,7 @@ def probe(path: str | os.PathLike[str]) -> LockProbe:
     record_pid = None if record is None else record.pid
 
     def from_registry(held: Held) -> LockProbe:
-        return result(True, os.getpid(), "registry", held.mode)
+        return result(True, os.getpid(), "registry", held.mode, lock_holder_pids(path) or ())
 
     def from_os() -> LockProbe:
         if _PLATFORM.startswith("linux"):
@@ -193,7 +261,9 @@ def probe(path: str | os.PathLike[str]) -> LockProbe:
             if text is not None:
                 pids = proc_locks_holders(text, key)
                 if pids:
-                    return result(True, pids[0], "proc_locks")
+                    # /proc/locks names the pid that took the lock, even after it exited.
+                    holders = lock_holder_pids(path) or ()
+                    return result(True, pids[0], "proc_locks", holders=holders)
         elif fs.mode == "fcntl" and "fcntl" in available_modes():  # pragma: no cover - BSD/macOS
             pid = _f_getlk_path(path)
             if pid:
