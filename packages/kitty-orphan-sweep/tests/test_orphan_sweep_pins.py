@@ -1,0 +1,149 @@
+"""Pins for guards that mutation testing showed could be deleted with every other test green.
+
+Each test fails when the guard it names is removed or weakened (issue 10, "Every guard pinned").
+Targets are real processes; only the facts a guard reads are steered at the `ProcessTable` seam.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import psutil
+import pytest
+
+from _orphan_sweep_helpers import Env, ProcessPool, Spawned, make_record
+from kitty_daemon_identity import SkipReason, daemon_root, marker_args, scope_id
+from kitty_orphan_sweep import (
+    CleanupPath,
+    EscalationBudgets,
+    FailureReason,
+    PsutilProcessTable,
+    sweep,
+)
+from kitty_orphan_sweep._proctable import ProcessHandle
+from test_orphan_sweep_guards import Handle
+
+QUICK = EscalationBudgets(http_s=0.0, term_s=0.5, kill_s=2.0, port_s=0.2)
+
+
+class ArgvChangesTable(PsutilProcessTable):
+    """The target's argv as the OS would show it after `intact` reads: the marker is gone (the
+    PID now runs something else that kept the create time, e.g. an exec)."""
+
+    def __init__(self, intact: int) -> None:
+        self.intact = intact
+        self.reads = 0
+        self.signals: list[str] = []
+
+    def process(self, pid: int) -> ProcessHandle:
+        real = psutil.Process(pid)
+
+        def cmdline() -> list[str]:
+            self.reads += 1
+            argv = real.cmdline()
+            if self.reads <= self.intact:
+                return argv
+            return [a for a in argv if not a.startswith("--kitty-daemon-root=")]
+
+        def recorded(name: str, send: Callable[[], None]) -> Callable[[], None]:
+            def signal() -> None:
+                self.signals.append(name)
+                send()
+
+            return signal
+
+        return Handle(
+            real,
+            cmdline=cmdline,
+            terminate=recorded("terminate", real.terminate),
+            kill=recorded("kill", real.kill),
+        )
+
+
+def _marked(pool: ProcessPool, home: Path, *extra: str) -> Spawned:
+    return pool.sleeper(*marker_args(daemon_root(home), sys.executable), *extra)
+
+
+def test_identity_is_rechecked_right_before_sigterm(env: Env, pool: ProcessPool) -> None:
+    s = _marked(pool, env.home)
+    table = ArgvChangesTable(intact=1)  # the first guard sees the marker, the pre-TERM one not
+    record = make_record(s.pid, env.sync[0], psutil.Process(s.pid).create_time())
+    result = sweep([record], budgets=QUICK, process_table=table)
+    assert [e.failure_reason for e in result.failed] == [FailureReason.IDENTITY_CHANGED]
+    assert table.signals == []
+    assert s.alive()
+
+
+def test_identity_is_rechecked_right_before_sigkill(env: Env, pool: ProcessPool) -> None:
+    s = _marked(pool, env.home, "--ignore-sigterm")
+    table = ArgvChangesTable(intact=2)  # intact through SIGTERM (ignored), gone before SIGKILL
+    record = make_record(s.pid, env.sync[0], psutil.Process(s.pid).create_time())
+    result = sweep([record], budgets=QUICK, process_table=table)
+    assert [e.failure_reason for e in result.failed] == [FailureReason.IDENTITY_CHANGED]
+    assert table.signals == ["terminate"]
+    assert s.alive()
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        SkipReason.UNRESPONSIVE,
+        SkipReason.OTHER_NAMESPACE,
+        SkipReason.PID_PORT_MISMATCH,
+        SkipReason.CREATE_TIME_MISMATCH,
+    ],
+)
+def test_forced_reasons_of_our_marker_are_rechecked_and_get_our_key(
+    env: Env, pool: ProcessPool, reason: SkipReason
+) -> None:
+    """Each of these reasons passed DID-12's marker row: the forced sweep re-checks our marker
+    before every signal, and sends our key (to a proven socket owner) before any signal."""
+    ours = pool.reference(env.home, env.sync[0])
+    forced = make_record(
+        ours.pid,
+        ours.port,
+        psutil.Process(ours.pid).create_time(),
+        cleanup_class="operator_required",
+        skip_reason=reason.value,
+    )
+    result = sweep([forced], force=True, budgets=replace(QUICK, http_s=2.0))
+    assert [e.cleanup_path for e in result.swept] == [CleanupPath.HTTP_SHUTDOWN], result
+    assert ours.proc.wait(timeout=10) == 0  # its own orderly exit, not a signal
+    # The same reason on a process without our marker: never signalled.
+    stranger = pool.sleeper()
+    unmarked = replace(
+        forced, pid=stranger.pid, process_started_at=psutil.Process(stranger.pid).create_time()
+    )
+    refused = sweep([unmarked], force=True, budgets=QUICK)
+    assert [e.failure_reason for e in refused.failed] == [FailureReason.IDENTITY_CHANGED]
+    assert stranger.alive()
+
+
+@pytest.mark.parametrize("claim", ["our_scope_other_root", "our_root_other_scope"])
+def test_pidless_listener_needs_both_our_root_and_our_scope_for_the_key(
+    env: Env, pool: ProcessPool, tmp_path: Path, claim: str
+) -> None:
+    """Only "both differ" was tested: each leg alone must also keep the key home."""
+    daemon = pool.reference(env.home, env.sync[0])  # would accept our key: alive = not sent
+    root = daemon_root(env.home)
+    other_root = daemon_root(tmp_path / "elsewhere")
+    record = replace(
+        make_record(
+            None, daemon.port, None, cleanup_class="operator_required", skip_reason="missing_pid"
+        ),
+        daemon_root=str(other_root if claim == "our_scope_other_root" else root),
+        singleton_scope_id=scope_id(root) if claim == "our_scope_other_root" else "x#y",
+    )
+    result = sweep([record], force=True, budgets=replace(QUICK, http_s=1.0))
+    assert [e.failure_reason for e in result.failed] == [
+        FailureReason.NO_PID_AND_HTTP_SHUTDOWN_FAILED
+    ]
+    assert "does not claim this daemon root and scope" in result.failed[0].detail
+    assert daemon.alive()
+    # Claiming both (and the OS showing our socket) does get the key: the test can fail.
+    both = replace(record, daemon_root=str(root), singleton_scope_id=scope_id(root))
+    stopped = sweep([both], force=True, budgets=replace(QUICK, http_s=2.0, port_s=1.0))
+    assert [e.cleanup_path for e in stopped.swept] == [CleanupPath.HTTP_SHUTDOWN]
