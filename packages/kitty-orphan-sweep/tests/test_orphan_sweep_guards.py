@@ -63,6 +63,9 @@ class Handle:
     def status(self) -> str:
         return str(self._call("status"))
 
+    def uids(self) -> tuple[int, ...]:
+        return tuple(self._call("uids"))
+
     def is_running(self) -> bool:
         return bool(self._call("is_running"))
 

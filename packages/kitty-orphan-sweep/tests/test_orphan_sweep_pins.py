@@ -6,7 +6,11 @@ Targets are real processes; only the facts a guard reads are steered at the `Pro
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -147,3 +151,34 @@ def test_pidless_listener_needs_both_our_root_and_our_scope_for_the_key(
     both = replace(record, daemon_root=str(root), singleton_scope_id=scope_id(root))
     stopped = sweep([both], force=True, budgets=replace(QUICK, http_s=2.0, port_s=1.0))
     assert [e.cleanup_path for e in stopped.swept] == [CleanupPath.HTTP_SHUTDOWN]
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "getuid") or os.getuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv for a second uid",
+)
+def test_a_forged_marker_on_another_users_process_is_never_signalled(env: Env) -> None:
+    """As root, /proc shows every argv: a `nobody` process can carry our marker verbatim."""
+    marker = marker_args(daemon_root(env.home), sys.executable)
+    proc = subprocess.Popen(
+        [*AS_NOBODY, "sh", "-c", "sleep 600; :", "forged", *marker],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while marker[0] not in psutil.Process(proc.pid).cmdline():  # setpriv exec'd sh
+            assert time.monotonic() < deadline, "setpriv did not start the forged process"
+            time.sleep(0.01)
+        record = make_record(proc.pid, env.sync[0], psutil.Process(proc.pid).create_time())
+        for force in (False, True):
+            result = sweep([record], force=force, budgets=QUICK)
+            assert [e.failure_reason for e in result.failed] == [FailureReason.IDENTITY_CHANGED]
+            assert "uid 65534" in result.failed[0].detail
+            assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

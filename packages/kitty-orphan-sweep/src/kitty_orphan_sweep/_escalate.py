@@ -2,9 +2,10 @@
 
 No signal is ever sent without the target's identity positively re-established right before
 it: the PID must not be ours or an ancestor's, its create time must still equal the scanned
-one (a recycled PID is someone else), and the root marker it was scanned with must still be in
-its argv. A target without a marker (a forced pre-marker record) must still show the family's
-entry signature, the exact scanned create time and a socket on its port; a target identified by
+one (a recycled PID is someone else), it must run as the uid owning the daemon root (a marker
+is only a string in argv), and the root marker it was scanned with must still be in its argv.
+A target without a marker (a forced pre-marker record) must still show the family's entry
+signature, the exact scanned create time and a socket on its port; a target identified by
 neither (argv unreadable at scan) is never signalled. Signals go through the `ProcessHandle`
 opened for that check, so psutil refuses them if the PID changes hands in between.
 
@@ -102,6 +103,7 @@ def _guard(
         raise _Gone from None
     if target.create_time is None:
         raise _Refused(FailureReason.PID_REUSED, "start time unknown at scan; identity unprovable")
+    _guard_owner(proc, target)
     if target.marker_root is None:
         _guard_unmarked(proc, target, created, table)
         return
@@ -112,6 +114,31 @@ def _guard(
         )
     if parse_markers(_argv(proc)).root != target.marker_root:
         raise _Refused(FailureReason.IDENTITY_CHANGED, "root marker no longer in argv")
+
+
+def _guard_owner(proc: ProcessHandle, target: Target) -> None:
+    # A root marker is a string anyone can put in their argv. Our daemons run as the user owning
+    # their daemon root: a process of any other uid is not one of them, marker or not (an
+    # operator running as root would otherwise stop another user's process). A root that no
+    # longer exists (a deleted checkout) has no owner to ask: then only the operator's own.
+    expected = owner_uid(Path(target.marker_root)) if target.marker_root is not None else None
+    if expected is None:
+        expected = os.getuid() if hasattr(os, "getuid") else None
+    if expected is None:  # pragma: no cover - Windows: no uids; the marker check stands alone
+        return
+    try:
+        uid = proc.uids()[0]
+    except psutil.NoSuchProcess:
+        raise _Gone from None
+    except psutil.Error as exc:
+        raise _Refused(
+            FailureReason.IDENTITY_CHANGED, f"owner unreadable: {type(exc).__name__}"
+        ) from None
+    if uid != expected:
+        raise _Refused(
+            FailureReason.IDENTITY_CHANGED,
+            f"pid {proc.pid} runs as uid {uid}, not as uid {expected} (the daemon root's owner)",
+        )
 
 
 def _guard_unmarked(
