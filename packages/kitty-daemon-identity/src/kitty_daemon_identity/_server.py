@@ -46,9 +46,14 @@ HEALTH_PATH: Final = "/api/health"
 SHUTDOWN_PATH: Final = "/api/shutdown"
 _SERVE_POLL_S: Final = 0.05  # how often serve_forever notices shutdown(): keeps stop < 100 ms
 _REQUEST_TIMEOUT_S: Final = 10.0  # a client that stalls mid-request cannot pin a thread forever
-# At most this many connections are handled at once (one thread and one fd each); an excess
-# connection is closed at once by the accept loop, so trickling clients cannot exhaust fds.
+# At most this many connections are handled at once (one thread and one fd each), so trickling
+# clients cannot exhaust threads or fds. When all are taken, the connection that has been
+# sending its request the longest is dropped to make room: a client that sends a whole request
+# at once (a health check) is always served, however many slow senders are queued behind it.
 MAX_CONNECTIONS: Final = 64
+# How long the accept loop waits for an evicted connection's slot before closing the new one
+# (every slot busy in a route handler, none still reading).
+_EVICT_WAIT_S: Final = 0.5
 # A whole request (headers and body) must arrive within this many seconds of the accept; a
 # slow sender (slowloris) is dropped then, freeing its slot even if every recv makes progress.
 REQUEST_DEADLINE_SECONDS: Final[float] = 2.0
@@ -73,25 +78,50 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], owner: DaemonServer) -> None:
         self.owner = owner
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        # Connections still receiving their request, oldest first (dicts keep insertion order).
+        self._reading: dict[int, socket.socket] = {}
+        self._reading_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            logger.debug(
-                "connection cap (%d) reached; closing an excess connection", MAX_CONNECTIONS
-            )
-            self.shutdown_request(request)
-            return
+            self._evict_oldest_reader()
+            if not self._slots.acquire(timeout=_EVICT_WAIT_S):
+                logger.debug(
+                    "connection cap (%d) reached; closing an excess connection", MAX_CONNECTIONS
+                )
+                self.shutdown_request(request)
+                return
+        with self._reading_lock:
+            self._reading[id(request)] = request
         try:
             super().process_request(request, client_address)
         except BaseException:
+            self.request_read(request)
             self._slots.release()
             raise
+
+    def request_read(self, request: Any) -> None:
+        """The request on this connection is fully read (or the connection is done)."""
+        with self._reading_lock:
+            self._reading.pop(id(request), None)
+
+    def _evict_oldest_reader(self) -> None:
+        with self._reading_lock:
+            oldest = next(iter(self._reading), None)
+            victim = self._reading.pop(oldest) if oldest is not None else None
+        if victim is not None:
+            logger.debug(
+                "connection cap (%d) reached; dropping the slowest sender", MAX_CONNECTIONS
+            )
+            with contextlib.suppress(OSError):  # its handler reads EOF and frees the slot
+                victim.shutdown(socket.SHUT_RDWR)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
+            self.request_read(request)
             self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -124,6 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         with contextlib.suppress(OSError):  # already closed
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _request_read(self) -> None:
+        """Fully read: no deadline any more, and never evicted as a slow sender."""
+        self._deadline.cancel()
+        self.server.request_read(self.connection)
 
     def finish(self) -> None:
         self._deadline.cancel()
@@ -186,13 +221,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(405, {"error": "method_not_allowed"})
             return
         if (self.command, path) == ("GET", HEALTH_PATH):
-            self._deadline.cancel()  # the request is fully read
+            self._request_read()
             self._send_json(200, owner.health_payload().to_dict())
             return
         body = self._read_json_body()
         if body is None:
             return  # the error response is already sent
-        self._deadline.cancel()  # fully read: a slow route handler is not a slow sender
+        self._request_read()  # a slow route handler is not a slow sender
         if not owner._authorized(self._bearer(), body.pop("token", None)):
             self._send_json(403, {"error": "invalid_token"})
             return
