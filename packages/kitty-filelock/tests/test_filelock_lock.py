@@ -196,24 +196,28 @@ def test_waiter_gets_the_lock_once_the_holder_releases(
 ) -> None:
     holder = spawn_holder(lock_path)
     got = threading.Event()
+    done = threading.Event()
     lock = MachineFileLock(lock_path, acquire_timeout=60)
 
     def wait_for_it() -> None:
         lock.acquire()
         got.set()
+        done.wait(60)
+        lock.release()  # only the acquiring thread may release
 
     waiter = threading.Thread(target=wait_for_it)
     waiter.start()
     assert not got.wait(0.05)  # still held by the child
     holder.release()
-    waiter.join(timeout=60)
-    assert got.is_set()
+    assert got.wait(60)
     assert lock.is_held
     record = lock.record
     assert record is not None
     assert record.pid == os.getpid()
     assert lock.waited_s > 0.0
-    lock.release()
+    done.set()
+    waiter.join(timeout=60)
+    assert not lock.is_held
 
 
 @pytest.mark.skipif(not POSIX, reason="SIGKILL")
@@ -560,13 +564,15 @@ async def test_two_tasks_in_one_thread_wait_for_each_other(lock_path: Path) -> N
 
     async def second() -> None:
         await first_in.wait()
-        waiter = asyncio.create_task(MachineFileLock(lock_path, acquire_timeout=30).__aenter__())
+        async def take() -> None:
+            async with MachineFileLock(lock_path, acquire_timeout=30):
+                order.append("second-in")
+
+        waiter = asyncio.create_task(take())
         await asyncio.sleep(0.02)
         assert not waiter.done()  # waiting, not a re-entry error
         let_go.set()
-        lock = await waiter
-        order.append("second-in")
-        lock.release()
+        await waiter
 
     await asyncio.gather(first(), second())
     assert order == ["first-in", "first-out", "second-in"]

@@ -22,9 +22,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 from ._errors import (
     KittyLockError,
+    LockNotOwnedError,
     LockReentryError,
     LockTimeout,
     NetworkFilesystemWarning,
+    UnsafeLockPathError,
     UnsupportedPlatformError,
 )
 from ._force import force_release
@@ -38,12 +40,14 @@ __all__ = [
     "FsInfo",
     "HolderStatus",
     "KittyLockError",
+    "LockNotOwnedError",
     "LockProbe",
     "LockRecord",
     "LockReentryError",
     "LockTimeout",
     "MachineFileLock",
     "NetworkFilesystemWarning",
+    "UnsafeLockPathError",
     "UnsupportedPlatformError",
     "__version__",
     "detect_filesystem",

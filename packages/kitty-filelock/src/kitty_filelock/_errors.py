@@ -4,6 +4,8 @@
 KittyLockError(OSError)
 ├── LockTimeout(KittyLockError, TimeoutError)       path, holder, waited_s
 ├── LockReentryError(KittyLockError, RuntimeError)  path
+├── LockNotOwnedError(KittyLockError, RuntimeError) path
+├── UnsafeLockPathError(KittyLockError)             path, reason
 └── UnsupportedPlatformError(KittyLockError)        reason
 NetworkFilesystemWarning(UserWarning)               path, fs_type
 ```
@@ -78,6 +80,49 @@ class LockReentryError(KittyLockError, RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path,))
+
+
+class LockNotOwnedError(KittyLockError, RuntimeError):
+    """``release()`` from a thread (or task) that did not acquire: the lock is left untouched."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"{self.path} is held by another thread or task of this process, not the caller; "
+            "only the one that acquired may release it (nothing was changed)"
+        )
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path,))
+
+
+class UnsafeLockPathError(KittyLockError):
+    """The lock path is not a regular file kitty may write: a symlink, a hard link to another
+    file, a FIFO/device/directory, or a file of another user. Nothing was written to it."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"refusing to lock {self.path}: it {self.reason}; kitty writes its holder record "
+            "into the lock file, so it only uses a regular file it owns - remove that entry or "
+            "choose another lock path"
+        )
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.reason))
 
 
 class UnsupportedPlatformError(KittyLockError):

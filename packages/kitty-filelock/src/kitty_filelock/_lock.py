@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 import os
 import random
+import stat
 import threading
 import time
 import warnings
@@ -22,7 +24,14 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Final, Self
 
-from ._errors import KittyLockError, LockReentryError, LockTimeout, NetworkFilesystemWarning
+from ._errors import (
+    KittyLockError,
+    LockNotOwnedError,
+    LockReentryError,
+    LockTimeout,
+    NetworkFilesystemWarning,
+    UnsafeLockPathError,
+)
 from ._fs import FsInfo, detect_filesystem
 from ._platform import LockBackend, backend, check_mode
 from ._record import (
@@ -43,11 +52,19 @@ JITTER: Final = 0.2
 
 _OPEN_FLAGS: Final = (
     os.O_RDWR
-    | os.O_CREAT
     | getattr(os, "O_CLOEXEC", 0)  # exec'd children inherit nothing (LCK-21)
     | getattr(os, "O_NOINHERIT", 0)  # the Windows spelling of the same
     | getattr(os, "O_BINARY", 0)
+    # A final symlink is never followed: the record would be written into (and on release
+    # truncated out of) whatever file it points to (the CVE-2025-68146 class).
+    | getattr(os, "O_NOFOLLOW", 0)
+    # A FIFO planted at the path must not block the open; it is refused right after.
+    | getattr(os, "O_NONBLOCK", 0)
 )
+_CREATE_FLAGS: Final = _OPEN_FLAGS | os.O_CREAT | os.O_EXCL
+_FILE_MODE: Final = 0o600
+_DIR_MODE: Final = 0o700
+_REPARSE_POINT: Final = 0x400  # FILE_ATTRIBUTE_REPARSE_POINT (Windows symlinks, junctions)
 _HAS_PWRITE: Final = hasattr(os, "pwrite")
 
 # Per directory: the filesystem does not change under a directory while we run.
@@ -63,7 +80,8 @@ def _with_path(exc: OSError, path: str) -> OSError:
 
 
 def _makedirs_0700(directory: str) -> None:
-    # os.makedirs applies `mode` to the leaf only; every directory we create must be 0700.
+    # os.makedirs applies `mode` to the leaf only, and the umask narrows every mode: each
+    # directory we create gets exactly 0700 (chmod after mkdir; the process umask is not touched).
     missing: list[str] = []
     current = directory
     while current and not os.path.isdir(current):
@@ -74,11 +92,39 @@ def _makedirs_0700(directory: str) -> None:
         current = parent
     for d in reversed(missing):
         try:
-            os.mkdir(d, 0o700)
+            os.mkdir(d, _DIR_MODE)
         except FileExistsError:
             if not os.path.isdir(d):
                 raise
-    return
+            continue
+        os.chmod(d, _DIR_MODE)
+
+
+def _unsafe(st: os.stat_result) -> str | None:
+    """Why a locked descriptor's file must not receive the record (None: it may)."""
+    if getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:  # pragma: no cover - Windows
+        return "is a reparse point (a symbolic link or junction)"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_nlink > 1:
+        return f"is a hard link to a file with {st.st_nlink} names"
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and st.st_uid != geteuid():
+        return f"belongs to uid {st.st_uid}, not to this process's uid {geteuid()}"
+    return None
+
+
+def _current_owner() -> Owner:
+    """(this thread, the running asyncio task or None): who may release what it acquired."""
+    loop = asyncio._get_running_loop()
+    task = asyncio.current_task(loop) if loop is not None else None
+    return (threading.get_ident(), None if task is None else id(task))
+
+
+def _owns(holder: Owner, caller: Owner) -> bool:
+    """May `caller` act as `holder`? Same thread, and the same task unless the lock was taken
+    by blocking code (task None), which any code of that thread may release."""
+    return holder[0] == caller[0] and (holder[1] is None or holder[1] == caller[1])
 
 
 def _fs_for(directory: str) -> FsInfo:
@@ -148,7 +194,9 @@ class MachineFileLock:
         self._backend: LockBackend | None = None
         self._per_process_lock = False
         self._fs: FsInfo | None = None
-        # Holding state.
+        # Holding state, changed only under `_claim` (threads and tasks may share this object).
+        self._claim = threading.Lock()
+        self._owner: Owner | None = None
         self._fd: int | None = None
         self._key: Key | None = None
         self._gate: threading.Lock | None = None
@@ -219,14 +267,36 @@ class MachineFileLock:
 
     def _open(self) -> int:
         try:
-            return os.open(self._path, _OPEN_FLAGS, 0o600)
+            return os.open(self._path, _OPEN_FLAGS)
         except FileNotFoundError:
-            _makedirs_0700(self._dir)
-            return os.open(self._path, _OPEN_FLAGS, 0o600)
+            return self._create()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeLockPathError(self._path, "is a symbolic link") from None
+            raise
+
+    def _create(self) -> int:
+        _makedirs_0700(self._dir)
+        try:
+            fd = os.open(self._path, _CREATE_FLAGS, _FILE_MODE)
+        except FileExistsError:  # another process created it just now: use theirs
+            return self._open()
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _FILE_MODE)  # exactly 0600 whatever the umask
+        return fd
+
+    def _still_at_path(self, st: os.stat_result) -> bool:
+        """After the kernel lock: does the path still name the inode we locked? A third party
+        (a tmp cleaner) unlinking or replacing the file between our open and our lock would
+        otherwise let a second acquirer lock a fresh inode beside us."""
+        try:
+            return file_key(os.lstat(self._path)) == file_key(st)
+        except FileNotFoundError:
+            return False
 
     def _stat_key(self) -> Key:
         try:
-            return file_key(os.stat(self._path))
+            return file_key(os.lstat(self._path))
         except FileNotFoundError:
             pass
         # Create under a process-wide mutex, re-checking first: opening and closing a
@@ -234,7 +304,7 @@ class MachineFileLock:
         # silently drop that thread's lock.
         with REGISTRY.create_mutex:
             try:
-                return file_key(os.stat(self._path))
+                return file_key(os.lstat(self._path))
             except FileNotFoundError:
                 pass
             fd = self._open()
@@ -259,7 +329,7 @@ class MachineFileLock:
             assert self._backend is not None
             if self._backend.try_lock(fd):
                 st = os.fstat(fd)
-                if file_key(st) == key:
+                if file_key(st) == key and self._still_at_path(st):
                     return fd, st, gate
                 # The path now names another inode than the one our gate protects: retry.
                 self._backend.unlock(fd)
@@ -288,6 +358,10 @@ class MachineFileLock:
                 os.close(fd)
                 return None
             st = os.fstat(fd)
+            if not self._still_at_path(st):
+                self._backend.unlock(fd)
+                os.close(fd)
+                return None  # retried, on whatever the path names now
             gate = REGISTRY.gate(file_key(st))
             if gate.acquire(blocking=False):
                 return fd, st, gate
@@ -301,7 +375,19 @@ class MachineFileLock:
         return None
 
     def _attempt(self, owner: Owner) -> bool:
-        """One non-blocking try. True: held. False: contention. Anything else raises."""
+        """One non-blocking try. True: held. False: contention. Anything else raises.
+
+        Another thread or task holding THIS object is contention like any other holder: it
+        waits its turn (never the kernel's business, so never a second descriptor).
+        """
+        with self._claim:
+            if self._owner is not None:
+                if REGISTRY.is_reentry_of(self._owner, owner):
+                    raise LockReentryError(self._path)
+                return False
+            return self._attempt_unclaimed(owner)
+
+    def _attempt_unclaimed(self, owner: Owner) -> bool:
         template = self._template
         if template is None or template.pid != os.getpid():
             template = self._resolve()
@@ -324,6 +410,9 @@ class MachineFileLock:
         assert lock_impl is not None
         stamp = utc_stamp_now()
         try:
+            unsafe = _unsafe(st)
+            if unsafe is not None:
+                raise UnsafeLockPathError(self._path, unsafe)
             # st was taken while holding the lock, so an empty file is really empty: after a
             # clean release (the common case) the truncate-to-0 can be skipped.
             self._write_record(fd, template.encode(stamp), truncate=st.st_size > 0)
@@ -338,6 +427,7 @@ class MachineFileLock:
                 raise _with_path(exc, self._path) from exc
             raise
         key = file_key(st)
+        self._owner = owner
         self._fd = fd
         self._key = key
         self._gate = gate
@@ -364,10 +454,6 @@ class MachineFileLock:
                 raise OSError(5, "short write of the lock record")
             offset += written
 
-    def _check_not_held(self) -> None:
-        if self._fd is not None:
-            raise LockReentryError(self._path)
-
     def _timeout(self, started: float) -> LockTimeout:
         return LockTimeout(self._path, read_lock_record(self._path), time.monotonic() - started)
 
@@ -384,15 +470,12 @@ class MachineFileLock:
         ``timeout`` overrides ``acquire_timeout`` for this call; 0 means a single try.
         Raises ``LockTimeout`` (with the holder's record) or ``LockReentryError``.
         """
-        for wait in self._tries((threading.get_ident(), None), timeout):
+        for wait in self._tries(_current_owner(), timeout):
             time.sleep(wait)
 
     async def acquire_async(self, timeout: float | None = None) -> None:
         """Like ``acquire`` but waits with ``asyncio.sleep``: the event loop never blocks."""
-        task = asyncio.current_task()
-        for wait in self._tries(
-            (threading.get_ident(), None if task is None else id(task)), timeout
-        ):
+        for wait in self._tries(_current_owner(), timeout):
             await asyncio.sleep(wait)
 
     def _tries(self, owner: Owner, timeout: float | None) -> Iterator[float]:
@@ -402,7 +485,6 @@ class MachineFileLock:
         difference between the blocking and the async acquisition.
         """
         limit = self._limit(timeout)
-        self._check_not_held()
         started = time.monotonic()
         deadline = started + limit
         delay = min(FIRST_RETRY_S, self._poll_interval)
@@ -424,37 +506,47 @@ class MachineFileLock:
     def release(self) -> None:
         """Clear the record, unlock, close. Idempotent; a no-op in a forked child.
 
-        Never unlinks the file: a contender's O_CREAT would mint a second inode and two
-        processes would both hold "the" lock.
+        Only the thread (or task) that acquired may release: anyone else gets
+        ``LockNotOwnedError`` and the lock stays exactly as it is. Never unlinks the file: a
+        contender's O_CREAT would mint a second inode and two processes would both hold "the"
+        lock.
         """
-        fd = self._fd
-        key = self._key
-        gate = self._gate
-        if fd is None or key is None or gate is None:
-            return
-        self._fd = None
-        self._key = None
-        self._gate = None
-        self._record = None
-        backend_ = self._backend
-        assert backend_ is not None
-        try:
-            os.ftruncate(fd, 0)
-        except OSError as exc:
-            if exc.filename is not None:
-                raise
-            raise _with_path(exc, self._path) from exc
-        finally:
+        with self._claim:
+            owner = self._owner
+            fd = self._fd
+            key = self._key
+            gate = self._gate
+            if owner is None or fd is None or key is None or gate is None:
+                return
+            if not _owns(owner, _current_owner()):
+                raise LockNotOwnedError(self._path)
+            self._owner = None
+            self._fd = None
+            self._key = None
+            self._gate = None
+            self._record = None
+            backend_ = self._backend
+            assert backend_ is not None
             try:
-                backend_.unlock(fd)
+                os.ftruncate(fd, 0)
+            except OSError as exc:
+                raise _with_path(exc, self._path) from exc
             finally:
-                os.close(fd)
-                REGISTRY.mark_released(key)
-                gate.release()
+                try:
+                    backend_.unlock(fd)
+                except OSError as exc:
+                    raise _with_path(exc, self._path) from exc
+                finally:
+                    os.close(fd)
+                    REGISTRY.mark_released(key)
+                    gate.release()
 
     def _forget_after_fork(self) -> None:
         """In a forked child: we are not the holder. Close our copy WITHOUT unlocking."""
         fd = self._fd
+        # A parent thread may have held `_claim` at fork time: the child needs a fresh one.
+        self._claim = threading.Lock()
+        self._owner = None
         self._fd = None
         self._key = None
         self._gate = None

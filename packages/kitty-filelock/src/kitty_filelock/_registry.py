@@ -75,9 +75,14 @@ class Registry:
         (task None) on the thread that holds the lock may not.
         """
         held = self._held.get(key)
-        if held is None or held.owner[0] != owner[0]:
+        return held is not None and self.is_reentry_of(held.owner, owner)
+
+    @staticmethod
+    def is_reentry_of(holder: Owner, owner: Owner) -> bool:
+        """Would `owner` waiting for `holder` wait for itself?"""
+        if holder[0] != owner[0]:
             return False
-        return held.owner[1] is None or owner[1] is None or held.owner[1] == owner[1]
+        return holder[1] is None or owner[1] is None or holder[1] == owner[1]
 
     def mark_held(self, key: Key, held: Held) -> None:
         self._held[key] = held
