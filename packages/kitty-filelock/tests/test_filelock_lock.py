@@ -564,6 +564,7 @@ async def test_two_tasks_in_one_thread_wait_for_each_other(lock_path: Path) -> N
 
     async def second() -> None:
         await first_in.wait()
+
         async def take() -> None:
             async with MachineFileLock(lock_path, acquire_timeout=30):
                 order.append("second-in")

@@ -9,15 +9,20 @@ record and released in between).
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Final
 
+from ._errors import UnsafeLockPathError
 from ._platform import available_modes, backend
 from ._probe import probe as probe  # re-exported: the seam TOCTOU tests patch
 from ._record import parse_record, read_fd, read_lock_record
 from ._registry import Held, file_key, with_own_fd_or_holder
+from ._safety import NOFOLLOW_FLAGS, unsafe_reason
 
-_RW_FLAGS: Final = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_RW_FLAGS: Final = (
+    os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | NOFOLLOW_FLAGS
+)
 
 
 def _check_age(older_than: object) -> float:
@@ -50,9 +55,17 @@ def force_release(path: str | os.PathLike[str], older_than: float = 60.0) -> boo
         return False  # this process holds it now: by definition not stale
 
     def clear() -> bool:
-        fd = os.open(path, _RW_FLAGS)
+        try:
+            fd = os.open(path, _RW_FLAGS)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeLockPathError(path, "is a symbolic link") from None
+            raise
         taken: list[str] = []
         try:
+            unsafe = unsafe_reason(os.fstat(fd))
+            if unsafe is not None:
+                raise UnsafeLockPathError(path, unsafe)
             # Holders may use either primitive (they do not exclude each other on Linux):
             # hold them all before touching the record.
             for mode in available_modes():

@@ -16,7 +16,6 @@ import errno
 import math
 import os
 import random
-import stat
 import threading
 import time
 import warnings
@@ -42,6 +41,7 @@ from ._record import (
     utc_stamp_now,
 )
 from ._registry import REGISTRY, Held, Key, Owner, file_key
+from ._safety import NOFOLLOW_FLAGS, unsafe_reason
 
 DEFAULT_ACQUIRE_TIMEOUT_S: Final = 10.0
 DEFAULT_POLL_INTERVAL_S: Final = 0.05
@@ -55,16 +55,11 @@ _OPEN_FLAGS: Final = (
     | getattr(os, "O_CLOEXEC", 0)  # exec'd children inherit nothing (LCK-21)
     | getattr(os, "O_NOINHERIT", 0)  # the Windows spelling of the same
     | getattr(os, "O_BINARY", 0)
-    # A final symlink is never followed: the record would be written into (and on release
-    # truncated out of) whatever file it points to (the CVE-2025-68146 class).
-    | getattr(os, "O_NOFOLLOW", 0)
-    # A FIFO planted at the path must not block the open; it is refused right after.
-    | getattr(os, "O_NONBLOCK", 0)
+    | NOFOLLOW_FLAGS  # never write through a final symlink; a FIFO is refused, not waited on
 )
 _CREATE_FLAGS: Final = _OPEN_FLAGS | os.O_CREAT | os.O_EXCL
 _FILE_MODE: Final = 0o600
 _DIR_MODE: Final = 0o700
-_REPARSE_POINT: Final = 0x400  # FILE_ATTRIBUTE_REPARSE_POINT (Windows symlinks, junctions)
 _HAS_PWRITE: Final = hasattr(os, "pwrite")
 
 # Per directory: the filesystem does not change under a directory while we run.
@@ -98,20 +93,6 @@ def _makedirs_0700(directory: str) -> None:
                 raise
             continue
         os.chmod(d, _DIR_MODE)
-
-
-def _unsafe(st: os.stat_result) -> str | None:
-    """Why a locked descriptor's file must not receive the record (None: it may)."""
-    if getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:  # pragma: no cover - Windows
-        return "is a reparse point (a symbolic link or junction)"
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if st.st_nlink > 1:
-        return f"is a hard link to a file with {st.st_nlink} names"
-    geteuid = getattr(os, "geteuid", None)
-    if geteuid is not None and st.st_uid != geteuid():
-        return f"belongs to uid {st.st_uid}, not to this process's uid {geteuid()}"
-    return None
 
 
 def _current_owner() -> Owner:
@@ -410,7 +391,7 @@ class MachineFileLock:
         assert lock_impl is not None
         stamp = utc_stamp_now()
         try:
-            unsafe = _unsafe(st)
+            unsafe = unsafe_reason(st)
             if unsafe is not None:
                 raise UnsafeLockPathError(self._path, unsafe)
             # st was taken while holding the lock, so an empty file is really empty: after a
