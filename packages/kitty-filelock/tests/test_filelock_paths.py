@@ -23,7 +23,7 @@ from kitty_filelock import (
 from kitty_filelock import _posix as posix
 
 if TYPE_CHECKING:
-    from conftest import SpawnHolder, TryLockInChild
+    from conftest import Holder, SpawnHolder, TryLockInChild
 
 POSIX = os.name == "posix"
 SETTINGS = b"[user]\nname = precious\n"
@@ -98,7 +98,7 @@ def test_unlinked_between_open_and_lock_is_never_a_second_holder(
     with MachineFileLock(lock_path):  # create it
         pass
     real_try = posix.FlockBackend.try_lock
-    holders = []
+    holders: list[Holder] = []
 
     def cleaner_strikes(fd: int, *, shared: bool = False) -> bool:
         if not holders:
