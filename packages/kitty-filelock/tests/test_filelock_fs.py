@@ -76,3 +76,27 @@ def test_real_mount_table_classifies_the_root() -> None:
     info = detect_filesystem("/")
     assert info.fs_type != "unknown"
     assert info.fs_type == fs_type_from_mountinfo("/", Path("/proc/self/mountinfo").read_text())
+
+
+NOLOCK = (
+    "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+    "41 22 0:41 / /mnt/a rw,relatime - nfs server:/a rw,vers=3,nolock,proto=tcp\n"
+    "42 22 0:42 / /mnt/b rw,relatime - nfs4 server:/b rw,vers=4.2,local_lock=all\n"
+    "43 22 0:43 / /mnt/c rw,relatime - nfs4 server:/c rw,vers=4.2,local_lock=none\n"
+    "44 22 8:2 / /data rw,nolock - ext4 /dev/sdb1 rw\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "host_only"),
+    [
+        ("/mnt/a/x.lock", True),
+        ("/mnt/b/x.lock", True),
+        ("/mnt/c/x.lock", False),
+        ("/data/x", False),
+    ],
+)
+def test_nfs_with_local_locks_is_host_local_only(path: str, host_only: bool) -> None:
+    info = detect_filesystem(path, mountinfo=NOLOCK)
+    assert info.host_local_only is host_only
+    assert info.local_locks is host_only

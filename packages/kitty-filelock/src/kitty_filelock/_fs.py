@@ -53,11 +53,13 @@ class FsInfo:
     fs_type: str
     network: bool
     mode: str
+    #: The mount keeps locks on this host (NFS ``nolock`` / ``local_lock=all|posix|flock``).
+    local_locks: bool = False
 
     @property
     def host_local_only(self) -> bool:
         """True when locks on this filesystem do not reach other hosts."""
-        return self.fs_type in HOST_LOCAL_LOCK_FS
+        return self.fs_type in HOST_LOCAL_LOCK_FS or self.local_locks
 
 
 def _unescape(field: str) -> str:
@@ -77,16 +79,27 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def fs_type_from_mountinfo(path: str, mountinfo: str) -> str:
-    """The fstype of the longest mount point prefixing ``path`` (absolute), or ``"unknown"``."""
+#: Mount options with which NFS grants locks locally only (other hosts never see them).
+_LOCAL_LOCK_OPTIONS: Final = frozenset(
+    {"nolock", "local_lock=all", "local_lock=posix", "local_lock=flock"}
+)
+
+
+def mount_from_mountinfo(path: str, mountinfo: str) -> tuple[str, frozenset[str]]:
+    """(fstype, mount and superblock options) of the longest mount point prefixing ``path``
+    (absolute); ``("unknown", frozenset())`` when none matches."""
     best_len = -1
-    best_type = "unknown"
+    best: tuple[str, frozenset[str]] = ("unknown", frozenset())
     for line in mountinfo.splitlines():
         parts = line.split()
         try:
             sep = parts.index("-")
             mount_point = _unescape(parts[4])
             fs_type = parts[sep + 1]
+            options = {
+                *parts[5].split(","),
+                *(parts[sep + 3].split(",") if len(parts) > sep + 3 else ()),
+            }
         except (ValueError, IndexError):
             continue  # a malformed line is skipped, never fatal
         if mount_point == "/":
@@ -96,8 +109,13 @@ def fs_type_from_mountinfo(path: str, mountinfo: str) -> str:
         # ">=" so that a later mount over the same point (it shadows the earlier one) wins.
         if matches and len(mount_point) >= best_len:
             best_len = len(mount_point)
-            best_type = fs_type
-    return best_type
+            best = (fs_type, frozenset(options))
+    return best
+
+
+def fs_type_from_mountinfo(path: str, mountinfo: str) -> str:
+    """The fstype of the longest mount point prefixing ``path`` (absolute), or ``"unknown"``."""
+    return mount_from_mountinfo(path, mountinfo)[0]
 
 
 def _existing_ancestor(path: str) -> str:
@@ -158,6 +176,7 @@ def detect_filesystem(path: str | os.PathLike[str], *, mountinfo: str | None = N
         target = os.path.normpath(os.path.abspath(os.fspath(path)))
     else:
         target = _existing_ancestor(os.fspath(path))
+    local_locks = False
     if mountinfo is not None or _PLATFORM.startswith("linux"):
         if mountinfo is None:
             try:
@@ -165,8 +184,9 @@ def detect_filesystem(path: str | os.PathLike[str], *, mountinfo: str | None = N
                     mountinfo = fh.read()
             except OSError:
                 mountinfo = ""
-        fs_type = fs_type_from_mountinfo(target, mountinfo)
+        fs_type, options = mount_from_mountinfo(target, mountinfo)
         network = fs_type in NETWORK_FS_LINUX
+        local_locks = network and bool(options & _LOCAL_LOCK_OPTIONS)
     elif _PLATFORM == "darwin":  # pragma: no cover - macOS only
         fs_type = _darwin_fs_type(target)
         network = fs_type in NETWORK_FS_DARWIN
@@ -174,4 +194,6 @@ def detect_filesystem(path: str | os.PathLike[str], *, mountinfo: str | None = N
         fs_type, network = _windows_fs(target)
     else:  # pragma: no cover - other platforms
         fs_type, network = "unknown", False
-    return FsInfo(fs_type=fs_type, network=network, mode=auto_mode(network))
+    return FsInfo(
+        fs_type=fs_type, network=network, mode=auto_mode(network), local_locks=local_locks
+    )

@@ -232,7 +232,9 @@ class MachineFileLock:
         if fs.host_local_only and self._path not in _WARNED:
             _WARNED.add(self._path)
             warnings.warn(
-                f"{self._path} is on {fs.fs_type}, which does not carry locks to other hosts: "
+                f"{self._path} is on {fs.fs_type}"
+                + (" mounted with local locks (nolock/local_lock)" if fs.local_locks else "")
+                + ", which does not carry locks to other hosts: "
                 "the lock excludes processes of this host only; keep lock files on a local "
                 "filesystem to exclude other machines",
                 NetworkFilesystemWarning,
