@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Final, Self
 
+from . import _fairness as fairness
 from ._errors import (
     KittyLockError,
     LockNotOwnedError,
@@ -125,6 +126,22 @@ def _check_number(name: str, value: object, *, minimum: float, inclusive: bool) 
     return float(value)
 
 
+class _Wait:
+    """One acquisition's waiting state: the descriptor a fair waiter keeps between tries."""
+
+    __slots__ = ("announced", "fd")
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.announced = False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # also drops the waiting announcement
+            self.fd = None
+        self.announced = False
+
+
 class MachineFileLock:
     """A machine-wide exclusive lock on ``path`` with a holder record written inside it.
 
@@ -174,6 +191,7 @@ class MachineFileLock:
         self._template: RecordTemplate | None = None
         self._backend: LockBackend | None = None
         self._per_process_lock = False
+        self._fair = False
         self._fs: FsInfo | None = None
         # Holding state, changed only under `_claim` (threads and tasks may share this object).
         self._claim = threading.Lock()
@@ -182,6 +200,7 @@ class MachineFileLock:
         self._key: Key | None = None
         self._gate: threading.Lock | None = None
         self._stamp = ""
+        self._acquired = 0.0
         self._record: LockRecord | None = None
         self._waited_s = 0.0
 
@@ -243,6 +262,7 @@ class MachineFileLock:
         self._fs = fs
         self._backend = backend(mode)
         self._per_process_lock = mode == "fcntl"
+        self._fair = fairness.applies(mode)
         self._template = RecordTemplate(
             ident, label=self._label, mode=mode, fs_type=fs.fs_type, max_hold_s=self._max_hold
         )
@@ -326,38 +346,69 @@ class MachineFileLock:
         return None
 
     def _lock_per_descriptor(
-        self, owner: Owner
+        self, owner: Owner, wait: _Wait
     ) -> tuple[int, os.stat_result, threading.Lock] | None:
         """flock and msvcrt locks belong to the open file (handle): two descriptors conflict
         even inside one process, and closing a second descriptor drops nothing. So the cheap
-        order applies: open, lock, then fstat for the key and take the in-process gate."""
-        fd = self._open()
+        order applies: open, lock, then fstat for the key and take the in-process gate.
+
+        A fair waiter (``_fairness``) keeps its descriptor between tries, announced as waiting.
+        """
+        fd = wait.fd if wait.fd is not None else self._open()
+        wait.fd = None
         try:
             assert self._backend is not None
             if not self._backend.try_lock(fd):
                 key = file_key(os.fstat(fd))
                 if REGISTRY.is_reentry(key, owner):
                     raise LockReentryError(self._path)
-                os.close(fd)
+                self._keep_waiting(fd, wait)
                 return None
             st = os.fstat(fd)
             if not self._still_at_path(st):
                 self._backend.unlock(fd)
                 os.close(fd)
+                wait.announced = False
                 return None  # retried, on whatever the path names now
-            gate = REGISTRY.gate(file_key(st))
+            key = file_key(st)
+            if self._fair and self._should_yield(key, fd):
+                self._backend.unlock(fd)
+                self._keep_waiting(fd, wait)
+                return None
+            gate = REGISTRY.gate(key)
             if gate.acquire(blocking=False):
+                if wait.announced:
+                    fairness.withdraw(fd)
+                    wait.announced = False
                 return fd, st, gate
             # A thread of ours is between its unlock and its gate release (or a reader holds
             # the gate for a moment): that is contention too.
             self._backend.unlock(fd)
-            os.close(fd)
+            self._keep_waiting(fd, wait)
+            return None
         except BaseException:
             os.close(fd)
+            wait.announced = False
             raise
-        return None
 
-    def _attempt(self, owner: Owner) -> bool:
+    def _keep_waiting(self, fd: int, wait: _Wait) -> None:
+        """Contention: a fair waiter keeps ``fd`` and announces itself; others close it."""
+        if not self._fair:
+            os.close(fd)
+            return
+        wait.fd = fd
+        if not wait.announced:
+            wait.announced = fairness.announce(fd)
+
+    @staticmethod
+    def _should_yield(key: Key, fd: int) -> bool:
+        """This process released the lock moments ago and others announce they wait: let one
+        of them have it first (for about as long as we held it, a few milliseconds at most)."""
+        released, held_for = REGISTRY.last_release(key)
+        window = fairness.yield_window(held_for)
+        return time.monotonic() - released < window and fairness.others_waiting(fd)
+
+    def _attempt(self, owner: Owner, wait: _Wait) -> bool:
         """One non-blocking try. True: held. False: contention. Anything else raises.
 
         Another thread or task holding THIS object is contention like any other holder: it
@@ -368,9 +419,9 @@ class MachineFileLock:
                 if REGISTRY.is_reentry_of(self._owner, owner):
                     raise LockReentryError(self._path)
                 return False
-            return self._attempt_unclaimed(owner)
+            return self._attempt_unclaimed(owner, wait)
 
-    def _attempt_unclaimed(self, owner: Owner) -> bool:
+    def _attempt_unclaimed(self, owner: Owner, wait: _Wait) -> bool:
         template = self._template
         if template is None or template.pid != os.getpid():
             template = self._resolve()
@@ -378,7 +429,7 @@ class MachineFileLock:
             locked = (
                 self._lock_fcntl(owner)
                 if self._per_process_lock
-                else self._lock_per_descriptor(owner)
+                else self._lock_per_descriptor(owner, wait)
             )
         except OSError as exc:
             # e.g. ENOLCK from a filesystem without lock support: a genuine error, with the path.
@@ -415,6 +466,7 @@ class MachineFileLock:
         self._key = key
         self._gate = gate
         self._stamp = stamp
+        self._acquired = time.monotonic()
         self._record = None
         REGISTRY.mark_held(key, Held(owner, fd, lock_impl.name, self))
         return True
@@ -471,12 +523,20 @@ class MachineFileLock:
         started = time.monotonic()
         deadline = started + limit
         delay = min(FIRST_RETRY_S, self._poll_interval)
-        while not self._attempt(owner):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._timeout(started)
-            wait, delay = self._next_delay(delay, self._poll_interval)
-            yield min(wait, remaining)
+        wait = _Wait()
+        try:
+            while not self._attempt(owner, wait):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._timeout(started)
+                # An announced waiter polls briskly: a releaser yields to it only briefly.
+                ceiling = self._poll_interval
+                if wait.announced:
+                    ceiling = fairness.poll_ceiling(time.monotonic() - started, ceiling)
+                pause, delay = self._next_delay(min(delay, ceiling), ceiling)
+                yield min(pause, remaining)
+        finally:
+            wait.close()
         self._waited_s = time.monotonic() - started
 
     def _limit(self, timeout: float | None) -> float:
@@ -521,7 +581,7 @@ class MachineFileLock:
                     raise _with_path(exc, self._path) from exc
                 finally:
                     os.close(fd)
-                    REGISTRY.mark_released(key)
+                    REGISTRY.mark_released(key, time.monotonic() - self._acquired)
                     gate.release()
 
     def _forget_after_fork(self) -> None:

@@ -17,6 +17,7 @@ Why it exists (LCK-20, LCK-13, LCK-21):
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -60,6 +61,7 @@ class Registry:
         self.create_mutex = threading.Lock()
         self._gates: dict[Key, threading.Lock] = {}
         self._held: dict[Key, Held] = {}
+        self._released: dict[Key, tuple[float, float]] = {}
 
     def gate(self, key: Key) -> threading.Lock:
         gate = self._gates.get(key)
@@ -87,8 +89,14 @@ class Registry:
     def mark_held(self, key: Key, held: Held) -> None:
         self._held[key] = held
 
-    def mark_released(self, key: Key) -> None:
+    def mark_released(self, key: Key, held_for_s: float = 0.0) -> None:
         self._held.pop(key, None)
+        self._released[key] = (time.monotonic(), held_for_s)
+
+    def last_release(self, key: Key) -> tuple[float, float]:
+        """(when this process last released ``key`` (monotonic, -inf if never), how long it
+        had held it)."""
+        return self._released.get(key, (-math.inf, 0.0))
 
     def held(self, key: Key) -> Held | None:
         return self._held.get(key)
@@ -104,6 +112,7 @@ class Registry:
         self.create_mutex = threading.Lock()
         self._gates = {}
         self._held = {}
+        self._released = {}
         for entry in held:
             entry.lock._forget_after_fork()
 
