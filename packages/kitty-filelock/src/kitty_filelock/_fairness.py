@@ -8,10 +8,12 @@ releaser yields to them:
   beyond any record (``WAIT_OFFSET``) through it: "someone is waiting". On Linux flock and fcntl
   locks are independent, so this never touches the flock lock itself, and the kernel drops it
   when the waiter exits or crashes: nothing to clean up, nothing to go stale.
-- A process that released the lock moments ago and finds it free again checks for announced
-  waiters (an exclusive lock on that byte is refused while any other process holds a shared
-  one) and, if there are any, gives them the lock first: it unlocks and waits like them, for a
-  few milliseconds at most.
+- A process that keeps re-taking the lock straight after its own release may do so for
+  ``HOG_S`` (tiny critical sections keep their throughput); then, finding it free again moments
+  after its release, it checks for announced waiters (an exclusive lock on that byte is refused
+  while any other process holds a shared one) and, if there are any, gives them the lock first:
+  it unlocks and waits like them, for a few milliseconds at most. The check costs two system
+  calls and is made at most once per ``HOG_S`` while nobody waits.
 - Announced waiters poll every ``WAITER_POLL_S`` for their first ``BRISK_WAIT_S`` (one
   ``flock`` call on the descriptor they keep), so a yielded lock is taken within a millisecond,
   then every ``PATIENT_POLL_S``; the releaser yields for about as long as it held the lock (up
@@ -32,11 +34,16 @@ from typing import Final
 WAIT_OFFSET: Final = 1 << 40
 #: How often an announced waiter tries again during the first ``BRISK_WAIT_S`` of its wait
 #: (one flock call on a kept descriptor), and afterwards (never slower than ``poll_interval``).
-WAITER_POLL_S: Final = 0.00025
+WAITER_POLL_S: Final = 0.0005
 BRISK_WAIT_S: Final = 2.0
 PATIENT_POLL_S: Final = 0.005
-#: A releaser yields to announced waiters for about as long as it held the lock, within these
-#: bounds: long enough for a patient waiter to poll twice.
+#: A process may re-take the lock straight after its own release for this long (a streak: tiny
+#: critical sections keep their throughput); past it, it yields if others announce they wait.
+HOG_S: Final = 0.01
+#: "Straight after": re-acquired within this long of this process's own release.
+RETAKE_S: Final = 0.0005
+#: A releaser yields for about as long as it held the lock, within these bounds: long enough
+#: for a patient waiter to poll twice.
 MIN_YIELD_S: Final = 0.004
 MAX_YIELD_S: Final = 2 * PATIENT_POLL_S + 0.002
 _CONTENTION: Final = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})

@@ -402,11 +402,19 @@ class MachineFileLock:
 
     @staticmethod
     def _should_yield(key: Key, fd: int) -> bool:
-        """This process released the lock moments ago and others announce they wait: let one
-        of them have it first (for about as long as we held it, a few milliseconds at most)."""
+        """This process has kept re-taking the lock for ``HOG_S``, released it moments ago, and
+        others announce they wait: let one of them have it first (for about as long as we held
+        it, a few milliseconds at most)."""
+        now = time.monotonic()
         released, held_for = REGISTRY.last_release(key)
-        window = fairness.yield_window(held_for)
-        return time.monotonic() - released < window and fairness.others_waiting(fd)
+        if now - released >= fairness.yield_window(held_for):
+            return False
+        if now - REGISTRY.streak_start(key, now, fairness.RETAKE_S) < fairness.HOG_S:
+            return False
+        if fairness.others_waiting(fd):
+            return True
+        REGISTRY.restart_streak(key, now)  # nobody waits: look again after another HOG_S
+        return False
 
     def _attempt(self, owner: Owner, wait: _Wait) -> bool:
         """One non-blocking try. True: held. False: contention. Anything else raises.

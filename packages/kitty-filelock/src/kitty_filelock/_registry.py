@@ -62,6 +62,7 @@ class Registry:
         self._gates: dict[Key, threading.Lock] = {}
         self._held: dict[Key, Held] = {}
         self._released: dict[Key, tuple[float, float]] = {}
+        self._streaks: dict[Key, float] = {}
 
     def gate(self, key: Key) -> threading.Lock:
         gate = self._gates.get(key)
@@ -98,6 +99,19 @@ class Registry:
         had held it)."""
         return self._released.get(key, (-math.inf, 0.0))
 
+    def streak_start(self, key: Key, now: float, retake_s: float) -> float:
+        """Start of this process's run of holds of ``key``, each taken within ``retake_s`` of
+        its own previous release; an acquisition after a longer gap starts a new run."""
+        released, _ = self.last_release(key)
+        start = self._streaks.get(key, now)
+        if now - released > retake_s:
+            start = now
+        self._streaks[key] = start
+        return start
+
+    def restart_streak(self, key: Key, now: float) -> None:
+        self._streaks[key] = now
+
     def held(self, key: Key) -> Held | None:
         return self._held.get(key)
 
@@ -113,6 +127,7 @@ class Registry:
         self._gates = {}
         self._held = {}
         self._released = {}
+        self._streaks = {}
         for entry in held:
             entry.lock._forget_after_fork()
 
