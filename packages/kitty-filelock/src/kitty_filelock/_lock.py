@@ -39,6 +39,7 @@ from ._record import (
     RecordTemplate,
     local_identity,
     read_lock_record,
+    record_template,
     utc_stamp_now,
 )
 from ._registry import REGISTRY, Held, Key, Owner, file_key
@@ -263,7 +264,7 @@ class MachineFileLock:
         self._backend = backend(mode)
         self._per_process_lock = mode == "fcntl"
         self._fair = fairness.applies(mode)
-        self._template = RecordTemplate(
+        self._template = record_template(
             ident, label=self._label, mode=mode, fs_type=fs.fs_type, max_hold_s=self._max_hold
         )
         return self._template
@@ -404,16 +405,18 @@ class MachineFileLock:
     def _should_yield(key: Key, fd: int) -> bool:
         """This process has kept re-taking the lock for ``HOG_S``, released it moments ago, and
         others announce they wait: let one of them have it first (for about as long as we held
-        it, a few milliseconds at most)."""
+        it, a few milliseconds at most). Costs a clock read and a dict lookup when it does not
+        look (the uncontended path)."""
         now = time.monotonic()
-        released, held_for = REGISTRY.last_release(key)
-        if now - released >= fairness.yield_window(held_for):
+        last = REGISTRY.last_release(key)  # [released at, held for, look for waiters at]
+        if now - last[0] > fairness.RETAKE_S and now - last[0] >= fairness.yield_window(last[1]):
+            last[2] = now + fairness.HOG_S  # not a re-take: a new streak starts
             return False
-        if now - REGISTRY.streak_start(key, now, fairness.RETAKE_S) < fairness.HOG_S:
+        if now < last[2]:
             return False
         if fairness.others_waiting(fd):
             return True
-        REGISTRY.restart_streak(key, now)  # nobody waits: look again after another HOG_S
+        last[2] = now + fairness.HOG_S  # nobody waits: look again after another HOG_S
         return False
 
     def _attempt(self, owner: Owner, wait: _Wait) -> bool:

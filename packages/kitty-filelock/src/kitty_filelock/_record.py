@@ -222,6 +222,27 @@ class RecordTemplate:
         )
 
 
+#: Templates already built in this process: a new lock object per use (kitty's own pattern)
+#: should not pay the two json.dumps again. Bounded: cleared when it grows past this.
+_TEMPLATE_CACHE_MAX: Final = 256
+_TEMPLATES: dict[tuple[Any, ...], RecordTemplate] = {}
+
+
+def record_template(
+    ident: Identity, *, label: str | None, mode: str, fs_type: str, max_hold_s: float | None
+) -> RecordTemplate:
+    """A `RecordTemplate` for these fields, built once per process (Identity is per pid)."""
+    key = (ident, label, mode, fs_type, max_hold_s)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        if len(_TEMPLATES) >= _TEMPLATE_CACHE_MAX:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[key] = RecordTemplate(
+            ident, label=label, mode=mode, fs_type=fs_type, max_hold_s=max_hold_s
+        )
+    return template
+
+
 _stamp_second = -1
 _stamp_prefix = ""
 

@@ -61,8 +61,7 @@ class Registry:
         self.create_mutex = threading.Lock()
         self._gates: dict[Key, threading.Lock] = {}
         self._held: dict[Key, Held] = {}
-        self._released: dict[Key, tuple[float, float]] = {}
-        self._streaks: dict[Key, float] = {}
+        self._released: dict[Key, list[float]] = {}
 
     def gate(self, key: Key) -> threading.Lock:
         gate = self._gates.get(key)
@@ -92,25 +91,20 @@ class Registry:
 
     def mark_released(self, key: Key, held_for_s: float = 0.0) -> None:
         self._held.pop(key, None)
-        self._released[key] = (time.monotonic(), held_for_s)
+        entry = self._released.get(key)
+        if entry is None:
+            self._released[key] = [time.monotonic(), held_for_s, -math.inf]
+        else:
+            entry[0] = time.monotonic()
+            entry[1] = held_for_s
 
-    def last_release(self, key: Key) -> tuple[float, float]:
-        """(when this process last released ``key`` (monotonic, -inf if never), how long it
-        had held it)."""
-        return self._released.get(key, (-math.inf, 0.0))
-
-    def streak_start(self, key: Key, now: float, retake_s: float) -> float:
-        """Start of this process's run of holds of ``key``, each taken within ``retake_s`` of
-        its own previous release; an acquisition after a longer gap starts a new run."""
-        released, _ = self.last_release(key)
-        start = self._streaks.get(key, now)
-        if now - released > retake_s:
-            start = now
-        self._streaks[key] = start
-        return start
-
-    def restart_streak(self, key: Key, now: float) -> None:
-        self._streaks[key] = now
+    def last_release(self, key: Key) -> list[float]:
+        """[when this process last released ``key`` (monotonic), how long it had held it, when
+        a re-take should next look for waiters (``_fairness``)], mutable; None-free defaults."""
+        entry = self._released.get(key)
+        if entry is None:
+            entry = self._released[key] = [-math.inf, 0.0, -math.inf]
+        return entry
 
     def held(self, key: Key) -> Held | None:
         return self._held.get(key)
@@ -127,7 +121,6 @@ class Registry:
         self._gates = {}
         self._held = {}
         self._released = {}
-        self._streaks = {}
         for entry in held:
             entry.lock._forget_after_fork()
 
