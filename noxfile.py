@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import tempfile
 
 import nox
@@ -141,59 +142,82 @@ def _build(session: nox.Session, out: pathlib.Path, *packages: str) -> list[path
     return sorted(out.glob("*.whl"))
 
 
+_TEST_TOOLS = ("pytest", "pytest-timeout", "pytest-asyncio", "hypothesis", "psutil")
+_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+_SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _lone_filelock_venv(
+    session: nox.Session, venv: pathlib.Path, wheel: pathlib.Path, python: str | None = None
+) -> str:
+    """A venv holding the kitty-filelock wheel and nothing else (checked), then the test tools."""
+    session.run(
+        "uv", "venv", "--quiet", *(["--python", python] if python else []), str(venv),
+        external=True,
+    )  # fmt: skip
+    py = str(venv / ("Scripts" if os.name == "nt" else "bin") / "python")
+    session.run("uv", "pip", "install", "--quiet", "--python", py, str(wheel), external=True)
+    check = (
+        "import importlib.metadata as m, json;"
+        "d = m.distribution('kitty-filelock');"
+        "others = sorted(x.metadata['Name'] for x in m.distributions());"
+        "print(json.dumps({'requires': d.requires, 'dists': others}))"
+    )
+    out = session.run(py, "-P", "-c", check, silent=True, external=True)
+    facts = json.loads(str(out).strip().splitlines()[-1])
+    if facts["requires"]:
+        session.error(f"kitty-filelock declares runtime dependencies: {facts['requires']}")
+    if facts["dists"] != ["kitty-filelock"]:
+        session.error(f"standalone venv holds more than kitty-filelock: {facts['dists']}")
+    # Only now add the test tools (never kitty packages).
+    session.run("uv", "pip", "install", "--quiet", "--python", py, *_TEST_TOOLS, external=True)
+    return py
+
+
+def _filelock_pytest(py: str, *extra: str) -> list[str]:
+    # -P: nothing from the source tree shadows the installed wheel.
+    return [
+        py, "-P", "-m", "pytest", "-p", "no:cacheprovider",
+        str(ROOT / "packages" / "kitty-filelock" / "tests"),
+        "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), *extra,
+    ]  # fmt: skip
+
+
 @nox.session(venv_backend="none")
 def standalone_filelock(session: nox.Session) -> None:
-    """kitty-filelock installs ALONE (no Requires-Dist) and its tests pass with only it present."""
+    """kitty-filelock installs ALONE (no Requires-Dist) and its tests pass with only it present;
+    as root, they also run once as an unprivileged user (`setpriv`), so root's bypass of file
+    permissions hides no bug."""
     work = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-"))
     try:
         (wheel,) = _build(session, work / "dist", "kitty-filelock")
-        venv = work / "venv"
-        session.run("uv", "venv", "--quiet", str(venv), external=True)
-        py = str(venv / ("Scripts" if os.name == "nt" else "bin") / "python")
-        session.run("uv", "pip", "install", "--quiet", "--python", py, str(wheel), external=True)
-        check = (
-            "import importlib.metadata as m, json;"
-            "d = m.distribution('kitty-filelock');"
-            "others = sorted(x.metadata['Name'] for x in m.distributions());"
-            "print(json.dumps({'requires': d.requires, 'dists': others}))"
-        )
-        out = session.run(py, "-P", "-c", check, silent=True, external=True)
-        facts = json.loads(str(out).strip().splitlines()[-1])
-        if facts["requires"]:
-            session.error(f"kitty-filelock declares runtime dependencies: {facts['requires']}")
-        if facts["dists"] != ["kitty-filelock"]:
-            session.error(f"standalone venv holds more than kitty-filelock: {facts['dists']}")
-        # Only now add the test tools (never kitty packages) and run the package's tests with -P,
-        # so nothing from the source tree shadows the installed wheel.
-        session.run(
-            "uv",
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            py,
-            "pytest",
-            "pytest-timeout",
-            "pytest-asyncio",
-            "hypothesis",
-            "psutil",
-            external=True,
-        )
-        session.run(
-            py,
-            "-P",
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            str(ROOT / "packages" / "kitty-filelock" / "tests"),
-            "-c",
-            str(ROOT / "pyproject.toml"),
-            "--rootdir",
-            str(ROOT),
-            _junit("standalone-filelock"),
-            external=True,
-        )
+        py = _lone_filelock_venv(session, work / "venv", wheel)
+        session.run(*_filelock_pytest(py, _junit("standalone-filelock")), external=True)
+        if (
+            getattr(os, "geteuid", lambda: -1)() == 0
+            and shutil.which("setpriv")
+            and os.access(_SYSTEM_PYTHON, os.X_OK)
+        ):
+            # The user's venv must be readable by that user: the system interpreter (root's
+            # own may live under a private /root) in a world-readable directory.
+            shared = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-nobody-"))
+            try:
+                shared.chmod(0o755)
+                npy = _lone_filelock_venv(session, shared / "venv", wheel, _SYSTEM_PYTHON)
+                subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
+                (shared / "tmp").mkdir()
+                os.chown(shared / "tmp", 65534, 65534)
+                session.run(
+                    *_NOBODY,
+                    *_filelock_pytest(npy, "--basetemp", str(shared / "tmp" / "pytest")),
+                    env={
+                        "HOME": str(shared / "tmp"),
+                        "HYPOTHESIS_STORAGE_DIRECTORY": str(shared / "tmp" / "hypothesis"),
+                    },
+                    external=True,
+                )
+            finally:
+                shutil.rmtree(shared, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
