@@ -402,3 +402,37 @@ def test_relative_kitty_home_is_a_config_error(monkeypatch: pytest.MonkeyPatch) 
 
 def test_session_type_is_exported_dataclass() -> None:
     assert dataclasses.is_dataclass(Session)
+
+
+UMASK_CHILD = r"""
+import datetime as dt, os, stat, sys
+from pathlib import Path
+os.umask(int(sys.argv[2], 8))
+from kitty_auth_refresh import Session, SessionStore
+home = Path(sys.argv[1]) / "new-home"
+now = dt.datetime.now(dt.UTC)
+SessionStore(home / "auth").write(
+    Session(
+        session_id="s", access_token="a", refresh_token="r",
+        access_expires_at=now + dt.timedelta(hours=1), issued_at=now,
+    )
+)
+print(*(oct(stat.S_IMODE(p.stat().st_mode)) for p in (home, home / "auth")))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("umask", ["000", "277"])
+def test_home_and_auth_dir_are_0700_whatever_the_umask(tmp_path: pathlib.Path, umask: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", UMASK_CHILD, str(tmp_path), umask],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0o700", "0o700"]

@@ -1,4 +1,4 @@
-"""Packaging facts: zero runtime dependencies, the console script, and the README's example runs."""
+"""Packaging facts: no third-party dependency, the console script, the README example runs."""
 
 from __future__ import annotations
 
@@ -20,10 +20,13 @@ from kitty_daemon_identity import read_scope_key
 PKG = Path(__file__).resolve().parents[1]
 
 
-def test_no_runtime_dependencies() -> None:
+def test_no_third_party_runtime_dependencies() -> None:
+    # Only the sibling that owns a fact it needs (private directories: kitty-filelock, itself
+    # dependency-free); nothing from outside kitty.
     project = tomllib.loads((PKG / "pyproject.toml").read_text())["project"]
-    assert project.get("dependencies", []) == []
-    assert not distribution("kitty-daemon-identity").requires  # no Requires-Dist in metadata
+    assert project.get("dependencies", []) == ["kitty-filelock>=0.2,<1"]
+    requires = distribution("kitty-daemon-identity").requires or []
+    assert [r.split(">")[0].split("<")[0].strip() for r in requires] == ["kitty-filelock"]
 
 
 def test_console_script_is_declared() -> None:

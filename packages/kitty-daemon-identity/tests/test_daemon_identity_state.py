@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -296,3 +298,29 @@ def test_invalid_record_is_refused_and_nothing_written(tmp_path: Path, bad: Stat
     with pytest.raises(ValueError, match="refusing to write an invalid state record"):
         write_state(tmp_path, bad)
     assert list(tmp_path.iterdir()) == []
+
+
+UMASK_CHILD = r"""
+import os, stat, sys
+from pathlib import Path
+os.umask(int(sys.argv[2], 8))
+from kitty_daemon_identity import daemon_root, ensure_scope_key
+home = Path(sys.argv[1]) / "new-home"
+ensure_scope_key(daemon_root(home))
+print(oct(stat.S_IMODE(home.stat().st_mode)), oct(stat.S_IMODE(daemon_root(home).stat().st_mode)))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("umask", ["000", "277"])
+def test_home_and_daemon_root_are_0700_whatever_the_umask(tmp_path: Path, umask: str) -> None:
+    # Issue 12: Path.mkdir(parents=True) made the home 0777 under umask 000, and another local
+    # user could then plant files in it.
+    done = subprocess.run(
+        [sys.executable, "-c", UMASK_CHILD, str(tmp_path), umask],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["0o700", "0o700"]

@@ -34,6 +34,7 @@ def test_public_api_is_exactly_the_spec_plus_the_status_enum() -> None:
         "detect_filesystem",
         "force_release",
         "lock_holder_pids",
+        "make_private_dirs",
         "probe",
         "process_start_time",
         "read_lock_record",

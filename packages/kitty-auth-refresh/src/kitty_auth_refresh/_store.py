@@ -10,6 +10,8 @@ import secrets
 import time
 from typing import Final
 
+from kitty_filelock import make_private_dirs
+
 from ._errors import CorruptSession, StoreWriteFailed
 from ._home import default_home
 from ._session import Session, session_from_json, session_to_json
@@ -21,24 +23,6 @@ TEMP_FILE_MAX_AGE_S: Final = 3600
 MAX_SESSION_BYTES: Final = 1 << 20
 _TEMP_PREFIX: Final = f".{SESSION_FILE_NAME}."
 _TEMP_SUFFIX: Final = ".tmp"
-
-
-def ensure_private_dir(path: pathlib.Path) -> None:
-    """Create ``path`` and any missing parents with mode 0700 from creation.
-
-    Existing directories are never chmod-ed (the user may have chosen their modes). ``os.makedirs``
-    applies ``mode`` to the leaf only, hence the walk.
-    """
-    missing: list[pathlib.Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:  # pragma: no cover - the filesystem root always exists
-            break
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # a concurrent creator won the race: fine
-            os.mkdir(directory, 0o700)
 
 
 def _fsync_dir(directory: pathlib.Path) -> None:
@@ -107,7 +91,7 @@ class SessionStore:
         """
         payload = json.dumps(session_to_json(session), indent=1).encode("utf-8") + b"\n"
         try:
-            ensure_private_dir(self._root)
+            make_private_dirs(self._root)  # 0700 whatever the umask (kitty-filelock's)
         except OSError as exc:
             raise StoreWriteFailed(self._root, _describe(exc), session) from exc
         self._remove_old_temp_files()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from kitty_filelock import make_private_dirs
+
 from ._constants import STATE_SCHEMA_VERSION
 from ._errors import KittyDaemonError
 from ._family import DaemonFamily, scope_key_path, state_path
@@ -120,11 +122,6 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _make_private_dir(path: Path) -> None:
-    # mode applies only to directories we create; an existing root is never chmod-ed (SPEC §0.3).
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
 def _fsync_dir(path: Path) -> None:
     """Persist the rename itself (best effort; directories cannot be opened on Windows)."""
     try:
@@ -154,7 +151,7 @@ def write_state(root: Path, record: StateRecord) -> Path:
             "protocol_version >= 1, and the text fields strings"
         )
     root = Path(root)
-    _make_private_dir(root)
+    make_private_dirs(root)  # home and root 0700 whatever the umask (kitty-filelock's)
     target = state_path(root, record.family)
     data = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False).encode()
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -261,7 +258,7 @@ def ensure_scope_key(root: Path) -> str:
     key is unusable (wrong owner, group/other-accessible, malformed).
     """
     root = Path(root)
-    _make_private_dir(root)
+    make_private_dirs(root)  # home and root 0700 whatever the umask (kitty-filelock's)
     path = scope_key_path(root)
     key = secrets.token_hex(32)
     try:

@@ -35,6 +35,7 @@ from ._lock import MachineFileLock
 from ._probe import LockProbe, lock_holder_pids, probe
 from ._proctime import process_start_time
 from ._record import HolderStatus, LockRecord, read_lock_record
+from ._safety import make_private_dirs
 
 __all__ = [
     "FsInfo",
@@ -53,6 +54,7 @@ __all__ = [
     "detect_filesystem",
     "force_release",
     "lock_holder_pids",
+    "make_private_dirs",
     "probe",
     "process_start_time",
     "read_lock_record",

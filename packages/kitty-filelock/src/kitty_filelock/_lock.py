@@ -43,7 +43,7 @@ from ._record import (
     utc_stamp_now,
 )
 from ._registry import REGISTRY, Held, Key, Owner, file_key
-from ._safety import NOFOLLOW_FLAGS, unsafe_reason
+from ._safety import NOFOLLOW_FLAGS, make_private_dirs, unsafe_reason
 
 DEFAULT_ACQUIRE_TIMEOUT_S: Final = 10.0
 DEFAULT_POLL_INTERVAL_S: Final = 0.05
@@ -61,7 +61,6 @@ _OPEN_FLAGS: Final = (
 )
 _CREATE_FLAGS: Final = _OPEN_FLAGS | os.O_CREAT | os.O_EXCL
 _FILE_MODE: Final = 0o600
-_DIR_MODE: Final = 0o700
 _HAS_PWRITE: Final = hasattr(os, "pwrite")
 
 # Per directory: the filesystem does not change under a directory while we run.
@@ -74,27 +73,6 @@ def _with_path(exc: OSError, path: str) -> OSError:
     if exc.filename is not None or isinstance(exc, KittyLockError):
         return exc
     return OSError(exc.errno, exc.strerror, path)
-
-
-def _makedirs_0700(directory: str) -> None:
-    # os.makedirs applies `mode` to the leaf only, and the umask narrows every mode: each
-    # directory we create gets exactly 0700 (chmod after mkdir; the process umask is not touched).
-    missing: list[str] = []
-    current = directory
-    while current and not os.path.isdir(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, _DIR_MODE)
-        except FileExistsError:
-            if not os.path.isdir(d):
-                raise
-            continue
-        os.chmod(d, _DIR_MODE)
 
 
 def _current_owner() -> Owner:
@@ -280,7 +258,7 @@ class MachineFileLock:
             raise
 
     def _create(self) -> int:
-        _makedirs_0700(self._dir)
+        make_private_dirs(self._dir)
         try:
             fd = os.open(self._path, _CREATE_FLAGS, _FILE_MODE)
         except FileExistsError:  # another process created it just now: use theirs

@@ -3,7 +3,9 @@
 The record is written into the lock file itself, so the lock path is a write target: a final
 symlink (the CVE-2025-68146 class), a hard link to someone's settings file, a FIFO or device, or
 another user's file planted at the path must never receive it. Opens never follow a final
-symlink; every descriptor is checked with ``fstat`` before the first byte is written.
+symlink; every descriptor is checked with ``fstat`` before the first byte is written. And
+every directory kitty creates is private (``make_private_dirs``), the one implementation the
+other kitty packages use too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import stat
 from typing import Final
 
+#: Every directory kitty creates: private to its owner, whatever the umask.
+PRIVATE_DIR_MODE: Final = 0o700
 #: Added to every open of a lock file: never follow a final symlink; a FIFO must not block.
 NOFOLLOW_FLAGS: Final = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _REPARSE_POINT: Final = 0x400  # FILE_ATTRIBUTE_REPARSE_POINT (Windows symlinks, junctions)
@@ -30,3 +34,30 @@ def unsafe_reason(st: os.stat_result) -> str | None:
     if geteuid is not None and st.st_uid != geteuid():
         return f"belongs to uid {st.st_uid}, not to this process's uid {geteuid()}"
     return None
+
+
+def make_private_dirs(directory: str | os.PathLike[str]) -> None:
+    """Create ``directory`` and every missing parent with mode exactly 0700, whatever the umask
+    (chmod right after each mkdir; the process umask is never changed). Directories that already
+    exist are left as they are (the user may have chosen their modes). Safe against a concurrent
+    creator.
+
+    ``os.makedirs`` applies ``mode`` to the leaf only and the umask narrows (or, with umask 000,
+    not at all) every mode: a home created 0777 lets another user plant files in it.
+    """
+    missing: list[str] = []
+    current = os.path.abspath(os.fspath(directory))
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:  # pragma: no cover - the filesystem root always exists
+            break
+        current = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, PRIVATE_DIR_MODE)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+            continue
+        os.chmod(d, PRIVATE_DIR_MODE)

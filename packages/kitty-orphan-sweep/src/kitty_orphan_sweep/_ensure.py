@@ -39,7 +39,7 @@ from kitty_daemon_identity import (
     state_path,
     write_state,
 )
-from kitty_filelock import MachineFileLock
+from kitty_filelock import MachineFileLock, make_private_dirs
 
 from . import _constants
 from ._errors import DaemonStartError, DaemonUnresponsiveError, NoFreePortError
@@ -270,8 +270,7 @@ def ensure_daemon(
         raise ValueError(f"spawn_timeout must be a positive number of seconds, got {timeout!r}")
     table = process_table if process_table is not None else PsutilProcessTable()
     # Home and daemon root are private from creation (SPEC §0.3); existing ones are not chmod-ed.
-    home_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(root)
     lock = MachineFileLock(
         spawn_lock_path(root, fam),
         acquire_timeout=_constants.SPAWN_LOCK_TIMEOUT_S,
