@@ -494,25 +494,33 @@ class MachineFileLock:
         ``timeout`` overrides ``acquire_timeout`` for this call; 0 means a single try.
         Raises ``LockTimeout`` (with the holder's record) or ``LockReentryError``.
         """
-        for wait in self._tries(_current_owner(), timeout):
-            time.sleep(wait)
+        owner = _current_owner()
+        limit = self._limit(timeout)
+        started = time.monotonic()
+        wait = _Wait()
+        # The uncontended case in one try, without the retry loop's generator.
+        if self._attempt(owner, wait):
+            self._waited_s = time.monotonic() - started
+            return
+        for pause in self._tries(owner, limit, started, wait):
+            time.sleep(pause)
 
     async def acquire_async(self, timeout: float | None = None) -> None:
         """Like ``acquire`` but waits with ``asyncio.sleep``: the event loop never blocks."""
-        for wait in self._tries(_current_owner(), timeout):
-            await asyncio.sleep(wait)
+        owner = _current_owner()
+        limit = self._limit(timeout)
+        for pause in self._tries(owner, limit, time.monotonic(), _Wait()):
+            await asyncio.sleep(pause)
 
-    def _tries(self, owner: Owner, timeout: float | None) -> Iterator[float]:
+    def _tries(self, owner: Owner, limit: float, started: float, wait: _Wait) -> Iterator[float]:
         """Try until held, yielding each backoff wait; ``LockTimeout`` at the deadline.
 
         The caller does the waiting (``time.sleep`` or ``asyncio.sleep``): that is the only
-        difference between the blocking and the async acquisition.
+        difference between the blocking and the async acquisition. ``wait`` may carry the
+        descriptor of a try the caller already made.
         """
-        limit = self._limit(timeout)
-        started = time.monotonic()
         deadline = started + limit
         delay = min(FIRST_RETRY_S, self._poll_interval)
-        wait = _Wait()
         try:
             while not self._attempt(owner, wait):
                 remaining = deadline - time.monotonic()
