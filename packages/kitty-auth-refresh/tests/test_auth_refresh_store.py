@@ -436,3 +436,44 @@ def test_home_and_auth_dir_are_0700_whatever_the_umask(tmp_path: pathlib.Path, u
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0o700", "0o700"]
+
+
+FIFO_CHILD = r"""
+import os, sys
+from kitty_auth_refresh import CorruptSession, SessionStore, auth_status
+store = SessionStore(sys.argv[1])
+os.mkfifo(store.path)
+try:
+    store.read()
+except CorruptSession as exc:
+    print("corrupt:", exc.reason)
+print("status:", auth_status(store).state.value)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_a_fifo_at_the_session_path_is_reported_never_waited_on(tmp_path: pathlib.Path) -> None:
+    # Issue 12: a FIFO at session.json hung auth_status (and kitty-doctor) forever.
+    import subprocess
+    import sys
+
+    (tmp_path / "auth").mkdir(mode=0o700)
+    done = subprocess.run(
+        [sys.executable, "-c", FIFO_CHILD, str(tmp_path / "auth")],
+        capture_output=True,
+        text=True,
+        timeout=30,  # a hang cap: the bug was an endless open()
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "corrupt: the path is a FIFO, not a regular file"
+    assert lines[1].startswith("status: ")
+
+
+def test_deeply_nested_json_is_corrupt_not_a_recursion_error(tmp_path: pathlib.Path) -> None:
+    store = SessionStore(tmp_path / "auth")
+    store.root.mkdir(mode=0o700)
+    store.path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CorruptSession, match="nested too deeply"):
+        store.read()

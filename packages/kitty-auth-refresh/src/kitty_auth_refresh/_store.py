@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import secrets
+import stat
 import time
 from typing import Final
 
@@ -23,6 +24,27 @@ TEMP_FILE_MAX_AGE_S: Final = 3600
 MAX_SESSION_BYTES: Final = 1 << 20
 _TEMP_PREFIX: Final = f".{SESSION_FILE_NAME}."
 _TEMP_SUFFIX: Final = ".tmp"
+
+
+_READ_FLAGS: Final = (
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a device or other special file"
 
 
 def _fsync_dir(directory: pathlib.Path) -> None:
@@ -65,18 +87,32 @@ class SessionStore:
         Anything unreadable raises ``CorruptSession`` and the file is left exactly as it is.
         """
         try:
-            with open(self.path, "rb") as fh:
-                data = fh.read(MAX_SESSION_BYTES + 1)
+            # O_NONBLOCK: a FIFO planted at the path must be reported, not wait for a writer.
+            fd = os.open(self.path, _READ_FLAGS)
         except FileNotFoundError:
             return None
-        except IsADirectoryError:
+        except IsADirectoryError:  # pragma: no cover - POSIX opens a directory read-only
             raise CorruptSession(self.path, "the path is a directory, not a file") from None
+        try:
+            kind = _kind(os.fstat(fd).st_mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        if kind is not None:
+            os.close(fd)
+            if kind == "a directory":
+                raise CorruptSession(self.path, "the path is a directory, not a file")
+            raise CorruptSession(self.path, f"the path is {kind}, not a regular file")
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_SESSION_BYTES + 1)
         if len(data) > MAX_SESSION_BYTES:
             raise CorruptSession(self.path, f"file is larger than {MAX_SESSION_BYTES} bytes")
         try:
             doc = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError:
             raise CorruptSession(self.path, "file is not UTF-8 text") from None
+        except RecursionError:
+            raise CorruptSession(self.path, "file is JSON nested too deeply") from None
         except ValueError as exc:
             # The position only: json's message never quotes content, but be explicit about it.
             pos = getattr(exc, "pos", None)
