@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -125,7 +126,10 @@ def _converse(args: list[str], answer: bytes, env: dict[str, str]) -> tuple[int,
                 break
             transcript += chunk
             if not answered and b"[y/N]" in transcript:
-                os.write(master, answer)
+                if answer == b"<SIGINT>":  # ^C: what the terminal driver would deliver
+                    proc.send_signal(signal.SIGINT)
+                else:
+                    os.write(master, answer)
                 answered = True
         code = proc.wait(timeout=30)
     finally:
@@ -137,7 +141,10 @@ def _converse(args: list[str], answer: bytes, env: dict[str, str]) -> tuple[int,
     return code, transcript.decode(errors="replace")
 
 
-@pytest.mark.parametrize(("answer", "stopped"), [(b"n\n", False), (b"\n", False), (b"y\n", True)])
+@pytest.mark.parametrize(
+    ("answer", "stopped"),
+    [(b"n\n", False), (b"\n", False), (b"y\n", True), (b"\x04", False), (b"<SIGINT>", False)],
+)
 def test_interactive_prompt_on_a_terminal(
     home: Path, spawn: Callable[..., Daemon], answer: bytes, stopped: bool
 ) -> None:
@@ -148,6 +155,11 @@ def test_interactive_prompt_on_a_terminal(
     assert "sync port 20440 pid" in text
     assert "pre_marker" in text
     assert "Stop 1 daemon(s) kitty cannot prove are safe to stop? [y/N]" in text
+    assert "stopped whatever you answer" in text
+    assert "Traceback" not in text
+    # ^D / ^C end the prompt's line: the report continues on a line of its own.
+    after_prompt = text.split("[y/N] ", 1)[1]
+    assert after_prompt.split("\n", 1)[0].strip() in ("", "n", "y", "^D", "^C"), after_prompt[:80]
     if stopped:
         assert pre_marker.proc.wait(timeout=10) is not None
         assert "swept port 20440" in text

@@ -68,16 +68,24 @@ def _is_interactive(json_mode: bool) -> bool:
 
 
 def _ask(candidates: Sequence[str]) -> bool:
-    """The DOC-05 prompt on the terminal; anything but y/yes (including EOF) is No."""
+    """The DOC-05 prompt on the terminal; anything but y/yes is No, and so are ^D (end of input)
+    and ^C at the prompt, which end the prompt's line cleanly instead of a traceback."""
     from ._repair import consent_question
 
     out = sys.stdout
     out.write("kitty cannot prove these daemons are safe to stop:\n")
     for line in candidates:
         out.write(f"  - {terminal_safe(line)}\n")
+    out.write("(the daemons kitty proved safe are stopped whatever you answer)\n")
     out.write(consent_question(len(candidates)))
     out.flush()
-    answer = sys.stdin.readline()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if not answer.endswith("\n"):  # ^D or ^C: the cursor is still on the prompt line
+        out.write("\n")
+        out.flush()
     return answer.strip().lower() in ("y", "yes")
 
 
