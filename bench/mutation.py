@@ -471,7 +471,10 @@ class Runner:
     def pytest(self, args: Sequence[str]) -> tuple[int | None, float, pathlib.Path]:
         """(exit code or None on timeout, seconds, log file) of one pytest run."""
         self.runs += 1
-        basetemp = self.workdir / "t"  # short: tests put AF_UNIX sockets under it
+        # Not shorter than pytest's own /tmp/pytest-of-<user>/pytest-<n>: a test asserts that a
+        # root 800 characters below tmp_path overflows the 2 KiB health payload, with a margin
+        # of ten bytes or so at the default length.
+        basetemp = self.workdir / "basetemp"
         log = self.workdir / "last.log"
         token = uuid.uuid4().hex
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", TOKEN_VAR: token}
@@ -609,7 +612,7 @@ def write_doc(
     command: str,
     equivalents: dict[tuple[str, int, str], str],
     seconds: float,
-    runs: int,
+    runner: Runner,
 ) -> None:
     """Rewrite docs/mutation.md from this run."""
     outcomes = [o for r in reports for o in r.outcomes]
@@ -627,12 +630,12 @@ def write_doc(
         "`True` ↔ `False`. Never in docstrings, annotations, decorators, f-strings or",
         "`if TYPE_CHECKING`. The mutant is written over the module file, the module's fast tests",
         "run (`pytest -x`), then, if they pass, the package's whole test directory; a failing run",
-        f"or one past the {RUN_TIMEOUT_S:.0f} s cap kills it. The module file is restored after",
+        f"or one past the {runner.timeout:.0f} s cap kills it. The module file is restored after",
         "every mutant and checked byte-for-byte against a kept copy at the end.",
         "",
         f"- command: `{command}`",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- total: {total} killed, {runs} pytest runs, {seconds / 60:.1f} min wall",
+        f"- total: {total} killed, {runner.runs} pytest runs, {seconds / 60:.1f} min wall",
         "- score = killed / (mutants - equivalent); s/mutant = wall seconds per judged mutant",
         "",
         summary_table(reports),
@@ -741,7 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     originals = {t.module: (ROOT / t.module).read_bytes() for t in targets}
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGHUP, _raise_stop)
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="kmut-"))
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="kitty-mutation-"))
     backup = workdir / "originals"
     for module, data in originals.items():
         (backup / module).parent.mkdir(parents=True, exist_ok=True)
@@ -766,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = not _verify_restored(originals, backup) or failed
         shutil.rmtree(workdir, ignore_errors=True)
     command = shlex.join(["python", "bench/mutation.py", *(argv or sys.argv[1:])])
-    write_doc(reports, command, equivalents, time.monotonic() - started, runner.runs)
+    write_doc(reports, command, equivalents, time.monotonic() - started, runner)
     return 1 if failed else 0
 
 
