@@ -518,7 +518,7 @@ def _drop_bytecode(module: pathlib.Path) -> None:
 
 
 class _Stop(BaseException):
-    """SIGTERM/SIGHUP turned into an exception, so every `finally` restores its file."""
+    """SIGINT/SIGTERM/SIGHUP turned into an exception, so every `finally` restores its file."""
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -742,8 +742,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Keep a copy of every original outside the tree before touching anything: if this process
     # is killed with SIGKILL mid-mutant, the copy is where the original still is.
     originals = {t.module: (ROOT / t.module).read_bytes() for t in targets}
-    signal.signal(signal.SIGTERM, _raise_stop)
-    signal.signal(signal.SIGHUP, _raise_stop)
+    # Installed even where SIGINT arrived ignored (a background job of a script): stopping
+    # must always go through the `finally` blocks that restore the module files.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_stop)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="kitty-mutation-"))
     backup = workdir / "originals"
     for module, data in originals.items():
@@ -788,4 +790,9 @@ def _verify_restored(originals: dict[str, bytes], backup: pathlib.Path) -> bool:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except _Stop as stop:
+        # The files are restored and checked by now (main's `finally`); no doc for a part-run.
+        print(f"stopped by signal {stop.args[0]}; docs/mutation.md not written", file=sys.stderr)
+        raise SystemExit(128 + int(stop.args[0])) from None
