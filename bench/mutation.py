@@ -12,7 +12,9 @@ venv that can run the tests. Run on request, never in the default sessions:
     uv run nox -s mutation -- --max-mutants 5         # the first 5 mutants of each module
 
 Known-equivalent mutants (no test can tell them apart) live in bench/mutation_equivalent.json
-as {module, line, description, why}; they are not run and are left out of the score.
+as {module, line, description, why}; they are not run and are left out of the score. Each run
+also writes its raw verdicts to docs/mutation-results.json; after adding equivalents found
+among the survivors, `-- --rescore` rewrites the doc from those verdicts without rerunning.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOC = ROOT / "docs" / "mutation.md"
+# The raw verdicts of the last run, so that --rescore can apply a revised equivalent list to
+# them without an hour of test runs.
+RESULTS = ROOT / "docs" / "mutation-results.json"
 EQUIVALENT_FILE = HERE / "mutation_equivalent.json"
 # Hard cap on one pytest run; a mutant that hangs the suite (a loop that never ends) is killed.
 RUN_TIMEOUT_S = 120.0
@@ -148,6 +153,23 @@ class ModuleReport:
     def seconds_per_mutant(self) -> float | None:
         run = [o.seconds for o in self.outcomes if o.status != "equivalent"]
         return sum(run) / len(run) if run else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """How the verdicts were obtained (the header of the doc)."""
+
+    command: str
+    date: str
+    seconds: float
+    runs: int
+    timeout: float
+    #: When --rescore applied a newer equivalent list to these verdicts (None: as run).
+    rescored: str | None = None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- generating mutants ------------------------------------------------------------------------
@@ -608,13 +630,9 @@ def _listing(outcomes: Sequence[Outcome], status: str) -> list[str]:
 
 
 def write_doc(
-    reports: Sequence[ModuleReport],
-    command: str,
-    equivalents: dict[tuple[str, int, str], str],
-    seconds: float,
-    runner: Runner,
+    reports: Sequence[ModuleReport], info: RunInfo, equivalents: dict[tuple[str, int, str], str]
 ) -> None:
-    """Rewrite docs/mutation.md from this run."""
+    """Rewrite docs/mutation.md from these verdicts."""
     outcomes = [o for r in reports for o in r.outcomes]
     killed = sum(r.count("killed") for r in reports)
     judged = sum(len(r.outcomes) - r.count("equivalent") for r in reports)
@@ -630,13 +648,21 @@ def write_doc(
         "`True` ↔ `False`. Never in docstrings, annotations, decorators, f-strings or",
         "`if TYPE_CHECKING`. The mutant is written over the module file, the module's fast tests",
         "run (`pytest -x`), then, if they pass, the package's whole test directory; a failing run",
-        f"or one past the {runner.timeout:.0f} s cap kills it. The module file is restored after",
+        f"or one past the {info.timeout:.0f} s cap kills it. The module file is restored after",
         "every mutant and checked byte-for-byte against a kept copy at the end.",
         "",
-        f"- command: `{command}`",
-        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- total: {total} killed, {runner.runs} pytest runs, {seconds / 60:.1f} min wall",
+        f"- command: `{info.command}`",
+        f"- date: {info.date}",
+        f"- total: {total} killed, {info.runs} pytest runs, {info.seconds / 60:.1f} min wall",
         "- score = killed / (mutants - equivalent); s/mutant = wall seconds per judged mutant",
+        "- raw verdicts: `docs/mutation-results.json`",
+    ]
+    if info.rescored:
+        lines.append(
+            f"- rescored {info.rescored} against the current bench/mutation_equivalent.json "
+            "(`--rescore`: no test rerun; survivors listed there became equivalent)"
+        )
+    lines += [
         "",
         summary_table(reports),
         "",
@@ -651,7 +677,7 @@ def write_doc(
     lines += ["## Equivalent mutants (excluded from the score)", ""]
     lines += [
         f"- `{o.mutant.module}:{o.mutant.line}` {o.mutant.description} — "
-        f"{equivalents[o.mutant.key]}"
+        f"{equivalents.get(o.mutant.key, '(no longer listed; rerun to judge it)')}"
         for o in used
     ] or ["- none"]
     stale = [e for r in reports for e in r.stale_equivalents]
@@ -660,6 +686,81 @@ def write_doc(
         lines += [f"- `{e['module']}:{e['line']}` {e['description']}" for e in stale]
     DOC.write_text("\n".join(lines) + "\n")
     print(f"wrote {DOC.relative_to(ROOT)}", flush=True)
+
+
+def save_results(reports: Sequence[ModuleReport], info: RunInfo) -> None:
+    data = {
+        "run": {
+            "command": info.command,
+            "date": info.date,
+            "seconds": round(info.seconds, 1),
+            "runs": info.runs,
+            "timeout": info.timeout,
+        },
+        "modules": [
+            {
+                "module": r.target.module,
+                "tests": r.target.tests,
+                "fast": list(r.target.fast),
+                "outcomes": [
+                    {
+                        "line": o.mutant.line,
+                        "description": o.mutant.description,
+                        "status": o.status,
+                        "stage": o.stage,
+                        "seconds": round(o.seconds, 1),
+                    }
+                    for o in r.outcomes
+                ],
+            }
+            for r in reports
+        ],
+    }
+    RESULTS.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}", flush=True)
+
+
+def load_results() -> tuple[list[ModuleReport], RunInfo]:
+    data = json.loads(RESULTS.read_text())
+    run = data["run"]
+    info = RunInfo(run["command"], run["date"], run["seconds"], run["runs"], run["timeout"])
+    reports = []
+    for m in data["modules"]:
+        report = ModuleReport(Target(m["module"], m["tests"], tuple(m["fast"])))
+        report.outcomes = [
+            Outcome(
+                Mutant(m["module"], o["line"], o["description"], b""),
+                o["status"],
+                o["stage"],
+                o["seconds"],
+            )
+            for o in m["outcomes"]
+        ]
+        reports.append(report)
+    return reports, info
+
+
+def rescore(report: ModuleReport, equivalents: dict[tuple[str, int, str], str]) -> None:
+    """Survivors now listed as equivalent become equivalent. A listed mutant the tests killed
+    stays killed: the tests proved it is not equivalent, so the list is wrong."""
+    for outcome in report.outcomes:
+        if outcome.mutant.key not in equivalents:
+            continue
+        if outcome.status == "survived":
+            outcome.status, outcome.stage = "equivalent", ""
+        elif outcome.status == "killed":
+            print(f"warning: listed as equivalent but killed: {outcome.mutant.key}", flush=True)
+    report.stale_equivalents = _stale(report.target, equivalents)
+
+
+def _stale(target: Target, equivalents: dict[tuple[str, int, str], str]) -> list[dict[str, object]]:
+    """Equivalent-list entries for `target` that its current source no longer produces."""
+    keys = {m.key for m in generate(target.module)}
+    return [
+        {"module": k[0], "line": k[1], "description": k[2]}
+        for k in equivalents
+        if k[0] == target.module and k not in keys
+    ]
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -686,13 +787,7 @@ def run_module(
     equivalents: dict[tuple[str, int, str], str],
     runner: Runner,
 ) -> ModuleReport:
-    report = ModuleReport(target)
-    keys = {m.key for m in mutants}
-    report.stale_equivalents = [
-        {"module": k[0], "line": k[1], "description": k[2]}
-        for k in equivalents
-        if k[0] == target.module and k not in keys
-    ]
+    report = ModuleReport(target, stale_equivalents=_stale(target, equivalents))
     for number, mutant in enumerate(mutants, 1):
         where = f"[{number}/{len(mutants)}] {pathlib.Path(mutant.module).name}:{mutant.line}"
         if mutant.key in equivalents:
@@ -726,10 +821,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the mutants; run nothing")
     parser.add_argument("--timeout", type=float, default=RUN_TIMEOUT_S, help="s per pytest run")
     parser.add_argument("--equivalent", type=pathlib.Path, default=EQUIVALENT_FILE)
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help=f"run nothing: apply the equivalent list to {RESULTS.name} and rewrite the doc",
+    )
     args = parser.parse_args(argv)
 
-    targets = _selected(DEFAULT_TARGETS, args.module)
     equivalents = load_equivalents(args.equivalent)
+    if args.rescore:
+        judged, info = load_results()
+        for report in judged:
+            rescore(report, equivalents)
+            print_report(report)
+        write_doc(judged, replace(info, rescored=_now()), equivalents)
+        return 0
+    targets = _selected(DEFAULT_TARGETS, args.module)
     plan = [(t, generate(t.module)[: args.max_mutants]) for t in targets]
     if args.list:
         for target, mutants in plan:
@@ -771,7 +878,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = not _verify_restored(originals, backup) or failed
         shutil.rmtree(workdir, ignore_errors=True)
     command = shlex.join(["python", "bench/mutation.py", *(argv or sys.argv[1:])])
-    write_doc(reports, command, equivalents, time.monotonic() - started, runner)
+    info = RunInfo(command, _now(), time.monotonic() - started, runner.runs, runner.timeout)
+    save_results(reports, info)
+    write_doc(reports, info, equivalents)
     return 1 if failed else 0
 
 
@@ -785,7 +894,8 @@ def _verify_restored(originals: dict[str, bytes], backup: pathlib.Path) -> bool:
             path.write_bytes(data)
             intact = False
         _drop_bytecode(path)
-    print("module files verified byte-for-byte against the originals", flush=True)
+    if intact:
+        print("module files verified byte-for-byte against the originals", flush=True)
     return intact
 
 
