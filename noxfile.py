@@ -3,8 +3,9 @@
 Every session gets its own uv-managed venv filled with `uv sync --locked`, so a package's tests
 run with exactly its declared dependencies (an undeclared import of a sibling fails there).
 
-`uv run --group dev nox` (what `.ci/run` calls) runs the default sessions; `bench` and `demo`
-run on request.
+`uv run --group dev nox` (what `.ci/run` calls) runs the default sessions; `bench`, `demo` and
+`mutation` (AST mutation testing of the guard and decision modules, bench/mutation.py) run on
+request.
 Each pytest run writes JUnit XML to `.ci/reports/` so `.ci/run` can print one summary line.
 """
 
@@ -266,6 +267,13 @@ def bench(session: nox.Session) -> None:
         session, "--all-packages", "--group", "test", "--group", "integration", "--group", "bench"
     )
     session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (on request): rewrites docs/mutation.md; `-- --module _retire` etc."""
+    _sync(session, "--all-packages", "--group", "test")
+    session.run("python", str(ROOT / "bench" / "mutation.py"), *session.posargs)
 
 
 @nox.session
