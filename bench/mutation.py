@@ -74,6 +74,7 @@ DEFAULT_TARGETS: tuple[Target, ...] = (
         f"{_OS}/tests",
         (
             f"{_OS}/tests/test_orphan_sweep_guards.py",
+            f"{_OS}/tests/test_orphan_sweep_pins.py",
             f"{_OS}/tests/test_orphan_sweep_sweep.py",
             f"{_OS}/tests/test_orphan_sweep_recorded.py",
         ),
@@ -81,7 +82,11 @@ DEFAULT_TARGETS: tuple[Target, ...] = (
     Target(
         f"{_OS}/src/kitty_orphan_sweep/_sweep.py",
         f"{_OS}/tests",
-        (f"{_OS}/tests/test_orphan_sweep_sweep.py", f"{_OS}/tests/test_orphan_sweep_guards.py"),
+        (
+            f"{_OS}/tests/test_orphan_sweep_sweep.py",
+            f"{_OS}/tests/test_orphan_sweep_pins.py",
+            f"{_OS}/tests/test_orphan_sweep_guards.py",
+        ),
     ),
     Target(
         f"{_OS}/src/kitty_orphan_sweep/_ownership.py",
