@@ -170,9 +170,12 @@ def test_a_forged_marker_on_another_users_process_is_never_signalled(env: Env) -
     )
     try:
         deadline = time.monotonic() + 10
-        while marker[0] not in psutil.Process(proc.pid).cmdline():  # setpriv exec'd sh
+        # setpriv's own argv already carries the marker while it still runs as root: wait for
+        # the exec into sh under uid 65534, or a loaded machine tests a root process instead.
+        while psutil.Process(proc.pid).cmdline()[:1] != ["sh"]:
             assert time.monotonic() < deadline, "setpriv did not start the forged process"
             time.sleep(0.01)
+        assert psutil.Process(proc.pid).uids().real == 65534
         record = make_record(proc.pid, env.sync[0], psutil.Process(proc.pid).create_time())
         for force in (False, True):
             result = sweep([record], force=force, budgets=QUICK)
