@@ -389,6 +389,47 @@ def test_write_failure_releases_the_lock_before_raising(
         pass
 
 
+@pytest.mark.skipif(not hasattr(os, "pwrite"), reason="POSIX pwrite path")
+def test_a_short_write_of_the_record_is_completed(
+    lock_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk or a signal may make pwrite write less than asked: the rest follows."""
+    real_pwrite = os.pwrite
+    calls: list[int] = []
+
+    def trickle(fd: int, data: bytes | memoryview, offset: int) -> int:
+        calls.append(offset)
+        return real_pwrite(fd, bytes(data)[:7], offset)
+
+    monkeypatch.setattr(os, "pwrite", trickle)
+    with MachineFileLock(lock_path) as lock:
+        monkeypatch.undo()
+        assert read_lock_record(lock_path) == lock.record
+    assert len(calls) > 2
+    assert calls[:3] == [0, 7, 14]  # each call goes on from where the last one stopped
+
+
+def test_a_relative_path_means_the_working_directory_at_construction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    first = MachineFileLock("app.lock")
+    monkeypatch.chdir(tmp_path / "b")
+    second = MachineFileLock("app.lock")
+    assert first.path == str(tmp_path / "a" / "app.lock")
+    assert second.path == str(tmp_path / "b" / "app.lock")
+
+
+def test_many_distinct_paths_all_resolve_exactly(tmp_path: Path) -> None:
+    """More paths than the per-process path cache holds: each object still names its own."""
+    paths = [tmp_path / f"lock-{i}" / ".." / f"l{i}.lock" for i in range(300)]
+    assert [MachineFileLock(str(p)).path for p in paths] == [
+        str(tmp_path / f"l{i}.lock") for i in range(300)
+    ]
+
+
 @pytest.mark.parametrize("mode", ["flock", "fcntl"] if POSIX else ["msvcrt"])
 def test_a_longer_stale_record_is_fully_replaced(lock_path: Path, mode: str) -> None:
     lock_path.parent.mkdir(parents=True)

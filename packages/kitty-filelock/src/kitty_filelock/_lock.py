@@ -66,6 +66,9 @@ _HAS_PWRITE: Final = hasattr(os, "pwrite")
 # Per directory: the filesystem does not change under a directory while we run.
 _FS_CACHE: dict[str, FsInfo] = {}
 _WARNED: set[str] = set()
+# Per absolute path as given: (normalised path, directory).
+_ABSOLUTE: dict[str, tuple[str, str]] = {}
+_ABSOLUTE_MAX: Final = 256
 
 
 def _with_path(exc: OSError, path: str) -> OSError:
@@ -75,17 +78,42 @@ def _with_path(exc: OSError, path: str) -> OSError:
     return OSError(exc.errno, exc.strerror, path)
 
 
+# Bound once: these run on every acquisition and release.
+_get_ident = threading.get_ident
+_running_loop = asyncio._get_running_loop
+_monotonic = time.monotonic
+
+
+def _current_task_id() -> int | None:
+    loop = _running_loop()
+    task = asyncio.current_task(loop) if loop is not None else None
+    return None if task is None else id(task)
+
+
 def _current_owner() -> Owner:
     """(this thread, the running asyncio task or None): who may release what it acquired."""
-    loop = asyncio._get_running_loop()
-    task = asyncio.current_task(loop) if loop is not None else None
-    return (threading.get_ident(), None if task is None else id(task))
+    return (_get_ident(), _current_task_id())
 
 
-def _owns(holder: Owner, caller: Owner) -> bool:
-    """May `caller` act as `holder`? Same thread, and the same task unless the lock was taken
+def _owns(holder: Owner) -> bool:
+    """May the caller act as `holder`? Same thread, and the same task unless the lock was taken
     by blocking code (task None), which any code of that thread may release."""
-    return holder[0] == caller[0] and (holder[1] is None or holder[1] == caller[1])
+    return holder[0] == _get_ident() and (holder[1] is None or holder[1] == _current_task_id())
+
+
+def _absolute(raw: str) -> tuple[str, str]:
+    """(absolute path, its directory). Cached for absolute inputs only: a relative path's
+    meaning changes with the working directory."""
+    known = _ABSOLUTE.get(raw)
+    if known is not None:
+        return known
+    path = os.path.abspath(raw)
+    answer = (path, os.path.dirname(path))
+    if os.path.isabs(raw):
+        if len(_ABSOLUTE) >= _ABSOLUTE_MAX:
+            _ABSOLUTE.clear()
+        _ABSOLUTE[raw] = answer
+    return answer
 
 
 def _fs_for(directory: str) -> FsInfo:
@@ -146,12 +174,17 @@ class MachineFileLock:
             raise TypeError(f"path must be str or os.PathLike, got {path!r}") from None
         if isinstance(raw, bytes) or not raw:
             raise ValueError(f"path must be a non-empty str path, got {path!r}")
-        self._path = os.path.abspath(raw)
-        self._acquire_timeout = _check_number(
-            "acquire_timeout", acquire_timeout, minimum=0.0, inclusive=True
+        self._path, self._dir = _absolute(raw)
+        # The defaults need no checking (one lock object per use is the common pattern).
+        self._acquire_timeout = (
+            DEFAULT_ACQUIRE_TIMEOUT_S
+            if acquire_timeout is DEFAULT_ACQUIRE_TIMEOUT_S
+            else _check_number("acquire_timeout", acquire_timeout, minimum=0.0, inclusive=True)
         )
-        self._poll_interval = _check_number(
-            "poll_interval", poll_interval, minimum=0.0, inclusive=False
+        self._poll_interval = (
+            DEFAULT_POLL_INTERVAL_S
+            if poll_interval is DEFAULT_POLL_INTERVAL_S
+            else _check_number("poll_interval", poll_interval, minimum=0.0, inclusive=False)
         )
         self._max_hold = (
             None
@@ -165,7 +198,6 @@ class MachineFileLock:
         check_mode(mode)  # UnsupportedPlatformError here, at construction, never at import
         self._mode = mode
         self._label = label
-        self._dir = os.path.dirname(self._path)
         # Resolved lazily (the directory may not exist yet) and re-resolved after a fork.
         self._template: RecordTemplate | None = None
         self._backend: LockBackend | None = None
@@ -272,9 +304,10 @@ class MachineFileLock:
         (a tmp cleaner) unlinking or replacing the file between our open and our lock would
         otherwise let a second acquirer lock a fresh inode beside us."""
         try:
-            return file_key(os.lstat(self._path)) == file_key(st)
+            now = os.lstat(self._path)
         except FileNotFoundError:
             return False
+        return now.st_ino == st.st_ino and now.st_dev == st.st_dev
 
     def _stat_key(self) -> Key:
         try:
@@ -295,7 +328,7 @@ class MachineFileLock:
             finally:
                 os.close(fd)
 
-    def _lock_fcntl(self, owner: Owner) -> tuple[int, os.stat_result, threading.Lock] | None:
+    def _lock_fcntl(self, owner: Owner) -> tuple[int, os.stat_result, Key, threading.Lock] | None:
         """fcntl locks belong to the PROCESS and die with ANY close of the file: take the
         in-process gate first (keyed by a path stat) and open a descriptor only once no thread
         of ours can be holding the inode."""
@@ -312,7 +345,7 @@ class MachineFileLock:
             if self._backend.try_lock(fd):
                 st = os.fstat(fd)
                 if file_key(st) == key and self._still_at_path(st):
-                    return fd, st, gate
+                    return fd, st, key, gate
                 # The path now names another inode than the one our gate protects: retry.
                 self._backend.unlock(fd)
             os.close(fd)
@@ -326,15 +359,18 @@ class MachineFileLock:
 
     def _lock_per_descriptor(
         self, owner: Owner, wait: _Wait
-    ) -> tuple[int, os.stat_result, threading.Lock] | None:
+    ) -> tuple[int, os.stat_result, Key, threading.Lock] | None:
         """flock and msvcrt locks belong to the open file (handle): two descriptors conflict
         even inside one process, and closing a second descriptor drops nothing. So the cheap
         order applies: open, lock, then fstat for the key and take the in-process gate.
 
         A fair waiter (``_fairness``) keeps its descriptor between tries, announced as waiting.
         """
-        fd = wait.fd if wait.fd is not None else self._open()
-        wait.fd = None
+        fd = wait.fd
+        if fd is None:
+            fd = self._open()
+        else:
+            wait.fd = None
         try:
             assert self._backend is not None
             if not self._backend.try_lock(fd):
@@ -349,7 +385,7 @@ class MachineFileLock:
                 os.close(fd)
                 wait.announced = False
                 return None  # retried, on whatever the path names now
-            key = file_key(st)
+            key = (st.st_dev, st.st_ino)
             if self._fair and self._should_yield(key, fd):
                 self._backend.unlock(fd)
                 self._keep_waiting(fd, wait)
@@ -359,7 +395,7 @@ class MachineFileLock:
                 if wait.announced:
                     fairness.withdraw(fd)
                     wait.announced = False
-                return fd, st, gate
+                return fd, st, key, gate
             # A thread of ours is between its unlock and its gate release (or a reader holds
             # the gate for a moment): that is contention too.
             self._backend.unlock(fd)
@@ -385,7 +421,7 @@ class MachineFileLock:
         others announce they wait: let one of them have it first (for about as long as we held
         it, a few milliseconds at most). Costs a clock read and a dict lookup when it does not
         look (the uncontended path)."""
-        now = time.monotonic()
+        now = _monotonic()
         last = REGISTRY.last_release(key)  # [released at, held for, look for waiters at]
         if now - last[0] > fairness.RETAKE_S and now - last[0] >= fairness.yield_window(last[1]):
             last[2] = now + fairness.HOG_S  # not a re-take: a new streak starts
@@ -428,7 +464,7 @@ class MachineFileLock:
             raise named from exc
         if locked is None:
             return False
-        fd, st, gate = locked
+        fd, st, key, gate = locked
         lock_impl = self._backend
         assert lock_impl is not None
         stamp = utc_stamp_now()
@@ -449,13 +485,12 @@ class MachineFileLock:
             if isinstance(exc, OSError) and exc.filename is None:
                 raise _with_path(exc, self._path) from exc
             raise
-        key = file_key(st)
         self._owner = owner
         self._fd = fd
         self._key = key
         self._gate = gate
         self._stamp = stamp
-        self._acquired = time.monotonic()
+        self._acquired = _monotonic()
         self._record = None
         REGISTRY.mark_held(key, Held(owner, fd, lock_impl.name, self))
         return True
@@ -467,6 +502,10 @@ class MachineFileLock:
         if truncate:
             os.ftruncate(fd, 0)
         offset = 0
+        if _HAS_PWRITE:
+            offset = os.pwrite(fd, data, 0)
+            if offset == len(data):
+                return  # the common case: one call wrote it all
         view = memoryview(data)
         while offset < len(data):
             if _HAS_PWRITE:
@@ -495,12 +534,12 @@ class MachineFileLock:
         Raises ``LockTimeout`` (with the holder's record) or ``LockReentryError``.
         """
         owner = _current_owner()
-        limit = self._limit(timeout)
-        started = time.monotonic()
+        limit = self._acquire_timeout if timeout is None else self._limit(timeout)
+        started = _monotonic()
         wait = _Wait()
         # The uncontended case in one try, without the retry loop's generator.
         if self._attempt(owner, wait):
-            self._waited_s = time.monotonic() - started
+            self._waited_s = self._acquired - started
             return
         for pause in self._tries(owner, limit, started, wait):
             time.sleep(pause)
@@ -534,7 +573,7 @@ class MachineFileLock:
                 yield min(pause, remaining)
         finally:
             wait.close()
-        self._waited_s = time.monotonic() - started
+        self._waited_s = self._acquired - started
 
     def _limit(self, timeout: float | None) -> float:
         if timeout is None:
@@ -558,7 +597,7 @@ class MachineFileLock:
             gate = self._gate
             if owner is None or fd is None or key is None or gate is None:
                 return
-            if not _owns(owner, _current_owner()):
+            if not _owns(owner):
                 raise LockNotOwnedError(self._path)
             self._owner = None
             self._fd = None
@@ -578,7 +617,8 @@ class MachineFileLock:
                     raise _with_path(exc, self._path) from exc
                 finally:
                     os.close(fd)
-                    REGISTRY.mark_released(key, time.monotonic() - self._acquired)
+                    now = _monotonic()
+                    REGISTRY.mark_released(key, now - self._acquired, now)
                     gate.release()
 
     def _forget_after_fork(self) -> None:

@@ -89,13 +89,15 @@ class Registry:
     def mark_held(self, key: Key, held: Held) -> None:
         self._held[key] = held
 
-    def mark_released(self, key: Key, held_for_s: float = 0.0) -> None:
+    def mark_released(self, key: Key, held_for_s: float = 0.0, at: float | None = None) -> None:
+        """``key`` is free again; released ``at`` (monotonic, now if None) after ``held_for_s``."""
         self._held.pop(key, None)
+        when = time.monotonic() if at is None else at
         entry = self._released.get(key)
         if entry is None:
-            self._released[key] = [time.monotonic(), held_for_s, -math.inf]
+            self._released[key] = [when, held_for_s, -math.inf]
         else:
-            entry[0] = time.monotonic()
+            entry[0] = when
             entry[1] = held_for_s
 
     def last_release(self, key: Key) -> list[float]:

@@ -19,20 +19,21 @@ PRIVATE_DIR_MODE: Final = 0o700
 #: Added to every open of a lock file: never follow a final symlink; a FIFO must not block.
 NOFOLLOW_FLAGS: Final = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _REPARSE_POINT: Final = 0x400  # FILE_ATTRIBUTE_REPARSE_POINT (Windows symlinks, junctions)
+# Looked up once: unsafe_reason runs on every acquisition. Windows has no uids (and no geteuid).
+_GETEUID: Final = getattr(os, "geteuid", None)
 
 
 def unsafe_reason(st: os.stat_result) -> str | None:
     """Why the file behind a descriptor must not be written (None: it may), as the tail of
     "refusing to lock <path>: it ..."."""
-    if getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:  # pragma: no cover - Windows
-        return "is a reparse point (a symbolic link or junction)"
+    if _GETEUID is None and getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:
+        return "is a reparse point (a symbolic link or junction)"  # pragma: no cover - Windows
     if not stat.S_ISREG(st.st_mode):
         return "is not a regular file"
     if st.st_nlink > 1:
         return f"is a hard link to a file with {st.st_nlink} names"
-    geteuid = getattr(os, "geteuid", None)
-    if geteuid is not None and st.st_uid != geteuid():
-        return f"belongs to uid {st.st_uid}, not to this process's uid {geteuid()}"
+    if _GETEUID is not None and st.st_uid != _GETEUID():
+        return f"belongs to uid {st.st_uid}, not to this process's uid {_GETEUID()}"
     return None
 
 
