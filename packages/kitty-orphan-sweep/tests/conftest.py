@@ -22,10 +22,13 @@ if str(HERE) not in sys.path:
 from _orphan_sweep_helpers import Env, ProcessPool, processes_with_marker_under, reap_marked  # noqa: E402
 from kitty_orphan_sweep._net import connect_probe  # noqa: E402
 
-TEST_PORTS = range(20200, 20400)
+# KITTY_SWEEP_TEST_PORT_BASE moves the whole window (a second run beside this one, e.g. while
+# `nox -s mutation` runs the suite in another checkout).
+_BASE = int(os.environ.get("KITTY_SWEEP_TEST_PORT_BASE", "20200"))
+TEST_PORTS = range(_BASE, _BASE + 200)
 BLOCK = 8
-_SYNC_BLOCKS = itertools.cycle(range(20200, 20296, BLOCK))
-_DASH_BLOCKS = itertools.cycle(range(20300, 20396, BLOCK))
+_SYNC_BLOCKS = itertools.cycle(range(_BASE, _BASE + 96, BLOCK))
+_DASH_BLOCKS = itertools.cycle(range(_BASE + 100, _BASE + 196, BLOCK))
 
 
 @pytest.fixture(autouse=True, scope="session")

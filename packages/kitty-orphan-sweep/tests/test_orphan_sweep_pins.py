@@ -6,10 +6,13 @@ Targets are real processes; only the facts a guard reads are steered at the `Pro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,7 +22,13 @@ import psutil
 import pytest
 
 from _orphan_sweep_helpers import Env, ProcessPool, Spawned, make_record
-from kitty_daemon_identity import SkipReason, daemon_root, marker_args, scope_id
+from kitty_daemon_identity import (
+    SkipReason,
+    daemon_root,
+    ensure_scope_key,
+    marker_args,
+    scope_id,
+)
 from kitty_orphan_sweep import (
     CleanupPath,
     EscalationBudgets,
@@ -27,8 +36,17 @@ from kitty_orphan_sweep import (
     PsutilProcessTable,
     sweep,
 )
+from kitty_orphan_sweep._constants import START_TIME_TOLERANCE_S
+from kitty_orphan_sweep._escalate import (
+    Target,
+    _Gone,
+    _guard,
+    _guard_owner,
+    _post_shutdown,
+    _Refused,
+)
 from kitty_orphan_sweep._proctable import ProcessHandle
-from test_orphan_sweep_guards import Handle
+from test_orphan_sweep_guards import Handle, _denied
 
 QUICK = EscalationBudgets(http_s=0.0, term_s=0.5, kill_s=2.0, port_s=0.2)
 
@@ -185,3 +203,155 @@ def test_a_forged_marker_on_another_users_process_is_never_signalled(env: Env) -
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+# -- the escalation's own small decisions, at its seams -------------------------------------------
+
+
+class StatusListener:
+    """Loopback HTTP listener answering every request with one status; records what arrived."""
+
+    def __init__(self, port: int, status: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.status = status
+        self.requests: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                self.requests.append(data)
+                with contextlib.suppress(OSError):
+                    conn.sendall(
+                        b"HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        % self.status
+                    )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("status", "accepted"), [(202, True), (200, False), (403, False)])
+def test_only_a_202_counts_as_an_accepted_shutdown(env: Env, status: int, accepted: bool) -> None:
+    root = daemon_root(env.home)
+    ensure_scope_key(root)
+    listener = StatusListener(env.sync[0], status)
+    try:
+        assert _post_shutdown(env.sync[0], root, 2.0) is accepted
+    finally:
+        listener.close()
+    assert len(listener.requests) == 1
+    assert b"authorization: bearer " in listener.requests[0].lower()
+
+
+def test_no_scope_key_means_no_request_and_no_acceptance(env: Env) -> None:
+    root = daemon_root(env.home)  # never given a key
+    listener = StatusListener(env.sync[0], 202)  # would "accept" anything it is sent
+    try:
+        assert _post_shutdown(env.sync[0], root, 2.0) is False
+    finally:
+        listener.close()
+    assert listener.requests == []
+
+
+def _target(root: Path, create_time: float) -> Target:
+    return Target(
+        port=1,
+        pid=os.getpid(),
+        create_time=create_time,
+        cleanup_class="safe_auto",
+        marker_root=str(root),
+        key_root=None,
+    )
+
+
+def test_a_process_gone_before_its_guard_is_gone_not_refused(env: Env) -> None:
+    def vanished() -> float:
+        raise psutil.NoSuchProcess(os.getpid())
+
+    proc = Handle(psutil.Process(os.getpid()), create_time=vanished)
+    with pytest.raises(_Gone):
+        _guard(proc, _target(daemon_root(env.home), 1000.0), frozenset(), PsutilProcessTable())
+
+
+def test_the_start_time_tolerance_includes_its_boundary(env: Env) -> None:
+    root = daemon_root(env.home)
+    root.mkdir(parents=True, mode=0o700, exist_ok=True)
+    marked = [*marker_args(root, sys.executable)]
+    tolerance = START_TIME_TOLERANCE_S
+    for offset, passes in ((tolerance, True), (tolerance + 0.25, False)):
+        started = 1000.0 + offset
+        proc = Handle(
+            psutil.Process(os.getpid()),
+            create_time=lambda: started,  # noqa: B023 - used before the next iteration
+            cmdline=lambda: marked,
+        )
+        if passes:
+            _guard(proc, _target(root, 1000.0), frozenset(), PsutilProcessTable())
+        else:
+            with pytest.raises(_Refused) as refused:
+                _guard(proc, _target(root, 1000.0), frozenset(), PsutilProcessTable())
+            assert refused.value.reason is FailureReason.PID_REUSED
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX uids")
+def test_the_owner_checked_is_the_real_uid(env: Env) -> None:
+    """A process whose real uid is another user's is not ours, whatever its effective uid."""
+    root = daemon_root(env.home)
+    root.mkdir(parents=True, mode=0o700, exist_ok=True)
+    me = os.getuid()
+    other = 65534 if me != 65534 else 0
+    ours = Handle(psutil.Process(os.getpid()), uids=lambda: (me, me, me))
+    _guard_owner(ours, _target(root, 1000.0))
+    setuid_to_us = Handle(psutil.Process(os.getpid()), uids=lambda: (other, me, me))
+    with pytest.raises(_Refused, match=f"uid {other}, not as uid {me}"):
+        _guard_owner(setuid_to_us, _target(root, 1000.0))
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to give a root away"
+)
+def test_a_root_operator_checks_against_the_daemon_roots_owner(env: Env) -> None:
+    """As root, another user's daemon (its root owned by that user, running as that user) is
+    that user's own: the guard expects the root's owner, not the operator's uid."""
+    root = daemon_root(env.home)
+    root.mkdir(parents=True, mode=0o700, exist_ok=True)
+    os.chown(root, 65534, 65534)
+    theirs = Handle(psutil.Process(os.getpid()), uids=lambda: (65534, 65534, 65534))
+    _guard_owner(theirs, _target(root, 1000.0))
+    as_root = Handle(psutil.Process(os.getpid()), uids=lambda: (0, 0, 0))
+    with pytest.raises(_Refused, match="not as uid 65534"):
+        _guard_owner(as_root, _target(root, 1000.0))
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX uids")
+def test_an_owner_that_cannot_be_read_is_gone_or_refused(env: Env) -> None:
+    root = daemon_root(env.home)
+    root.mkdir(parents=True, mode=0o700, exist_ok=True)
+
+    def vanished() -> tuple[int, ...]:
+        raise psutil.NoSuchProcess(os.getpid())
+
+    gone = Handle(psutil.Process(os.getpid()), uids=vanished)
+    with pytest.raises(_Gone):
+        _guard_owner(gone, _target(root, 1000.0))
+    hidden = Handle(psutil.Process(os.getpid()), uids=_denied)
+    with pytest.raises(_Refused, match="owner unreadable: AccessDenied") as refused:
+        _guard_owner(hidden, _target(root, 1000.0))
+    assert refused.value.reason is FailureReason.IDENTITY_CHANGED
