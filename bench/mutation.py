@@ -10,11 +10,16 @@ venv that can run the tests. Run on request, never in the default sessions:
     uv run nox -s mutation -- --module _retire        # one module (repeatable)
     uv run nox -s mutation -- --list                  # print the mutants, run nothing
     uv run nox -s mutation -- --max-mutants 5         # the first 5 mutants of each module
+    uv run nox -s mutation -- --retry-survivors       # judge again only the last survivors
 
 Known-equivalent mutants (no test can tell them apart) live in bench/mutation_equivalent.json
 as {module, line, description, why}; they are not run and are left out of the score. Each run
-also writes its raw verdicts to docs/mutation-results.json; after adding equivalents found
-among the survivors, `-- --rescore` rewrites the doc from those verdicts without rerunning.
+also writes its raw verdicts to docs/mutation-results.json, after every module, merged with
+the verdicts kept there for modules this run did not judge (so a run of one module, or a run
+stopped half-way, never loses the others). After adding equivalents found among the survivors,
+`-- --rescore` rewrites the doc from those verdicts without rerunning; after adding tests,
+`-- --retry-survivors` judges only the mutants that survived last time (a killed mutant stays
+killed when tests are added, as long as the module itself is unchanged: that is checked).
 """
 
 from __future__ import annotations
@@ -143,6 +148,8 @@ class Outcome:
 class ModuleReport:
     target: Target
     outcomes: list[Outcome] = field(default_factory=list)
+    #: When and by which command these verdicts were obtained (set when the module is done).
+    judged: str = ""
     #: Mutants of the equivalent list that this module no longer produces (a stale entry).
     stale_equivalents: list[dict[str, object]] = field(default_factory=list)
 
@@ -675,6 +682,8 @@ def write_doc(
     for r in reports:
         survivors = _listing(r.outcomes, "survived")
         lines += [f"## `{r.target.module}`", ""]
+        if r.judged:
+            lines += [f"- judged: {r.judged}"]
         lines += [f"- fast tests: `{shlex.join(r.target.fast) or '(none)'}`"]
         lines += [f"- then: `{r.target.tests}`", ""]
         lines += [f"Survivors ({len(survivors)}):", ""] + (survivors or ["- none"]) + [""]
@@ -705,6 +714,7 @@ def save_results(reports: Sequence[ModuleReport], info: RunInfo) -> None:
         "modules": [
             {
                 "module": r.target.module,
+                "judged": r.judged,
                 "tests": r.target.tests,
                 "fast": list(r.target.fast),
                 "outcomes": [
@@ -726,12 +736,16 @@ def save_results(reports: Sequence[ModuleReport], info: RunInfo) -> None:
 
 
 def load_results() -> tuple[list[ModuleReport], RunInfo]:
+    if not RESULTS.exists():
+        return [], RunInfo("", "", 0.0, 0, RUN_TIMEOUT_S)
     data = json.loads(RESULTS.read_text())
     run = data["run"]
     info = RunInfo(run["command"], run["date"], run["seconds"], run["runs"], run["timeout"])
     reports = []
     for m in data["modules"]:
-        report = ModuleReport(Target(m["module"], m["tests"], tuple(m["fast"])))
+        report = ModuleReport(
+            Target(m["module"], m["tests"], tuple(m["fast"])), judged=m.get("judged", "")
+        )
         report.outcomes = [
             Outcome(
                 Mutant(m["module"], o["line"], o["description"], b""),
@@ -791,13 +805,18 @@ def run_module(
     mutants: Sequence[Mutant],
     equivalents: dict[tuple[str, int, str], str],
     runner: Runner,
+    kept: dict[tuple[str, int, str], Outcome] | None = None,
 ) -> ModuleReport:
+    """Judge every mutant, except those with a verdict in ``kept`` (reused as it stands)."""
     report = ModuleReport(target, stale_equivalents=_stale(target, equivalents))
     for number, mutant in enumerate(mutants, 1):
         where = f"[{number}/{len(mutants)}] {pathlib.Path(mutant.module).name}:{mutant.line}"
         if mutant.key in equivalents:
             report.outcomes.append(Outcome(mutant, "equivalent"))
             print(f"{where} {mutant.description}: equivalent", flush=True)
+            continue
+        if kept is not None and mutant.key in kept:
+            report.outcomes.append(replace(kept[mutant.key], mutant=mutant))
             continue
         outcome = judge(mutant, target, runner)
         report.outcomes.append(outcome)
@@ -827,6 +846,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=RUN_TIMEOUT_S, help="s per pytest run")
     parser.add_argument("--equivalent", type=pathlib.Path, default=EQUIVALENT_FILE)
     parser.add_argument(
+        "--retry-survivors",
+        action="store_true",
+        help=f"judge only the mutants {RESULTS.name} lists as survived; keep the other verdicts",
+    )
+    parser.add_argument(
         "--rescore",
         action="store_true",
         help=f"run nothing: apply the equivalent list to {RESULTS.name} and rewrite the doc",
@@ -843,6 +867,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     targets = _selected(DEFAULT_TARGETS, args.module)
     plan = [(t, generate(t.module)[: args.max_mutants]) for t in targets]
+    previous, _ = load_results()
+    kept = _kept_verdicts(previous, plan) if args.retry_survivors else {}
     if args.list:
         for target, mutants in plan:
             print(f"== {target.module}: {len(mutants)} mutants ==")
@@ -865,6 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (backup / module).write_bytes(data)
     print(f"originals kept in {backup} until the end", flush=True)
     runner = Runner(workdir, timeout=args.timeout)
+    command = shlex.join(["python", "bench/mutation.py", *(argv or sys.argv[1:])])
     reports: list[ModuleReport] = []
     started = time.monotonic()
     failed = False
@@ -876,17 +903,56 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"baseline of {target.module} fails; skipped:\n{broken}", flush=True)
                 failed = True
                 continue
-            report = run_module(target, mutants, equivalents, runner)
+            report = run_module(target, mutants, equivalents, runner, kept.get(target.module))
+            report.judged = f"{_now()} by `{command}`"
             print_report(report)
             reports.append(report)
+            # Saved after every module: a run stopped later keeps what it judged.
+            info = RunInfo(command, _now(), time.monotonic() - started, runner.runs, args.timeout)
+            merged = _merged(previous, reports)
+            save_results(merged, info)
+            write_doc(merged, info, equivalents)
     finally:
         failed = not _verify_restored(originals, backup) or failed
         shutil.rmtree(workdir, ignore_errors=True)
-    command = shlex.join(["python", "bench/mutation.py", *(argv or sys.argv[1:])])
-    info = RunInfo(command, _now(), time.monotonic() - started, runner.runs, runner.timeout)
-    save_results(reports, info)
-    write_doc(reports, info, equivalents)
     return 1 if failed else 0
+
+
+def _kept_verdicts(
+    previous: Sequence[ModuleReport], plan: Sequence[tuple[Target, Sequence[Mutant]]]
+) -> dict[str, dict[tuple[str, int, str], Outcome]]:
+    """Per module: the last run's killed verdicts, to reuse. Tests only ever get added between
+    the runs, so a killed mutant stays killed - but only while the module is unchanged: a module
+    whose mutants no longer match the saved ones must be judged afresh (SystemExit says so)."""
+    kept: dict[str, dict[tuple[str, int, str], Outcome]] = {}
+    by_module = {r.target.module: r for r in previous}
+    for target, mutants in plan:
+        report = by_module.get(target.module)
+        if report is None:
+            raise SystemExit(f"--retry-survivors: no saved verdicts for {target.module}")
+        keys = {m.key for m in mutants}
+        saved = {o.mutant.key: o for o in report.outcomes}
+        if set(saved) != keys:
+            raise SystemExit(
+                f"--retry-survivors: {target.module} changed since its verdicts were saved; "
+                "judge it afresh (--module without --retry-survivors)"
+            )
+        kept[target.module] = {k: o for k, o in saved.items() if o.status == "killed"}
+    return kept
+
+
+def _merged(
+    previous: Sequence[ModuleReport], current: Sequence[ModuleReport]
+) -> list[ModuleReport]:
+    """This run's reports, plus the saved ones of modules it did not judge, in target order."""
+    fresh = {r.target.module: r for r in current}
+    old = {r.target.module: r for r in previous if r.target.module not in fresh}
+    order = [t.module for t in DEFAULT_TARGETS]
+    everything = {**old, **fresh}
+    return sorted(
+        everything.values(),
+        key=lambda r: order.index(r.target.module) if r.target.module in order else len(order),
+    )
 
 
 def _verify_restored(originals: dict[str, bytes], backup: pathlib.Path) -> bool:
