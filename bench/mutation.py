@@ -921,9 +921,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _kept_verdicts(
     previous: Sequence[ModuleReport], plan: Sequence[tuple[Target, Sequence[Mutant]]]
 ) -> dict[str, dict[tuple[str, int, str], Outcome]]:
-    """Per module: the last run's killed verdicts, to reuse. Tests only ever get added between
-    the runs, so a killed mutant stays killed - but only while the module is unchanged: a module
-    whose mutants no longer match the saved ones must be judged afresh (SystemExit says so)."""
+    """Per module: the last run's kills by a failing test, to reuse. Tests are only ever added
+    between the runs, so a killed mutant stays killed - but only while the module is unchanged:
+    a module whose mutants no longer match the saved ones is judged afresh (SystemExit says so)."""
     kept: dict[str, dict[tuple[str, int, str], Outcome]] = {}
     by_module = {r.target.module: r for r in previous}
     for target, mutants in plan:
@@ -937,7 +937,10 @@ def _kept_verdicts(
                 f"--retry-survivors: {target.module} changed since its verdicts were saved; "
                 "judge it afresh (--module without --retry-survivors)"
             )
-        kept[target.module] = {k: o for k, o in saved.items() if o.status == "killed"}
+        # A kill by timeout may be a loaded machine rather than a test: judged again too.
+        kept[target.module] = {
+            k: o for k, o in saved.items() if o.status == "killed" and o.stage != "timeout"
+        }
     return kept
 
 
