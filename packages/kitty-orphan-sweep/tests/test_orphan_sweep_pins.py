@@ -355,3 +355,12 @@ def test_an_owner_that_cannot_be_read_is_gone_or_refused(env: Env) -> None:
     with pytest.raises(_Refused, match="owner unreadable: AccessDenied") as refused:
         _guard_owner(hidden, _target(root, 1000.0))
     assert refused.value.reason is FailureReason.IDENTITY_CHANGED
+
+
+def test_no_marker_and_no_entry_signature_is_never_signalled_for_that_reason() -> None:
+    """The first unmarked check names its own reason: nothing identified this process at scan."""
+    me = psutil.Process(os.getpid())
+    target = replace(_target(Path("/nonexistent"), me.create_time()), marker_root=None)
+    with pytest.raises(_Refused, match="no root marker") as refused:
+        _guard(Handle(me), target, frozenset(), PsutilProcessTable())
+    assert refused.value.reason is FailureReason.IDENTITY_CHANGED
