@@ -364,3 +364,18 @@ def test_no_marker_and_no_entry_signature_is_never_signalled_for_that_reason() -
     with pytest.raises(_Refused, match="no root marker") as refused:
         _guard(Handle(me), target, frozenset(), PsutilProcessTable())
     assert refused.value.reason is FailureReason.IDENTITY_CHANGED
+
+
+def test_an_unmarked_target_needs_the_exact_scanned_start_time() -> None:
+    """No marker, so no tolerance: half a second off (within the marked tolerance) is refused."""
+    me = psutil.Process(os.getpid())
+    scanned = me.create_time()
+    target = replace(
+        _target(Path("/nonexistent"), scanned),
+        marker_root=None,
+        entry_signatures=("kitty_daemon_identity",),
+    )
+    later = Handle(me, create_time=lambda: scanned + 0.5)
+    with pytest.raises(_Refused, match="not at the scanned") as refused:
+        _guard(later, target, frozenset(), PsutilProcessTable())
+    assert refused.value.reason is FailureReason.IDENTITY_CHANGED
