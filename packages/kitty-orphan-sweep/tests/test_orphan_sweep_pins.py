@@ -45,6 +45,7 @@ from kitty_orphan_sweep._escalate import (
     _post_shutdown,
     _Refused,
 )
+from kitty_orphan_sweep._ownership import ListeningSocket
 from kitty_orphan_sweep._proctable import ProcessHandle
 from test_orphan_sweep_guards import Handle, _denied
 
@@ -379,3 +380,33 @@ def test_an_unmarked_target_needs_the_exact_scanned_start_time() -> None:
     with pytest.raises(_Refused, match="not at the scanned") as refused:
         _guard(later, target, frozenset(), PsutilProcessTable())
     assert refused.value.reason is FailureReason.IDENTITY_CHANGED
+
+
+class SocketsTable(PsutilProcessTable):
+    """The port's LISTEN sockets as the OS would show them (None: the OS cannot tell)."""
+
+    def __init__(self, sockets: list[ListeningSocket] | None) -> None:
+        self.sockets = sockets
+
+    def listening_sockets(self, port: int, pid: int | None) -> list[ListeningSocket] | None:
+        return self.sockets
+
+
+@pytest.mark.parametrize(
+    "sockets",
+    [None, [], [ListeningSocket(uid=0, held=False)]],
+    ids=["unknown", "no_socket", "someone_elses_socket"],
+)
+def test_an_unmarked_target_must_still_hold_its_port(sockets: list[ListeningSocket] | None) -> None:
+    me = psutil.Process(os.getpid())
+    target = replace(
+        _target(Path("/nonexistent"), me.create_time()),
+        marker_root=None,
+        entry_signatures=("kitty-daemon",),
+    )
+    shaped = Handle(me, cmdline=lambda: ["/usr/bin/kitty-daemon", "--port", "1"])
+    with pytest.raises(_Refused, match="no longer holds port 1") as refused:
+        _guard(shaped, target, frozenset(), SocketsTable(sockets))
+    assert refused.value.reason is FailureReason.IDENTITY_CHANGED
+    # Holding it, the same process passes every unmarked check: the test can fail.
+    _guard(shaped, target, frozenset(), SocketsTable([ListeningSocket(uid=0, held=True)]))
