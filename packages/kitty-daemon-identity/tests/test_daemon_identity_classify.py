@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 
 import pytest
@@ -589,3 +590,39 @@ def test_static_guard_refuses_inconsistent_safe_auto(changes: dict[str, object])
     assert good.cleanup_class == SAFE
     with pytest.raises(ValueError, match="safe_auto"):
         replace(good, **changes)  # type: ignore[arg-type]
+
+
+# -- pins for decisions mutation testing showed unpinned (issue 10) ----------------------------
+
+
+def test_a_probe_does_not_look_kitty_unless_it_says_so() -> None:
+    assert HealthProbe(HealthOutcome.REFUSED).looks_kitty is False
+    assert TIMEOUT.looks_kitty is False
+
+
+def test_record_dict_holds_plain_json_values_not_enum_members() -> None:
+    got = classify(obs(), fg()).to_dict()
+    members = {k: v for k, v in got.items() if isinstance(v, Enum)}
+    assert members == {}
+    assert type(got["cleanup_class"]) is str
+
+
+@pytest.mark.parametrize(("offset", "singleton"), [(1.0, True), (1.25, False)])
+def test_the_singleton_start_time_tolerance_includes_its_boundary(
+    offset: float, singleton: bool
+) -> None:
+    ours = record(pid=PID, port=PORT, started=1.0e9)
+    got = classify(obs(create_time=1.0e9 + offset), fg(singleton=ours))
+    assert (got.skip_reason == S.IS_RECORDED_SINGLETON) is singleton
+
+
+def test_the_os_pid_outranks_the_payload_for_the_singleton() -> None:
+    """The OS shows another process on the singleton's port; its payload echoing the recorded
+    pid and start time does not make it the singleton."""
+    ours = record(pid=PID, port=PORT, started=STARTED)
+    echo = replace(OK, payload=payload(pid=PID, process_started_at=STARTED))
+    got = classify(obs(pid=PID + 1, create_time=STARTED, health=echo), fg(singleton=ours))
+    assert got.skip_reason != S.IS_RECORDED_SINGLETON
+    # The same listener, the OS showing the recorded pid: the singleton (the test can fail).
+    same = classify(obs(pid=PID, create_time=STARTED, health=echo), fg(singleton=ours))
+    assert same.skip_reason == S.IS_RECORDED_SINGLETON
