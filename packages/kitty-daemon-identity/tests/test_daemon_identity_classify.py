@@ -626,3 +626,28 @@ def test_the_os_pid_outranks_the_payload_for_the_singleton() -> None:
     # The same listener, the OS showing the recorded pid: the singleton (the test can fail).
     same = classify(obs(pid=PID, create_time=STARTED, health=echo), fg(singleton=ours))
     assert same.skip_reason == S.IS_RECORDED_SINGLETON
+
+
+@pytest.mark.parametrize(
+    ("observation", "evidence"),
+    [
+        (obs(), ()),
+        (obs(connect=ConnectState.SUSPECT, health=TIMEOUT), ("connect_suspect", "health_timeout")),
+        (obs(health=replace(OTHER_FAMILY_INVALID, claimed_family="sync")),
+         ("health_invalid", "health_error:missing_field:pid")),
+        (obs(health=HealthProbe(HealthOutcome.TIMEOUT, error="timeout")), ("health_timeout",)),
+        (obs(health=OTHER_FAMILY_INVALID),
+         ("health_invalid", "health_error:missing_field:pid", "claimed_family:dashboard")),
+        (obs(pid=None, pid_error=PidError.ACCESS_DENIED, argv=None, create_time=None),
+         ("pid_error:access_denied",)),
+        (obs(argv=None, argv_error=ArgvError.GONE), ("argv_error:gone",)),
+    ],
+    ids=["ours", "suspect_timeout", "invalid", "timeout_error_not_named", "other_family",
+         "pid_error", "argv_error"],
+)  # fmt: skip
+def test_evidence_is_exactly_what_was_observed(
+    observation: ListenerObservation, evidence: tuple[str, ...]
+) -> None:
+    """Only an INVALID payload's error is evidence (a timeout's is the outcome already); a
+    healthy, open listener of ours has none."""
+    assert classify(observation, fg()).evidence == evidence

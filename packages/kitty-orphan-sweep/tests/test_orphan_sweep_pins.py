@@ -47,7 +47,7 @@ from kitty_orphan_sweep._escalate import (
 )
 from kitty_orphan_sweep._ownership import ListeningSocket
 from kitty_orphan_sweep._proctable import ProcessHandle
-from test_orphan_sweep_guards import Handle, _denied
+from test_orphan_sweep_guards import Handle, Table, _denied
 
 QUICK = EscalationBudgets(http_s=0.0, term_s=0.5, kill_s=2.0, port_s=0.2)
 
@@ -410,3 +410,22 @@ def test_an_unmarked_target_must_still_hold_its_port(sockets: list[ListeningSock
     assert refused.value.reason is FailureReason.IDENTITY_CHANGED
     # Holding it, the same process passes every unmarked check: the test can fail.
     _guard(shaped, target, frozenset(), SocketsTable([ListeningSocket(uid=0, held=True)]))
+
+
+def test_a_pid_psutil_calls_another_process_gets_no_further_signal(
+    env: Env, pool: ProcessPool
+) -> None:
+    """SIGTERM reports NoSuchProcess (psutil saw the pid's create time change: the pid is
+    someone else's now): the escalation stops there - no SIGKILL to whoever has the pid."""
+    s = _marked(pool, env.home)
+    kills: list[int] = []
+
+    def reused() -> None:
+        raise psutil.NoSuchProcess(s.pid)
+
+    table = Table(terminate=reused, kill=lambda: kills.append(s.pid))
+    record = make_record(s.pid, env.sync[0], psutil.Process(s.pid).create_time())
+    result = sweep([record], budgets=replace(QUICK, term_s=1.0), process_table=table)
+    assert kills == []
+    assert s.alive()
+    assert [e.cleanup_path for e in result.swept] == [CleanupPath.TERMINATE]
