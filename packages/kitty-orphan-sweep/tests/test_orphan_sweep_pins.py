@@ -14,14 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
-from _orphan_sweep_helpers import Env, ProcessPool, Spawned, make_record
+from _orphan_sweep_helpers import CountingListener, Env, ProcessPool, Spawned, make_record
 from kitty_daemon_identity import (
     SkipReason,
     daemon_root,
@@ -42,6 +42,7 @@ from kitty_orphan_sweep._escalate import (
     _Gone,
     _guard,
     _guard_owner,
+    _port_released,
     _post_shutdown,
     _Refused,
 )
@@ -429,3 +430,25 @@ def test_a_pid_psutil_calls_another_process_gets_no_further_signal(
     assert kills == []
     assert s.alive()
     assert [e.cleanup_path for e in result.swept] == [CleanupPath.TERMINATE]
+
+
+class BlindTable(PsutilProcessTable):
+    def listening_pids(
+        self, ports: Collection[int] | None = None, hint_pids: Collection[int] = ()
+    ) -> dict[int, set[int | None]]:
+        raise psutil.AccessDenied()
+
+
+def test_a_still_listening_port_is_released_only_when_provably_someone_elses(env: Env) -> None:
+    """After the target is gone its port still listens: released only if the OS shows the
+    listener is another process; with no pid to compare, or an unreadable table, it is not."""
+    listener = CountingListener(env.sync[0])
+    try:
+        port = env.sync[0]
+        assert _port_released(port, None, PsutilProcessTable(), 0.0) is False
+        assert _port_released(port, os.getpid() + 1, BlindTable(), 0.0) is False
+        assert _port_released(port, os.getpid(), PsutilProcessTable(), 0.0) is False
+        # Another pid than the listener's (ours): the port now belongs to someone else.
+        assert _port_released(port, os.getpid() + 1, PsutilProcessTable(), 0.0) is True
+    finally:
+        listener.close()
