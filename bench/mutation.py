@@ -10,7 +10,7 @@ venv that can run the tests. Run on request, never in the default sessions:
     uv run nox -s mutation -- --module _retire        # one module (repeatable)
     uv run nox -s mutation -- --list                  # print the mutants, run nothing
     uv run nox -s mutation -- --max-mutants 5         # the first 5 mutants of each module
-    uv run nox -s mutation -- --retry-survivors       # judge again only the last survivors
+    uv run nox -s mutation -- --retry-survivors       # judge only what the saved run did not kill
 
 Known-equivalent mutants (no test can tell them apart) live in bench/mutation_equivalent.json
 as {module, line, description, why}; they are not run and are left out of the score. Each run
@@ -18,8 +18,9 @@ also writes its raw verdicts to docs/mutation-results.json, after every module, 
 the verdicts kept there for modules this run did not judge (so a run of one module, or a run
 stopped half-way, never loses the others). After adding equivalents found among the survivors,
 `-- --rescore` rewrites the doc from those verdicts without rerunning; after adding tests,
-`-- --retry-survivors` judges only the mutants that survived last time (a killed mutant stays
-killed when tests are added, as long as the module itself is unchanged: that is checked).
+`-- --retry-survivors` judges only the mutants the saved verdicts do not show killed by a test
+(a killed mutant stays killed when tests are added, as long as the module itself is unchanged:
+that is checked).
 """
 
 from __future__ import annotations
@@ -848,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--retry-survivors",
         action="store_true",
-        help=f"judge only the mutants {RESULTS.name} lists as survived; keep the other verdicts",
+        help=f"judge only the mutants {RESULTS.name} does not show killed by a test",
     )
     parser.add_argument(
         "--rescore",
@@ -921,9 +922,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _kept_verdicts(
     previous: Sequence[ModuleReport], plan: Sequence[tuple[Target, Sequence[Mutant]]]
 ) -> dict[str, dict[tuple[str, int, str], Outcome]]:
-    """Per module: the last run's kills by a failing test, to reuse. Tests are only ever added
-    between the runs, so a killed mutant stays killed - but only while the module is unchanged:
-    a module whose mutants no longer match the saved ones is judged afresh (SystemExit says so)."""
+    """Per module: the saved kills by a failing test, to reuse; every other mutant (survived,
+    killed by a timeout - a loaded machine is not a test - or never judged, as after a stopped
+    run) is judged again. Tests are only ever added between the runs, so a killed mutant stays
+    killed - but only while the module is unchanged: a saved verdict naming a mutant the module
+    no longer produces means it changed, and it must be judged afresh (SystemExit says so)."""
     kept: dict[str, dict[tuple[str, int, str], Outcome]] = {}
     by_module = {r.target.module: r for r in previous}
     for target, mutants in plan:
@@ -932,12 +935,11 @@ def _kept_verdicts(
             raise SystemExit(f"--retry-survivors: no saved verdicts for {target.module}")
         keys = {m.key for m in mutants}
         saved = {o.mutant.key: o for o in report.outcomes}
-        if set(saved) != keys:
+        if not set(saved) <= keys:
             raise SystemExit(
                 f"--retry-survivors: {target.module} changed since its verdicts were saved; "
                 "judge it afresh (--module without --retry-survivors)"
             )
-        # A kill by timeout may be a loaded machine rather than a test: judged again too.
         kept[target.module] = {
             k: o for k, o in saved.items() if o.status == "killed" and o.stage != "timeout"
         }
