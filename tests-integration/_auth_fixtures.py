@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httpx
 
@@ -146,6 +146,10 @@ class OAuthServer:
     @property
     def token_url(self) -> str:
         return f"{self.url}/oauth/token"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/me"
 
     def counters(self) -> dict[str, int]:
         return dict(self.client.get("/admin/counters").raise_for_status().json())
@@ -282,6 +286,16 @@ def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class Provider(Protocol):
+    """What a worker needs to know about a server: the Authlib one or oidc-provider."""
+
+    @property
+    def token_url(self) -> str: ...
+
+    @property
+    def api_url(self) -> str: ...
+
+
 @dataclass
 class Worker:
     """One `_auth_workers.py` subprocess; its stdout+stderr go to `log_path`."""
@@ -315,10 +329,12 @@ def start_worker(
     workdir: Path,
     *,
     home: Path,
-    server: OAuthServer,
+    server: Provider,
     args: Sequence[str] = (),
+    client_id: str = CLIENT_ID,
 ) -> Worker:
-    """Start `_auth_workers.py <role>`; the result JSON lands in `<workdir>/<name>.result.json`."""
+    """Start `_auth_workers.py <role>` as OAuth client `client_id` (public: auth method none);
+    the result JSON lands in `<workdir>/<name>.result.json`."""
     log_path = workdir / f"{name}.log"
     result_path = workdir / f"{name}.result.json"
     argv = [
@@ -328,7 +344,9 @@ def start_worker(
         "--token-url",
         server.token_url,
         "--api-url",
-        f"{server.url}/api/me",
+        server.api_url,
+        "--client-id",
+        client_id,
         "--result",
         str(result_path),
         *args,
