@@ -312,7 +312,6 @@ server.listen(Number.parseInt(args.port, 10), '127.0.0.1', () => {
     revokedGrants.add(grantId);
     state.counters.grant_revocations += 1;
   });
-  provider.on('revocation.success', () => { state.counters.revocations += 1; });
   provider.use(async (ctx, next) => {
     if (!['127.0.0.1', '::ffff:127.0.0.1', '::1'].includes(ctx.req.socket.remoteAddress)) {
       return json(ctx, { error: 'forbidden' }, 403);
@@ -325,6 +324,8 @@ server.listen(Number.parseInt(args.port, 10), '127.0.0.1', () => {
     await next();
     if (ctx.path === '/token' && ctx.method === 'POST') await recordToken(provider, ctx, s);
     if (ctx.path === '/me') recordUserinfo(ctx, s);
+    // RFC 7009 answers 200 for any token; grant_revocations shows what it actually revoked.
+    if (ctx.path === '/token/revocation' && ctx.status === 200) s.counters.revocations += 1;
     return undefined;
   });
   server.on('request', provider.callback());

@@ -127,7 +127,9 @@ class _ManagerCore:
         self.session: Session | None = None
         self._backoff_s = 0.0
         self._retry_at: float | None = None
-        self._client_rejection: ClientConfigRejected | None = None
+        # What the last failed transaction raised (or would have raised, had a valid token not
+        # been served instead): raised again, without a request, while the backoff lasts.
+        self._backoff_error: ClientConfigRejected | TransientRefreshError | None = None
 
     @property
     def resolved_lock_path(self) -> str:
@@ -167,7 +169,7 @@ class _ManagerCore:
     def _reset_backoff(self) -> None:
         self._backoff_s = 0.0
         self._retry_at = None
-        self._client_rejection = None
+        self._backoff_error = None
 
     # ---- blocking operations -----------------------------------------------------------------
 
@@ -193,20 +195,20 @@ class _ManagerCore:
                 return None  # a concurrent caller already replaced the material we saw
         elif not self.needs_refresh(session):
             return None
-        elif self._client_rejection is not None and self._in_backoff():
-            # The client configuration was rejected: no request until the backoff ends.
-            if session.access_ttl_s(self.clock.now()) > 0:
-                return None
-            raise self._client_rejection
-        elif self._in_backoff() and session.access_ttl_s(self.clock.now()) > 0:
+        elif self._in_backoff():
             # Back off the NETWORK, not the (lock-free) look at the file: a peer may have
             # refreshed meanwhile, and riding a superseded token to its last millisecond gets
             # calls rejected (the server's clock started it earlier than our receipt time).
-            if not self._adopt_newer_from_disk(session):
+            if self._adopt_newer_from_disk(session):
+                session = self.session or session
+                if not self.needs_refresh(session):
+                    return None
+            elif session.access_ttl_s(self.clock.now()) > 0:
                 return None  # work while valid; do not hammer a failing server
-            session = self.session or session
-            if not self.needs_refresh(session):
-                return None
+            elif self._backoff_error is not None:
+                # Nothing valid to serve, and an expired token does not lift the backoff: a
+                # process polling at 50 Hz through an outage would send 50 refreshes a second.
+                raise self._backoff_error.with_traceback(None)
         result = self._transact(session)
         if self._apply(result):
             assert self.session is not None  # for mypy: _apply returned True after adopting
@@ -271,13 +273,13 @@ class _ManagerCore:
             if result.session is not None:
                 self.session = result.session
             self._back_off()
-            self._client_rejection = ClientConfigRejected(
+            self._backoff_error = ClientConfigRejected(
                 result.status or 400, result.error_kind or "invalid_client", result.description
             )
             current = self.session
             if current is not None and current.access_ttl_s(self.clock.now()) > 0:
                 return False
-            raise self._client_rejection
+            raise self._backoff_error
         # lock_timeout_error / transient_error_preserved: never destructive.
         current = self.session
         if result.session is not None and (
@@ -285,11 +287,13 @@ class _ManagerCore:
         ):
             self.session = current = result.session
         self._back_off()
+        if outcome is RefreshOutcome.LOCK_TIMEOUT_ERROR:
+            self._backoff_error = RefreshLockBusy(result.error_kind or "lock_busy")
+        else:
+            self._backoff_error = TransientRefreshError(result.error_kind or "server_error")
         if current is not None and current.access_ttl_s(self.clock.now()) > 0:
             return False  # the access token still works: keep serving it
-        if outcome is RefreshOutcome.LOCK_TIMEOUT_ERROR:
-            raise RefreshLockBusy(result.error_kind or "lock_busy")
-        raise TransientRefreshError(result.error_kind or "server_error")
+        raise self._backoff_error
 
     def _store_lock(self, label: str) -> MachineFileLock:
         return MachineFileLock(
