@@ -30,6 +30,7 @@ from kitty_auth_refresh import (
     TokenEndpoint,
     TokenManager,
     TransientRefreshError,
+    run_refresh_transaction,
     same_material,
 )
 from kitty_auth_refresh import _manager as manager_module
@@ -297,7 +298,7 @@ def test_lock_busy_with_expired_token_backs_off(
     store.write(expiring(fake_clock, ttl_s=-1.0))
     manager = sync_manager(store, endpoint_for(Script([])), fake_clock, acquire_timeout=0.05)
     transactions: list[RefreshResult] = []
-    real = manager_module.run_refresh_transaction
+    real = run_refresh_transaction  # the function the manager module calls by this name
 
     def counted(*args: Any, **kwargs: Any) -> RefreshResult:
         transactions.append(result := real(*args, **kwargs))
