@@ -134,6 +134,7 @@ class OAuthServer:
     proc: subprocess.Popen[bytes]
     port: int
     stderr_path: Path
+    client_key: Any = None  # the private key registered for the private_key_jwt client
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -226,12 +227,17 @@ class OAuthServer:
 
 @contextmanager
 def running_server(workdir: Path, *, access_ttl: int = 300) -> Iterator[OAuthServer]:
-    """Start `_oauth_server.py` on an ephemeral loopback port; always reaped on exit."""
+    """Start `_oauth_server.py` on an ephemeral loopback port, with a fresh key registered for
+    its private_key_jwt client (kept in `client_key`); always reaped on exit."""
+    from _jws import client_key_pair
+
     workdir.mkdir(parents=True, exist_ok=True)
+    key, jwks = client_key_pair(workdir)
     stderr_path = workdir / f"oauth-server-{os.getpid()}-{time.monotonic_ns()}.err"
+    argv = [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--access-ttl", str(access_ttl)]
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--access-ttl", str(access_ttl)],
+            [*argv, "--client-jwks", str(jwks)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -240,7 +246,7 @@ def running_server(workdir: Path, *, access_ttl: int = 300) -> Iterator[OAuthSer
     server: OAuthServer | None = None
     try:
         port = _read_port(proc, stderr_path)
-        server = OAuthServer(proc=proc, port=port, stderr_path=stderr_path)
+        server = OAuthServer(proc=proc, port=port, stderr_path=stderr_path, client_key=key)
         yield server
     finally:
         if server is not None:

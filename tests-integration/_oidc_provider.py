@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -30,6 +29,7 @@ import httpx
 import pytest
 
 from _auth_fixtures import _child_env, _read_port, reap, token_hash
+from _jws import CLIENT_KEY_ID, client_key_pair, es256_jwt
 
 if TYPE_CHECKING:
     from kitty_auth_refresh import Session
@@ -52,7 +52,6 @@ AUTH_METHODS: Final = {
     JWT_CLIENT: "private_key_jwt",
 }
 ACCESS_TTL_S: Final = 3
-CLIENT_KEY_ID: Final = "test-client"
 MAX_REDIRECTS: Final = 10
 
 
@@ -148,7 +147,7 @@ class OidcProvider:
                 "iat": now,
                 "exp": now + 60,
             }
-            assertion = es256_jwt(self.client_key, claims)
+            assertion = es256_jwt(self.client_key, claims, CLIENT_KEY_ID)
             return {
                 "client_id": client_id,
                 "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -275,43 +274,6 @@ def login_to_home(
     session = session_from_login(token, sent, remaining_s=remaining_s)
     SessionStore(home / "auth").write(session)
     return session
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def es256_jwt(key: Any, claims: Mapping[str, Any]) -> str:
-    """A compact ES256 JWS, written here on purpose rather than with kitty's signer: the login
-    that the tests start from must not depend on the code under test."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
-    header = {"alg": "ES256", "kid": CLIENT_KEY_ID, "typ": "JWT"}
-    signing_input = ".".join(_b64url(json.dumps(part).encode()) for part in (header, claims))
-    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-    return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
-
-
-def client_key_pair(workdir: Path) -> tuple[Any, Path]:
-    """A P-256 key for kitty-jwt: (private key object, path of the public JWKS for the provider)."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    numbers = key.public_key().public_numbers()
-    jwk = {
-        "kty": "EC",
-        "crv": "P-256",
-        "x": _b64url(numbers.x.to_bytes(32, "big")),
-        "y": _b64url(numbers.y.to_bytes(32, "big")),
-        "kid": CLIENT_KEY_ID,
-        "use": "sig",
-        "alg": "ES256",
-    }
-    path = workdir / "kitty-jwt.jwks.json"
-    path.write_text(json.dumps({"keys": [jwk]}))
-    return key, path
 
 
 @contextmanager

@@ -29,9 +29,9 @@ from _auth_fixtures import (
     token_hash,
     tokens_of,
 )
+from _jws import CLIENT_KEY_ID
 from _oidc_provider import (
     BASIC_CLIENT,
-    CLIENT_KEY_ID,
     JWT_CLIENT,
     POST_CLIENT,
     PUBLIC_CLIENT,
