@@ -204,9 +204,11 @@ def role_soak_cli(args: argparse.Namespace) -> dict[str, Any]:
     manager = make_manager(args, store())
     out: dict[str, Any] = {}
     try:
+        asked = time.time()
         token = manager.get_access_token()
         got = time.monotonic()
         out["ttl_at_get_s"] = _ttl(manager)
+        out["ttl_at_ask_s"] = _ttl(manager, asked)
         out["api_status"] = protected_call(args.api_url, token)
         out["call_s"] = time.monotonic() - got  # diagnosis: how long the token was in flight
         out["final_api_status"] = out["api_status"]
@@ -217,11 +219,25 @@ def role_soak_cli(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _ttl(manager: SyncTokenManager | TokenManager) -> float | None:
+def _ttl(manager: SyncTokenManager | TokenManager, at: float | None = None) -> float | None:
+    """Seconds the manager's token has left now, or had left at wall time `at` (when the caller
+    asked for it: a process descheduled after kitty handed the token over is not kitty's doing,
+    but a token already expired when it was asked for is)."""
     session = manager.session
     if session is None:
         return None
-    return (session.access_expires_at - datetime.datetime.now(datetime.UTC)).total_seconds()
+    now = datetime.datetime.now(datetime.UTC) if at is None else _wall(at)
+    return (session.access_expires_at - now).total_seconds()
+
+
+def _wall(at: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC)
+
+
+def _lowest(current: float | None, value: float | None) -> float | None:
+    if value is None:
+        return current
+    return value if current is None or value < current else current
 
 
 def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +248,7 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
     rejections: list[dict[str, float | None]] = []
     errors: list[str] = []
     min_ttl: float | None = None
+    min_ttl_at_ask: float | None = None
     calls = 0
     paused = False
     deadline = time.monotonic() + args.max_run
@@ -239,10 +256,12 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
     while not args.stop.exists() and time.monotonic() < deadline:
         calls += 1
         try:
+            asked = time.time()
             token = manager.get_access_token()
             got = time.monotonic()
             ttl = _ttl(manager)
-            min_ttl = ttl if min_ttl is None or (ttl is not None and ttl < min_ttl) else min_ttl
+            min_ttl = _lowest(min_ttl, ttl)
+            min_ttl_at_ask = _lowest(min_ttl_at_ask, _ttl(manager, asked))
             status = protected_call(args.api_url, token)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             if status != 200:
@@ -266,6 +285,7 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
         "statuses": statuses,
         "rejections": rejections,
         "min_ttl_at_get_s": min_ttl,
+        "min_ttl_at_ask_s": min_ttl_at_ask,
         "errors": errors,
         "paused": paused,
         **final,
@@ -285,7 +305,7 @@ async def _soak_async(args: argparse.Namespace) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     rejections: list[dict[str, float | None]] = []
     errors: list[str] = []
-    ttls: list[float] = []
+    lowest: dict[str, float | None] = {"get": None, "ask": None}
     deadline = time.monotonic() + args.max_run
     touch(args.ready)
     async with httpx.AsyncClient(trust_env=False, timeout=10.0) as api:
@@ -297,11 +317,12 @@ async def _soak_async(args: argparse.Namespace) -> dict[str, Any]:
         async def task() -> None:
             while not args.stop.exists() and time.monotonic() < deadline:
                 try:
+                    asked = time.time()
                     token = await manager.get_access_token()
                     got = time.monotonic()
                     ttl = _ttl(manager)
-                    if ttl is not None:
-                        ttls.append(ttl)
+                    lowest["get"] = _lowest(lowest["get"], ttl)
+                    lowest["ask"] = _lowest(lowest["ask"], _ttl(manager, asked))
                     status = await call(token)
                     statuses[str(status)] = statuses.get(str(status), 0) + 1
                     if status != 200:
@@ -320,7 +341,8 @@ async def _soak_async(args: argparse.Namespace) -> dict[str, Any]:
         "calls": sum(statuses.values()) + len(errors),
         "statuses": statuses,
         "rejections": rejections,
-        "min_ttl_at_get_s": min(ttls) if ttls else None,
+        "min_ttl_at_get_s": lowest["get"],
+        "min_ttl_at_ask_s": lowest["ask"],
         "errors": errors,
         "paused": False,
         **final,

@@ -163,7 +163,10 @@ def test_soak_against_oidc_provider(op: OidcProvider, kitty_home: Path, tmp_path
     cli_results = [w.result() for w in cli_done]
     assert len(cli_results) >= CLI_SLOTS
     assert [r for r in cli_results if "api_status" not in r] == []
-    assert all(r["ttl_at_get_s"] > 0 for r in cli_results)
+    # Never a token that was already expired when it was asked for. (Measured right after the
+    # call, a token handed over in its last moments can look expired on a loaded machine: the
+    # process was descheduled after kitty checked it, which is what _unexplained allows for.)
+    assert all(r["ttl_at_ask_s"] > 0 for r in cli_results)
     assert [r for r in cli_results if r["final_api_status"] != 200] == []
     cli_rejected = [r for r in cli_results if r["api_status"] != 200]
     long_results = [w.result() for w in long_lived]
@@ -172,7 +175,7 @@ def test_soak_against_oidc_provider(op: OidcProvider, kitty_home: Path, tmp_path
         assert result["final_api_status"] == 200, result
         assert result["errors"] == [], result
         assert set(result["statuses"]) <= {"200", "401"}, result
-        assert result["min_ttl_at_get_s"] > 0, result
+        assert result["min_ttl_at_ask_s"] > 0, result
     unexplained = [r for r in [*cli_rejected, *long_rejected] if _unexplained(r)]
     assert unexplained == []
     rejected_calls = len(cli_rejected) + len(long_rejected)
