@@ -37,6 +37,7 @@ from _oauth_server import (
 )
 from kitty_auth_refresh import (
     ClientConfigRejected,
+    LogoutResult,
     RefreshOutcome,
     Session,
     SessionStore,
@@ -211,7 +212,7 @@ def test_logout_revokes_the_family_at_the_server(oauth: OAuthServer, kitty_home:
     with TokenEndpoint.from_issuer(oauth.url, CLIENT_ID) as endpoint:
         manager = SyncTokenManager(SessionStore(kitty_home / "auth"), endpoint)
         manager.get_access_token()
-        manager.logout()
+        assert manager.logout() == LogoutResult(session_removed=True, revoked=True)
     assert not session_file(kitty_home).exists()
     counters = oauth.counters()
     assert (counters["revocations"], counters["family_revocations"]) == (1, 1)

@@ -43,6 +43,7 @@ from _oidc_provider import (
 from kitty_auth_refresh import (
     AuthState,
     ClientConfigRejected,
+    LogoutResult,
     NotAuthenticated,
     RefreshOutcome,
     ReloginRequired,
@@ -242,8 +243,9 @@ def test_logout_revokes_the_grant_at_the_provider(
     with TokenEndpoint.from_issuer(op.issuer, client_id, **credentials) as endpoint:
         manager = SyncTokenManager(SessionStore(kitty_home / "auth"), endpoint)
         manager.get_access_token()
-        manager.logout()
+        result = manager.logout()
 
+    assert result == LogoutResult(session_removed=True, revoked=True)
     assert not session_file(kitty_home).exists()
     counters = op.counters()
     assert (counters["revocations"], counters["grant_revocations"]) == (1, 1)

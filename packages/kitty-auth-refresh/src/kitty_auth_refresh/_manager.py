@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
@@ -65,6 +66,19 @@ _ADOPTING: Final = frozenset(
 # must not become a second copy of the tokens.
 _jitter_draws: dict[str, float] = {}
 _jitter_guard = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogoutResult:
+    """What ``logout()`` did. The local session is gone whatever the provider answered.
+
+    ``revoked``: True when the provider's revocation endpoint (RFC 7009) confirmed it, False
+    when it failed or could not be reached (one warning was logged), None when nothing was
+    sent (no revocation endpoint configured, or no session to revoke).
+    """
+
+    session_removed: bool
+    revoked: bool | None
 
 
 def _material_key(session: Session) -> str:
@@ -314,7 +328,7 @@ class _ManagerCore:
         self.session = session
         self._reset_backoff()
 
-    def logout(self) -> None:
+    def logout(self) -> LogoutResult:
         """Explicit logout: legitimate reason (1) to lose the session (AUTH-01, AUTH-35)."""
         shown = self.session
         try:
@@ -328,10 +342,12 @@ class _ManagerCore:
         self.session = None
         self._reset_backoff()
         logger.info("logout session=%s", shown.session_hash if shown else "-")
+        revoked: bool | None = None
         if shown is not None and self.endpoint.revocation_url is not None:
             # After the lock is released: a slow or down revocation endpoint must not hold it.
             # The local session is already gone whatever the server says (RFC 7009 §2.2).
-            self.endpoint.revoke(shown.refresh_token, "refresh_token")
+            revoked = self.endpoint.revoke(shown.refresh_token, "refresh_token")
+        return LogoutResult(session_removed=shown is not None, revoked=revoked)
 
     def access_token_after_cycle(self) -> str:
         if self.session is None:  # pragma: no cover - refresh_cycle raises before this happens
@@ -402,9 +418,9 @@ class TokenManager:
         async with self._single_flight():
             await asyncio.to_thread(self._core.save_login, session)
 
-    async def logout(self) -> None:
+    async def logout(self) -> LogoutResult:
         async with self._single_flight():
-            await asyncio.to_thread(self._core.logout)
+            return await asyncio.to_thread(self._core.logout)
 
 
 class SyncTokenManager:
@@ -459,6 +475,6 @@ class SyncTokenManager:
         with self._flight:
             self._core.save_login(session)
 
-    def logout(self) -> None:
+    def logout(self) -> LogoutResult:
         with self._flight:
-            self._core.logout()
+            return self._core.logout()
