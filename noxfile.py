@@ -246,8 +246,18 @@ def wheels(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Live-subprocess matrices: real daemons, real lock holders, a real Authlib OAuth server."""
+    """Live-subprocess matrices: real daemons, real lock holders, a real Authlib OAuth server
+    and panva's oidc-provider (node; installed here from its package-lock.json)."""
     _sync(session, "--all-packages", "--group", "test", "--group", "integration")
+    provider = ROOT / "tests-integration" / "oidc_provider"
+    if not (provider / "node_modules").is_dir():
+        if shutil.which("npm"):
+            # npm ci: exactly the lockfile's versions; a failure fails the session.
+            session.run(
+                "npm", "ci", "--prefix", str(provider), "--no-audit", "--no-fund", external=True
+            )
+        else:
+            session.warn("npm not found: the oidc-provider tests will be skipped")
     session.run(
         "python",
         "-m",

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httpx
 
@@ -134,6 +134,7 @@ class OAuthServer:
     proc: subprocess.Popen[bytes]
     port: int
     stderr_path: Path
+    client_key: Any = None  # the private key registered for the private_key_jwt client
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +147,10 @@ class OAuthServer:
     @property
     def token_url(self) -> str:
         return f"{self.url}/oauth/token"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/me"
 
     def counters(self) -> dict[str, int]:
         return dict(self.client.get("/admin/counters").raise_for_status().json())
@@ -222,12 +227,17 @@ class OAuthServer:
 
 @contextmanager
 def running_server(workdir: Path, *, access_ttl: int = 300) -> Iterator[OAuthServer]:
-    """Start `_oauth_server.py` on an ephemeral loopback port; always reaped on exit."""
+    """Start `_oauth_server.py` on an ephemeral loopback port, with a fresh key registered for
+    its private_key_jwt client (kept in `client_key`); always reaped on exit."""
+    from _jws import client_key_pair
+
     workdir.mkdir(parents=True, exist_ok=True)
+    key, jwks = client_key_pair(workdir)
     stderr_path = workdir / f"oauth-server-{os.getpid()}-{time.monotonic_ns()}.err"
+    argv = [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--access-ttl", str(access_ttl)]
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--access-ttl", str(access_ttl)],
+            [*argv, "--client-jwks", str(jwks)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -236,7 +246,7 @@ def running_server(workdir: Path, *, access_ttl: int = 300) -> Iterator[OAuthSer
     server: OAuthServer | None = None
     try:
         port = _read_port(proc, stderr_path)
-        server = OAuthServer(proc=proc, port=port, stderr_path=stderr_path)
+        server = OAuthServer(proc=proc, port=port, stderr_path=stderr_path, client_key=key)
         yield server
     finally:
         if server is not None:
@@ -282,6 +292,16 @@ def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class Provider(Protocol):
+    """What a worker needs to know about a server: the Authlib one or oidc-provider."""
+
+    @property
+    def token_url(self) -> str: ...
+
+    @property
+    def api_url(self) -> str: ...
+
+
 @dataclass
 class Worker:
     """One `_auth_workers.py` subprocess; its stdout+stderr go to `log_path`."""
@@ -315,10 +335,12 @@ def start_worker(
     workdir: Path,
     *,
     home: Path,
-    server: OAuthServer,
+    server: Provider,
     args: Sequence[str] = (),
+    client_id: str = CLIENT_ID,
 ) -> Worker:
-    """Start `_auth_workers.py <role>`; the result JSON lands in `<workdir>/<name>.result.json`."""
+    """Start `_auth_workers.py <role>` as OAuth client `client_id` (public: auth method none);
+    the result JSON lands in `<workdir>/<name>.result.json`."""
     log_path = workdir / f"{name}.log"
     result_path = workdir / f"{name}.result.json"
     argv = [
@@ -328,7 +350,9 @@ def start_worker(
         "--token-url",
         server.token_url,
         "--api-url",
-        f"{server.url}/api/me",
+        server.api_url,
+        "--client-id",
+        client_id,
         "--result",
         str(result_path),
         *args,

@@ -14,11 +14,14 @@ Roles:
                on invalid_grant (what the incident's client did)
   soak_cli     INT-07 short-lived CLI: load, get a token, one protected call, exit
   soak_daemon  INT-07 long-lived: keep one manager, loop get-token + protected call until --stop
+  soak_async   long-lived asyncio service: one TokenManager shared by --tasks concurrent tasks,
+               each looping get-token + protected call until --stop
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import json
@@ -40,6 +43,7 @@ from kitty_auth_refresh import (
     SessionStore,
     SyncTokenManager,
     TokenEndpoint,
+    TokenManager,
     run_refresh_transaction,
 )
 
@@ -103,14 +107,18 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     return {"error_type": type(exc).__name__, "error": str(exc)}
 
 
-def make_manager(args: argparse.Namespace, st: SessionStore) -> SyncTokenManager:
-    endpoint = TokenEndpoint(args.token_url, CLIENT_ID)
+def manager_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"max_hold": args.max_hold, "login_command": LOGIN_COMMAND}
     if args.margin is not None:
         kwargs["refresh_margin"] = args.margin
     if args.jitter is not None:
         kwargs["jitter"] = args.jitter
-    return SyncTokenManager(st, endpoint, **kwargs)
+    return kwargs
+
+
+def make_manager(args: argparse.Namespace, st: SessionStore) -> SyncTokenManager:
+    endpoint = TokenEndpoint(args.token_url, args.client_id)
+    return SyncTokenManager(st, endpoint, **manager_kwargs(args))
 
 
 def role_manager(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def role_transaction(args: argparse.Namespace) -> dict[str, Any]:
     touch(args.ready)
     if args.wait:
         wait_for_file(args.wait)
-    endpoint = TokenEndpoint(args.token_url, CLIENT_ID)
+    endpoint = TokenEndpoint(args.token_url, args.client_id)
     try:
         result = run_refresh_transaction(
             st, in_memory, endpoint, st.root / "refresh.lock", max_hold=args.max_hold
@@ -174,7 +182,7 @@ def role_naive(args: argparse.Namespace) -> dict[str, Any]:
             data={
                 "grant_type": "refresh_token",
                 "refresh_token": in_memory["refresh_token"],
-                "client_id": CLIENT_ID,
+                "client_id": args.client_id,
             },
         )
     body = response.json()
@@ -196,9 +204,11 @@ def role_soak_cli(args: argparse.Namespace) -> dict[str, Any]:
     manager = make_manager(args, store())
     out: dict[str, Any] = {}
     try:
+        asked = time.time()
         token = manager.get_access_token()
         got = time.monotonic()
         out["ttl_at_get_s"] = _ttl(manager)
+        out["ttl_at_ask_s"] = _ttl(manager, asked)
         out["api_status"] = protected_call(args.api_url, token)
         out["call_s"] = time.monotonic() - got  # diagnosis: how long the token was in flight
         out["final_api_status"] = out["api_status"]
@@ -209,11 +219,25 @@ def role_soak_cli(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _ttl(manager: SyncTokenManager) -> float | None:
+def _ttl(manager: SyncTokenManager | TokenManager, at: float | None = None) -> float | None:
+    """Seconds the manager's token has left now, or had left at wall time `at` (when the caller
+    asked for it: a process descheduled after kitty handed the token over is not kitty's doing,
+    but a token already expired when it was asked for is)."""
     session = manager.session
     if session is None:
         return None
-    return (session.access_expires_at - datetime.datetime.now(datetime.UTC)).total_seconds()
+    now = datetime.datetime.now(datetime.UTC) if at is None else _wall(at)
+    return (session.access_expires_at - now).total_seconds()
+
+
+def _wall(at: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC)
+
+
+def _lowest(current: float | None, value: float | None) -> float | None:
+    if value is None:
+        return current
+    return value if current is None or value < current else current
 
 
 def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
@@ -224,6 +248,7 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
     rejections: list[dict[str, float | None]] = []
     errors: list[str] = []
     min_ttl: float | None = None
+    min_ttl_at_ask: float | None = None
     calls = 0
     paused = False
     deadline = time.monotonic() + args.max_run
@@ -231,10 +256,12 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
     while not args.stop.exists() and time.monotonic() < deadline:
         calls += 1
         try:
+            asked = time.time()
             token = manager.get_access_token()
             got = time.monotonic()
             ttl = _ttl(manager)
-            min_ttl = ttl if min_ttl is None or (ttl is not None and ttl < min_ttl) else min_ttl
+            min_ttl = _lowest(min_ttl, ttl)
+            min_ttl_at_ask = _lowest(min_ttl_at_ask, _ttl(manager, asked))
             status = protected_call(args.api_url, token)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             if status != 200:
@@ -258,8 +285,66 @@ def role_soak_daemon(args: argparse.Namespace) -> dict[str, Any]:
         "statuses": statuses,
         "rejections": rejections,
         "min_ttl_at_get_s": min_ttl,
+        "min_ttl_at_ask_s": min_ttl_at_ask,
         "errors": errors,
         "paused": paused,
+        **final,
+    }
+
+
+def role_soak_async(args: argparse.Namespace) -> dict[str, Any]:
+    """An asyncio service: --tasks tasks share one TokenManager (its single-flight lock keeps
+    them to one transaction at a time) and each loops get-token + protected call until --stop."""
+    assert args.stop is not None
+    return asyncio.run(_soak_async(args))
+
+
+async def _soak_async(args: argparse.Namespace) -> dict[str, Any]:
+    endpoint = TokenEndpoint(args.token_url, args.client_id)
+    manager = TokenManager(store(), endpoint, **manager_kwargs(args))
+    statuses: dict[str, int] = {}
+    rejections: list[dict[str, float | None]] = []
+    errors: list[str] = []
+    lowest: dict[str, float | None] = {"get": None, "ask": None}
+    deadline = time.monotonic() + args.max_run
+    touch(args.ready)
+    async with httpx.AsyncClient(trust_env=False, timeout=10.0) as api:
+
+        async def call(token: str) -> int:
+            headers = {"Authorization": f"Bearer {token}"}
+            return (await api.get(args.api_url, headers=headers)).status_code
+
+        async def task() -> None:
+            while not args.stop.exists() and time.monotonic() < deadline:
+                try:
+                    asked = time.time()
+                    token = await manager.get_access_token()
+                    got = time.monotonic()
+                    ttl = _ttl(manager)
+                    lowest["get"] = _lowest(lowest["get"], ttl)
+                    lowest["ask"] = _lowest(lowest["ask"], _ttl(manager, asked))
+                    status = await call(token)
+                    statuses[str(status)] = statuses.get(str(status), 0) + 1
+                    if status != 200:
+                        rejections.append({"ttl_at_get_s": ttl, "call_s": time.monotonic() - got})
+                except KittyAuthError as exc:
+                    errors.append(type(exc).__name__)
+                await asyncio.sleep(args.interval)  # pacing of a polling service
+
+        await asyncio.gather(*(task() for _ in range(args.tasks)))
+        final: dict[str, Any] = {}
+        try:
+            final["final_api_status"] = await call(await manager.get_access_token())
+        except KittyAuthError as exc:
+            final.update(error_info(exc))
+    return {
+        "calls": sum(statuses.values()) + len(errors),
+        "statuses": statuses,
+        "rejections": rejections,
+        "min_ttl_at_get_s": lowest["get"],
+        "min_ttl_at_ask_s": lowest["ask"],
+        "errors": errors,
+        "paused": False,
         **final,
     }
 
@@ -270,6 +355,7 @@ ROLES: Final[dict[str, Callable[[argparse.Namespace], dict[str, Any]]]] = {
     "naive": role_naive,
     "soak_cli": role_soak_cli,
     "soak_daemon": role_soak_daemon,
+    "soak_async": role_soak_async,
 }
 
 
@@ -278,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("role", choices=sorted(ROLES))
     parser.add_argument("--token-url", required=True)
     parser.add_argument("--api-url", required=True)
+    parser.add_argument("--client-id", default=CLIENT_ID, help="a public client (auth none)")
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--ready", type=Path, help="touch after loading the session")
     parser.add_argument("--wait", type=Path, help="wait for this file before acting")
@@ -293,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jitter", type=float)
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--max-run", type=float, default=120.0)
+    parser.add_argument("--tasks", type=int, default=3, help="soak_async: concurrent tasks")
     args = parser.parse_args(argv)
     # Everything at DEBUG goes to the captured log: the leak check greps all of it.
     logging.basicConfig(

@@ -1,6 +1,7 @@
 """A strict, rotating OAuth2 authorization server for the integration matrices (Authlib + Flask).
 
-Run it as a subprocess: ``python _oauth_server.py --port 0 [--access-ttl 300]``. It binds loopback
+Run it as a subprocess: ``python _oauth_server.py --port 0 [--access-ttl 300] [--client-jwks F]``.
+It binds loopback
 only, prints one JSON line ``{"port": N}`` on stdout once it accepts connections, and exits when
 its stdin reaches EOF (so a crashed test run never leaves it behind) or on SIGTERM.
 
@@ -15,11 +16,21 @@ presenting an already-rotated refresh token is treated as theft — the WHOLE fa
 and access token descended from that login) is revoked and ``reuse_detected`` counts it. In
 ``replay_mode`` the same presentation is answered ``409 refresh_replay_benign_retry`` instead.
 
+Like a real provider it stamps ``iat`` in whole seconds (a token issued at 10.9 s expires at
+10 + ttl), answers every token response with an ES256 ``id_token`` (``sub``, ``email``, ``name``),
+and knows four clients: the public ``kitty-cli`` (``none``), ``kitty-confidential``
+(``client_secret_basic`` / ``client_secret_post``) and, when ``--client-jwks`` names the public
+JWKS of a key the test holds, ``kitty-jwt`` (``private_key_jwt``, RFC 7523). Unknown clients and
+bad credentials get 401 ``invalid_client``.
+
 Endpoints (admin ones refuse non-loopback peers):
-  POST /oauth/token         RFC 6749 token endpoint (password and refresh_token grants, public
-                            client, auth method ``none``); the response carries ``expires_in``,
-                            ``refresh_token``, ``session_id`` (the family id), ``subject``,
-                            ``email``
+  GET  /.well-known/openid-configuration   discovery for the issuer ``http://127.0.0.1:<port>``
+  GET  /.well-known/oauth-authorization-server/tenant   RFC 8414 metadata for the issuer
+                            ``.../tenant``, which has NO openid-configuration (the fallback)
+  POST /oauth/token         RFC 6749 token endpoint (password and refresh_token grants); the
+                            response carries ``expires_in``, ``refresh_token``, ``id_token``,
+                            ``session_id`` (the family id), ``subject``, ``email``
+  POST /oauth/revoke        RFC 7009 revocation: revoking a token revokes its whole family
   GET  /api/me              protected resource: 200 ``{"sub", "session_id"}``; 401 when the access
                             token is unknown, expired or revoked
   GET  /admin/counters      counters (see ``COUNTER_NAMES``)
@@ -64,18 +75,30 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProte
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
+
+from _jws import es256_jwt
 
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "::1")
 CLIENT_ID: Final = "kitty-cli"
 #: A confidential client (issue 14): authenticates with client_secret_basic or client_secret_post.
 CONFIDENTIAL_CLIENT_ID: Final = "kitty-confidential"
 CONFIDENTIAL_SECRET: Final = "conf:secret/+ 14"
+#: A private_key_jwt client (RFC 7523), registered when the test passes its public JWKS.
+JWT_CLIENT_ID: Final = "kitty-jwt"
 USERNAME: Final = "alice"
 PASSWORD: Final = "wonderland"
 EMAIL: Final = "alice@example.com"
+NAME: Final = "Alice Liddell"  # only in the id_token: proves a client read it from there
 SCOPE: Final = "openid offline_access"
+TENANT_PATH: Final = "/tenant"  # an issuer with a path, described by RFC 8414 metadata only
+AUTH_METHODS: Final = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+ID_TOKEN_TTL_S: Final = 3600
+ID_TOKEN_KEY_ID: Final = "authlib-test"
 # A parked request never waits forever: a test that forgets /admin/release must not hang the server.
 HOLD_MAX_S: Final = 30.0
 COUNTER_NAMES: Final = (
@@ -86,6 +109,7 @@ COUNTER_NAMES: Final = (
     "reuse_detected",
     "benign_replays",
     "family_revocations",
+    "revocations",
     "served_503",
     "delayed",
     "dropped_after_delay",
@@ -134,7 +158,7 @@ class TokenRecord(TokenMixin):
     family: Family
     client_id: str
     scope: str
-    issued_at: float
+    issued_at: int  # whole seconds, like every provider's iat
     expires_in: int
     rotated: bool = False  # its refresh token was spent by a successful rotation
 
@@ -156,11 +180,13 @@ class TokenRecord(TokenMixin):
 
 @dataclass(frozen=True)
 class Client(ClientMixin):
-    """The public CLI client (no secret, auth method ``none``), or with ``secret`` set the
-    confidential client (``client_secret_basic`` / ``client_secret_post``)."""
+    """The public CLI client (no secret, auth method ``none``); with ``secret`` set the
+    confidential client (``client_secret_basic`` / ``client_secret_post``); with ``jwks`` set
+    the private_key_jwt client."""
 
     client_id: str = CLIENT_ID
     secret: str | None = None
+    jwks: dict[str, Any] | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -188,6 +214,8 @@ class Client(ClientMixin):
         return hmac.compare_digest(client_secret.encode(), self.secret.encode())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.jwks is not None:
+            return method == "private_key_jwt"
         if self.secret is None:
             return method == "none"
         return method in {"client_secret_basic", "client_secret_post"}
@@ -211,6 +239,7 @@ class State:
     log: list[dict[str, Any]] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
     release: threading.Event = field(default_factory=threading.Event)
+    assertion_ids: set[str] = field(default_factory=set)  # client assertion jti seen (replay)
 
     def revoke_family(self, family: Family) -> None:
         # Revoking the family object revokes every access and refresh token that points at it.
@@ -247,7 +276,7 @@ class BenignReplay(OAuth2Error):
 
 class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
     # Authlib's own per-grant setting; the client's check_endpoint_auth_method narrows it.
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def authenticate_user(self, username: str, password: str) -> str | None:
         ok_user = hmac.compare_digest(username.encode(), USERNAME.encode())
@@ -257,7 +286,7 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
 
 class RotatingRefreshGrant(grants.RefreshTokenGrant):
     # Authlib's own per-grant setting; the client's check_endpoint_auth_method narrows it.
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh issues a new refresh token
 
     # Authlib's documented hook contract: return the token, or None for an unknown/revoked one
@@ -303,7 +332,8 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         family=family,
         client_id=oauth_request.client.client_id,
         scope=token.get("scope", SCOPE),
-        issued_at=time.time(),
+        # iat in whole seconds: the token expires up to 1 s before "issue time + expires_in".
+        issued_at=int(time.time()),
         expires_in=int(token["expires_in"]),
     )
     STATE.by_access[record.access_token] = record
@@ -318,10 +348,83 @@ def describe_session(grant: Any, result: tuple[int, dict[str, Any], Any]) -> Non
     token["session_id"] = record.family.family_id
     token["subject"] = record.family.user
     token["email"] = EMAIL
+    claims = {
+        "iss": SERVER.issuer,
+        "sub": record.family.user,
+        "aud": record.client_id,
+        "email": EMAIL,
+        "name": NAME,
+        "iat": record.issued_at,
+        "exp": record.issued_at + ID_TOKEN_TTL_S,
+    }
+    token["id_token"] = es256_jwt(SERVER.id_token_key, claims, ID_TOKEN_KEY_ID)
 
 
 def session_extension(grant: Any) -> None:
     grant.register_hook("after_create_token_response", describe_session)
+
+
+@dataclass
+class ServerFacts:
+    """What the process knows once it is bound: its issuer, the key that signs its id_tokens,
+    and the public JWKS of the private_key_jwt client (if the test registered one)."""
+
+    issuer: str = ""
+    id_token_key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+    client_jwks: dict[str, Any] | None = None
+
+
+SERVER = ServerFacts()
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """RFC 7523 client authentication, through Authlib's own verifier (signature, iss = sub,
+    aud, exp); the hooks only say which audiences we are and which jti were used."""
+
+    # Authlib's documented way to name the method; types-authlib marks the base value Final.
+    CLIENT_AUTH_METHOD = "private_key_jwt"  # type: ignore[misc]  # stub stricter than runtime
+
+    def get_audiences(self) -> list[str]:
+        return [f"{SERVER.issuer}/oauth/token", SERVER.issuer]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        # Called inside a token or revocation request, which already holds STATE.lock.
+        if jti in STATE.assertion_ids:
+            return False  # a replayed assertion
+        STATE.assertion_ids.add(jti)
+        return True
+
+    def resolve_client_public_key(self, client: Client) -> dict[str, Any]:
+        assert client.jwks is not None  # only kitty-jwt authenticates this way
+        return client.jwks
+
+
+class FamilyRevocation(RevocationEndpoint):
+    """RFC 7009: a revoked refresh (or access) token takes its whole family with it."""
+
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenRecord | None:
+        return STATE.by_refresh.get(token_string) or STATE.by_access.get(token_string)
+
+    def revoke_token(self, token: TokenRecord, request: Any) -> None:
+        STATE.counters["revocations"] += 1
+        STATE.revoke_family(token.family)
+
+
+def metadata(issuer: str) -> dict[str, Any]:
+    """Discovery metadata (OpenID Connect Discovery / RFC 8414) naming this server's endpoints."""
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{SERVER.issuer}/oauth/token",
+        "revocation_endpoint": f"{SERVER.issuer}/oauth/revoke",
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "grant_types_supported": ["password", "refresh_token"],
+        "scopes_supported": SCOPE.split(),
+    }
 
 
 class Validator(BearerTokenValidator):
@@ -363,6 +466,8 @@ def create_app() -> Flask:
     )
     server.register_grant(PasswordGrant, [session_extension])
     server.register_grant(RotatingRefreshGrant, [session_extension])
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_endpoint(FamilyRevocation)
     require_oauth = ResourceProtector()
     require_oauth.register_token_validator(Validator())
 
@@ -381,6 +486,21 @@ def create_app() -> Flask:
                     STATE.counters["login_ok"] += 1
             return response
         return _refresh(server)
+
+    @app.get("/.well-known/openid-configuration")
+    def openid_configuration() -> Response:
+        return _json(metadata(SERVER.issuer))
+
+    @app.get(f"/.well-known/oauth-authorization-server{TENANT_PATH}")
+    def rfc8414_metadata() -> Response:
+        return _json(metadata(SERVER.issuer + TENANT_PATH))
+
+    @app.post("/oauth/revoke")
+    def revoke_token() -> Response:
+        with STATE.lock:
+            # The Flask server returns a flask Response here (see _token_response).
+            answer = server.create_endpoint_response("revocation")  # type: ignore[no-untyped-call]  # untyped in the stub
+            return cast(Response, answer)
 
     @app.get("/api/me")
     @require_oauth()  # type: ignore[untyped-decorator]  # authlib ships no type hints
@@ -458,6 +578,8 @@ def query_client(client_id: str) -> Client | None:
         return Client()
     if client_id == CONFIDENTIAL_CLIENT_ID:
         return Client(CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_SECRET)
+    if client_id == JWT_CLIENT_ID and SERVER.client_jwks is not None:
+        return Client(JWT_CLIENT_ID, jwks=SERVER.client_jwks)
     return None
 
 
@@ -537,12 +659,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", choices=LOOPBACK_HOSTS)
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port (printed)")
     parser.add_argument("--access-ttl", type=int, default=300, help="access token expires_in (s)")
+    parser.add_argument("--client-jwks", help="public JWKS file of the kitty-jwt client's key")
     args = parser.parse_args(argv)
     STATE.faults.access_ttl_s = args.access_ttl
+    if args.client_jwks:
+        with open(args.client_jwks, encoding="utf-8") as handle:
+            SERVER.client_jwks = json.load(handle)
     # werkzeug logs request lines; quiet it so nothing request-shaped reaches a captured log.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain http, loopback only
     httpd = make_server(args.host, args.port, create_app(), threaded=True)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    SERVER.issuer = f"http://{host}:{httpd.server_port}"
     threading.Thread(target=_exit_when_parent_goes, args=(sys.stdin,), daemon=True).start()
     print(json.dumps({"port": httpd.server_port}), flush=True)
     httpd.serve_forever()

@@ -18,6 +18,7 @@ import pytest
 from _authkit import TOKEN_URL, FakeClock, Script, make_session, ok, refresh_lines, status
 from kitty_auth_refresh import (
     ClientConfigRejected,
+    LogoutResult,
     RefreshOutcome,
     RefreshProtocolError,
     RefreshRejected,
@@ -378,8 +379,9 @@ def test_logout_revokes_the_refresh_token(
     )
     with endpoint:
         manager = SyncTokenManager(store, endpoint, lock_path, clock=fake_clock.clock())
-        manager.logout()
+        result = manager.logout()
     assert store.read() is None
+    assert result == LogoutResult(session_removed=True, revoked=True)
     (request,) = seen
     assert str(request.url) == REVOKE_URL
     form = _form(request)
@@ -409,9 +411,14 @@ def test_logout_tolerates_a_down_revocation_endpoint(
         TOKEN_URL, "kitty-cli", transport=httpx.MockTransport(handler), revocation_url=REVOKE_URL
     )
     with endpoint:
-        SyncTokenManager(store, endpoint, lock_path, clock=fake_clock.clock()).logout()
+        manager = SyncTokenManager(store, endpoint, lock_path, clock=fake_clock.clock())
+        result = manager.logout()
         assert endpoint.revoke("x") is False
+        again = manager.logout()  # nothing left to remove or revoke
     assert store.read() is None
+    # The result says the provider was not told, and that the local session is gone anyway.
+    assert result == LogoutResult(session_removed=True, revoked=False)
+    assert again == LogoutResult(session_removed=False, revoked=None)
     assert any("token revocation failed" in r.getMessage() for r in caplog.records)
     assert all(session.refresh_token not in r.getMessage() for r in caplog.records)
 

@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from kitty_auth_refresh import (
     NotAuthenticated,
     RefreshLockBusy,
     RefreshOutcome,
+    RefreshResult,
     ReloginRequired,
     Session,
     SessionStore,
@@ -28,8 +30,10 @@ from kitty_auth_refresh import (
     TokenEndpoint,
     TokenManager,
     TransientRefreshError,
+    run_refresh_transaction,
     same_material,
 )
+from kitty_auth_refresh import _manager as manager_module
 from kitty_filelock import MachineFileLock
 
 EndpointFor = Callable[..., TokenEndpoint]
@@ -255,6 +259,57 @@ def test_transient_error_with_expired_token_raises_retryable_and_keeps_session(
     assert info.value.kind == "server_error"
     assert manager.session == session
     assert store.read() == session
+
+
+def test_transient_error_with_expired_token_backs_off_the_network_too(
+    store: SessionStore, endpoint_for: EndpointFor, fake_clock: FakeClock
+) -> None:
+    # Found against oidc-provider (issue 14): during an outage, once the access token had
+    # expired, every get_access_token() sent another refresh (76 requests in 2 s from one
+    # process polling at 50 Hz). The backoff holds whatever the token's state: in it, the last
+    # failure is raised again without a request, and newer persisted material is still adopted.
+    session = expiring(fake_clock, ttl_s=-1.0)
+    store.write(session)
+    script = Script([status(503), status(503), ok("recovered")])
+    manager = sync_manager(store, endpoint_for(script), fake_clock)
+    for _ in range(3):
+        with pytest.raises(TransientRefreshError) as info:
+            manager.get_access_token()
+        assert info.value.kind == "server_error"
+        fake_clock.advance(0.5)
+    assert len(script.requests) == 1  # 1.5 s of calls inside the 2 s backoff: one request
+    fake_clock.advance(0.6)
+    with pytest.raises(TransientRefreshError):
+        manager.get_access_token()  # the backoff ended: one more attempt, then 4 s
+    assert len(script.requests) == 2
+    newer = expiring(fake_clock, ttl_s=120.0)
+    store.write(newer)  # a peer refreshed meanwhile: adopted at once, no request
+    assert manager.get_access_token() == newer.access_token
+    assert len(script.requests) == 2
+
+
+@pytest.mark.usefixtures("held_lock")
+def test_lock_busy_with_expired_token_backs_off(
+    store: SessionStore,
+    endpoint_for: EndpointFor,
+    fake_clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store.write(expiring(fake_clock, ttl_s=-1.0))
+    manager = sync_manager(store, endpoint_for(Script([])), fake_clock, acquire_timeout=0.05)
+    transactions: list[RefreshResult] = []
+    real = run_refresh_transaction  # the function the manager module calls by this name
+
+    def counted(*args: Any, **kwargs: Any) -> RefreshResult:
+        transactions.append(result := real(*args, **kwargs))
+        return result
+
+    monkeypatch.setattr(manager_module, "run_refresh_transaction", counted)
+    for _ in range(2):
+        with pytest.raises(RefreshLockBusy) as info:
+            manager.get_access_token()
+        assert info.value.kind == "lock_busy"
+    assert len(transactions) == 1  # in the backoff: no second wait for the lock
 
 
 def test_transient_error_adopts_newer_persisted_material(

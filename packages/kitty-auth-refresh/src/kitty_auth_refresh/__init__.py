@@ -27,7 +27,7 @@ from ._errors import (
     TransientRefreshError,
 )
 from ._home import default_home
-from ._manager import SyncTokenManager, TokenManager
+from ._manager import LogoutResult, SyncTokenManager, TokenManager
 from ._session import Session, UnverifiedClaims, same_material, unverified_claims
 from ._status import AuthState, AuthStatus, auth_status
 from ._store import SessionStore
@@ -46,6 +46,7 @@ __all__ = [
     "ConfigError",
     "CorruptSession",
     "KittyAuthError",
+    "LogoutResult",
     "NotAuthenticated",
     "RefreshLockBusy",
     "RefreshOutcome",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
@@ -65,6 +66,19 @@ _ADOPTING: Final = frozenset(
 # must not become a second copy of the tokens.
 _jitter_draws: dict[str, float] = {}
 _jitter_guard = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogoutResult:
+    """What ``logout()`` did. The local session is gone whatever the provider answered.
+
+    ``revoked``: True when the provider's revocation endpoint (RFC 7009) confirmed it, False
+    when it failed or could not be reached (one warning was logged), None when nothing was
+    sent (no revocation endpoint configured, or no session to revoke).
+    """
+
+    session_removed: bool
+    revoked: bool | None
 
 
 def _material_key(session: Session) -> str:
@@ -127,7 +141,9 @@ class _ManagerCore:
         self.session: Session | None = None
         self._backoff_s = 0.0
         self._retry_at: float | None = None
-        self._client_rejection: ClientConfigRejected | None = None
+        # What the last failed transaction raised (or would have raised, had a valid token not
+        # been served instead): raised again, without a request, while the backoff lasts.
+        self._backoff_error: ClientConfigRejected | TransientRefreshError | None = None
 
     @property
     def resolved_lock_path(self) -> str:
@@ -167,7 +183,7 @@ class _ManagerCore:
     def _reset_backoff(self) -> None:
         self._backoff_s = 0.0
         self._retry_at = None
-        self._client_rejection = None
+        self._backoff_error = None
 
     # ---- blocking operations -----------------------------------------------------------------
 
@@ -193,20 +209,20 @@ class _ManagerCore:
                 return None  # a concurrent caller already replaced the material we saw
         elif not self.needs_refresh(session):
             return None
-        elif self._client_rejection is not None and self._in_backoff():
-            # The client configuration was rejected: no request until the backoff ends.
-            if session.access_ttl_s(self.clock.now()) > 0:
-                return None
-            raise self._client_rejection
-        elif self._in_backoff() and session.access_ttl_s(self.clock.now()) > 0:
+        elif self._in_backoff():
             # Back off the NETWORK, not the (lock-free) look at the file: a peer may have
             # refreshed meanwhile, and riding a superseded token to its last millisecond gets
             # calls rejected (the server's clock started it earlier than our receipt time).
-            if not self._adopt_newer_from_disk(session):
+            if self._adopt_newer_from_disk(session):
+                session = self.session or session
+                if not self.needs_refresh(session):
+                    return None
+            elif session.access_ttl_s(self.clock.now()) > 0:
                 return None  # work while valid; do not hammer a failing server
-            session = self.session or session
-            if not self.needs_refresh(session):
-                return None
+            elif self._backoff_error is not None:
+                # Nothing valid to serve, and an expired token does not lift the backoff: a
+                # process polling at 50 Hz through an outage would send 50 refreshes a second.
+                raise self._backoff_error.with_traceback(None)
         result = self._transact(session)
         if self._apply(result):
             assert self.session is not None  # for mypy: _apply returned True after adopting
@@ -271,13 +287,13 @@ class _ManagerCore:
             if result.session is not None:
                 self.session = result.session
             self._back_off()
-            self._client_rejection = ClientConfigRejected(
+            self._backoff_error = ClientConfigRejected(
                 result.status or 400, result.error_kind or "invalid_client", result.description
             )
             current = self.session
             if current is not None and current.access_ttl_s(self.clock.now()) > 0:
                 return False
-            raise self._client_rejection
+            raise self._backoff_error
         # lock_timeout_error / transient_error_preserved: never destructive.
         current = self.session
         if result.session is not None and (
@@ -285,11 +301,13 @@ class _ManagerCore:
         ):
             self.session = current = result.session
         self._back_off()
+        if outcome is RefreshOutcome.LOCK_TIMEOUT_ERROR:
+            self._backoff_error = RefreshLockBusy(result.error_kind or "lock_busy")
+        else:
+            self._backoff_error = TransientRefreshError(result.error_kind or "server_error")
         if current is not None and current.access_ttl_s(self.clock.now()) > 0:
             return False  # the access token still works: keep serving it
-        if outcome is RefreshOutcome.LOCK_TIMEOUT_ERROR:
-            raise RefreshLockBusy(result.error_kind or "lock_busy")
-        raise TransientRefreshError(result.error_kind or "server_error")
+        raise self._backoff_error
 
     def _store_lock(self, label: str) -> MachineFileLock:
         return MachineFileLock(
@@ -310,7 +328,7 @@ class _ManagerCore:
         self.session = session
         self._reset_backoff()
 
-    def logout(self) -> None:
+    def logout(self) -> LogoutResult:
         """Explicit logout: legitimate reason (1) to lose the session (AUTH-01, AUTH-35)."""
         shown = self.session
         try:
@@ -324,10 +342,12 @@ class _ManagerCore:
         self.session = None
         self._reset_backoff()
         logger.info("logout session=%s", shown.session_hash if shown else "-")
+        revoked: bool | None = None
         if shown is not None and self.endpoint.revocation_url is not None:
             # After the lock is released: a slow or down revocation endpoint must not hold it.
             # The local session is already gone whatever the server says (RFC 7009 §2.2).
-            self.endpoint.revoke(shown.refresh_token, "refresh_token")
+            revoked = self.endpoint.revoke(shown.refresh_token, "refresh_token")
+        return LogoutResult(session_removed=shown is not None, revoked=revoked)
 
     def access_token_after_cycle(self) -> str:
         if self.session is None:  # pragma: no cover - refresh_cycle raises before this happens
@@ -398,9 +418,9 @@ class TokenManager:
         async with self._single_flight():
             await asyncio.to_thread(self._core.save_login, session)
 
-    async def logout(self) -> None:
+    async def logout(self) -> LogoutResult:
         async with self._single_flight():
-            await asyncio.to_thread(self._core.logout)
+            return await asyncio.to_thread(self._core.logout)
 
 
 class SyncTokenManager:
@@ -455,6 +475,6 @@ class SyncTokenManager:
         with self._flight:
             self._core.save_login(session)
 
-    def logout(self) -> None:
+    def logout(self) -> LogoutResult:
         with self._flight:
-            self._core.logout()
+            return self._core.logout()
