@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -34,8 +35,10 @@ from kitty_orphan_sweep import (
     EscalationBudgets,
     FailureReason,
     PsutilProcessTable,
+    SweptEntry,
     sweep,
 )
+from kitty_orphan_sweep import _escalate as _escalate_module
 from kitty_orphan_sweep._constants import START_TIME_TOLERANCE_S
 from kitty_orphan_sweep._escalate import (
     Target,
@@ -45,6 +48,7 @@ from kitty_orphan_sweep._escalate import (
     _port_released,
     _post_shutdown,
     _Refused,
+    escalate,
 )
 from kitty_orphan_sweep._ownership import ListeningSocket
 from kitty_orphan_sweep._proctable import ProcessHandle
@@ -452,3 +456,20 @@ def test_a_still_listening_port_is_released_only_when_provably_someone_elses(env
         assert _port_released(port, os.getpid() + 1, PsutilProcessTable(), 0.0) is True
     finally:
         listener.close()
+
+
+def test_a_swept_entrys_duration_is_in_milliseconds_to_the_microsecond(
+    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The escalation's clock read through a seam: 0.2501234 s between start and end."""
+    gone = pool.sleeper()
+    gone.proc.kill()
+    gone.proc.wait(timeout=10)
+    reads = iter([100.0])
+    clock = types.SimpleNamespace(monotonic=lambda: next(reads, 100.2501234), sleep=time.sleep)
+    monkeypatch.setattr(_escalate_module, "time", clock)
+    target = replace(_target(daemon_root(env.home), 1000.0), pid=gone.pid, port=env.sync[0])
+    entry = escalate(target, QUICK, PsutilProcessTable(), frozenset())
+    assert isinstance(entry, SweptEntry)
+    assert entry.cleanup_path is CleanupPath.ALREADY_GONE
+    assert entry.duration_ms == 250.123
