@@ -185,9 +185,25 @@ def orphan(port: int, klass: str, reason: str | None = None, **kw: Any) -> dict[
         "cleanup_class": klass,
         "skip_reason": reason,
         "evidence": ["stale_version:3.2.2!=0.4.0"],
+        "process": process(),
     }
     rec.update(kw)
     return rec
+
+
+def process(**kw: Any) -> dict[str, Any]:
+    """The review facts the collector adds to an orphan entry (owner, age, root, command)."""
+    facts: dict[str, Any] = {
+        "uid": 1000,
+        "user": "alice",
+        "age_s": 7300.0,
+        "cmdline": "python3 -m kitty_daemon_identity --port 20404",
+        "root": None,
+        "root_exists": None,
+        "yours": True,
+    }
+    facts.update(kw)
+    return facts
 
 
 def orphans(*records: dict[str, Any]) -> OrphansFacts:

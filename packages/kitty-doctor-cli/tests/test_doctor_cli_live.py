@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import pwd
 import select
 import signal
 import subprocess
@@ -152,19 +153,25 @@ def test_interactive_prompt_on_a_terminal(
     pre_marker = spawn(20440, markers=False)
     env = dict(os.environ, KITTY_HOME=str(home))
     code, text = _converse(["--reset", "--family", "sync"], answer, env)
-    assert "sync port 20440 pid" in text
-    assert "pre_marker" in text
+    # What the operator reviews: what, why in words, owner, age, root, command line (the
+    # terminal is narrow: lines are wrapped, so compare with whitespace normalised).
+    flat = " ".join(text.split())
+    assert f"sync port 20440 pid {pre_marker.pid}" in flat
+    assert "needs your review: no kitty marker: started before kitty 0.1" in flat
+    assert f"owner {pwd.getpwuid(os.getuid()).pw_name}, up < 1 minute, no root marker" in flat
+    assert "command " + sys.executable in flat
+    assert "pre_marker" not in text
     assert "Stop 1 daemon(s) kitty cannot prove are safe to stop? [y/N]" in text
-    assert "stopped whatever you answer" in text
+    assert "stopped whatever you answer" in flat
     assert "Traceback" not in text
     # ^D / ^C end the prompt's line: the report continues on a line of its own.
     after_prompt = text.split("[y/N] ", 1)[1]
     assert after_prompt.split("\n", 1)[0].strip() in ("", "n", "y", "^D", "^C"), after_prompt[:80]
     if stopped:
         assert pre_marker.proc.wait(timeout=10) is not None
-        assert "swept port 20440" in text
+        assert f"port 20440 pid {pre_marker.pid}: stopped" in flat
     else:
         assert pre_marker.alive()
-        assert "re-run with --force" in text
-        assert "skipped port 20440" in text
+        assert "re-run with --force" in flat
+        assert f"left alone port 20440 pid {pre_marker.pid}: no kitty marker" in flat
     assert code == 0

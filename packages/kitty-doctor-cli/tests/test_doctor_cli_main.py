@@ -249,7 +249,7 @@ def test_crashed_section_is_kd901_exit_2_and_others_still_render(
     def boom(*args: object, **kwargs: object) -> list[object]:
         raise RuntimeError("scanner exploded")
 
-    monkeypatch.setattr(kitty_orphan_sweep, "scan", boom)
+    monkeypatch.setattr(kitty_orphan_sweep, "scan_listeners", boom)
     doc = run("--json").json()
     assert doc["exit_code"] == 2
     assert doc["orphans"] is None

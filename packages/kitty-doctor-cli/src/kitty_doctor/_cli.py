@@ -26,6 +26,9 @@ from ._model import DEFAULT_STUCK_THRESHOLD_S, Repairs, Report
 from ._redact import Redactor
 from ._terminal import terminal_safe
 
+#: One prompt candidate: its headline and its review lines (kitty_doctor._review).
+Candidate = tuple[str, tuple[str, ...]]
+
 PROG: Final = "kitty-doctor"
 
 
@@ -67,19 +70,29 @@ def _is_interactive(json_mode: bool) -> bool:
     return not json_mode and sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _ask(candidates: Sequence[str]) -> bool:
-    """The DOC-05 prompt on the terminal; anything but y/yes is No, and so are ^D (end of input)
-    and ^C at the prompt, which end the prompt's line cleanly instead of a traceback."""
-    from ._repair import consent_question
+def _ask(candidates: Sequence[Candidate]) -> bool:
+    """The DOC-05 prompt on the terminal: each candidate's review lines (what, why, owner, age,
+    root, command line), wrapped to the terminal; anything but y/yes is No, and so are ^D (end
+    of input) and ^C at the prompt, which end the prompt's line cleanly instead of a
+    traceback."""
+    import shutil
 
+    from ._repair import consent_question
+    from ._wrap import wrap_lines
+
+    width = shutil.get_terminal_size().columns
     out = sys.stdout
-    out.write("kitty cannot prove these daemons are safe to stop:\n")
-    for line in candidates:
-        out.write(f"  - {terminal_safe(line)}\n")
-    out.write("(the daemons kitty proved safe are stopped whatever you answer)\n")
-    out.write(consent_question(len(candidates)))
-    out.flush()
+    lines = ["kitty cannot prove these daemons are safe to stop:"]
+    for head, more in candidates:
+        lines += _indented(terminal_safe(head), "  - ", "    ", width)
+        for text in more:
+            lines += _indented(terminal_safe(text), "      ", "        ", width)
+    lines += wrap_lines("(the daemons kitty proved safe are stopped whatever you answer)", width)
+    answer = ""
     try:
+        # Inside the try: a ^C that lands between the question and the read is still "No".
+        out.write("\n".join(lines) + "\n" + consent_question(len(candidates)))
+        out.flush()
         answer = sys.stdin.readline()
     except KeyboardInterrupt:
         answer = ""
@@ -87,6 +100,13 @@ def _ask(candidates: Sequence[str]) -> bool:
         out.write("\n")
         out.flush()
     return answer.strip().lower() in ("y", "yes")
+
+
+def _indented(text: str, first: str, hanging: str, width: int) -> list[str]:
+    from ._wrap import wrap_lines
+
+    lines = wrap_lines(text, max(width - len(first), 1), max(width - len(hanging), 1))
+    return [(first if i == 0 else hanging) + line for i, line in enumerate(lines)]
 
 
 def _emit_human(report: Report, redactor: Redactor, verbose: bool) -> None:
@@ -106,7 +126,9 @@ def _emit_human(report: Report, redactor: Redactor, verbose: bool) -> None:
     )
     from ._render import render
 
-    render(report, console, verbose=verbose)
+    # A terminal wraps at its width (hanging indent, never inside a word); a pipe gets one line
+    # per report line, for grep.
+    render(report, console, verbose=verbose, width=console.width if tty else None)
     stdout.write(redactor.scrub(buffer.getvalue()))
     stdout.flush()
 
