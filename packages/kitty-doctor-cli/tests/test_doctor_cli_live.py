@@ -175,3 +175,44 @@ def test_interactive_prompt_on_a_terminal(
         assert "re-run with --force" in flat
         assert f"left alone port 20440 pid {pre_marker.pid}: no kitty marker" in flat
     assert code == 0
+
+
+def test_every_printed_remediation_acts(
+    home: Path, spawn: Callable[..., Daemon], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: each `kitty-doctor …` remediation repeats the options that changed its verdict
+    (`--home`, `--family`, `--expected-daemon-version`, `--stuck-threshold`); run as printed,
+    each one makes its own finding go away."""
+    import shlex
+
+    from _procs import kill_holder_leaving_record
+
+    write_session(home)
+    other = tmp_path / "other-checkout"
+    singleton = spawn(20441)
+    singleton.make_singleton()
+    orphan = spawn(20442)
+    pre_marker = spawn(20443, markers=False)
+    stranger = spawn(20444, home=other)  # a daemon of another home that still exists
+    kill_holder_leaving_record(home / "auth" / "refresh.lock")
+    # The environment names another (empty) home: only --home makes a remediation act here.
+    monkeypatch.setenv("KITTY_HOME", str(tmp_path / "decoy"))
+    args = ["--home", str(home), "--family", "sync", "--expected-daemon-version", "9.9.9"]
+    args += ["--stuck-threshold", "0"]
+    doc = run("--json", *args).json()
+    commands = {
+        f["id"]: f["remediation"]["command"]
+        for f in doc["findings"]
+        if (f["remediation"]["command"] or "").startswith("kitty-doctor")
+    }
+    assert sorted(commands) == ["KD202", "KD301", "KD401", "KD402", "KD403"], doc["findings"]
+    for id_, command in commands.items():
+        argv = shlex.split(command)[1:]
+        assert (id_, "--family", "sync") == (id_, *argv[argv.index("--family") :][:2])
+        result = run("--json", *argv)
+        assert result.code in (0, 1), result.err
+        after = run("--json", *args).json()
+        assert id_ not in {f["id"] for f in after["findings"]}, (command, after["findings"])
+    for daemon in (singleton, orphan, pre_marker, stranger):
+        assert daemon.proc.wait(timeout=10) is not None
+    assert run("--json", *args).json()["findings"] == []
