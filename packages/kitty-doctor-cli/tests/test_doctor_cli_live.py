@@ -216,3 +216,67 @@ def test_every_printed_remediation_acts(
     for daemon in (singleton, orphan, pre_marker, stranger):
         assert daemon.proc.wait(timeout=10) is not None
     assert run("--json", *args).json()["findings"] == []
+
+
+# Runs the doctor as `nobody` (uid 65534). The interpreter lives under root's 0700 home, so the
+# doctor cannot start as nobody: it starts as root, runs once read-only (so every lazy import is
+# loaded while the files are readable), then drops to nobody for the run under test.
+AS_NOBODY = """
+import contextlib, io, os, sys
+import encodings.ascii, encodings.idna, pwd
+import kitty_doctor._cli as cli
+for warm in ([], ["--json"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        cli.main_with_args(warm + ["--family", "sync", "--home", "/nonexistent-warm-up"])
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(cli.main_with_args(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root to run the doctor as a second user (nobody)",
+)
+def test_as_another_user_roots_daemons_are_not_yours(spawn: Callable[..., Daemon]) -> None:
+    """Issue 15: as another user, root's daemon is "not yours (owner root)", an information line,
+    never a `--reset --force` recommendation (which could never work) nor a target."""
+    import json
+    import shutil
+    import tempfile
+
+    roots = spawn(20446)  # root's daemon, from root's (test) home
+    base = Path(tempfile.mkdtemp(prefix="kitty-nobody-"))
+    try:
+        os.chown(base, 65534, 65534)
+        env = dict(os.environ, KITTY_HOME=str(base / ".kitty"))
+
+        def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-c", AS_NOBODY, "--family", "sync", *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+
+        doc = json.loads(as_nobody("--json").stdout)
+        (rec,) = doc["orphans"]["sync"]
+        assert rec["port"] == 20446
+        assert rec["process"]["user"] == "root"
+        assert rec["process"]["yours"] is False
+        assert [f["id"] for f in doc["findings"]] == ["KD101"]
+        human = as_nobody()
+        assert "· sync port 20446 pid" in human.stdout
+        assert "not yours (owner root)" in human.stdout
+        assert "--force" not in human.stdout
+        reset = json.loads(as_nobody("--json", "--reset", "--force").stdout)["repairs"]["reset"]
+        assert reset["failed"] == []
+        assert reset["swept"] == []
+        (left,) = reset["skipped"]
+        assert (left["port"], left["not_yours"], left["owner"]) == (20446, True, "root")
+        assert roots.alive()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -217,8 +217,20 @@ def test_scan_listeners_adds_the_process_facts_an_operator_reviews(
     unmarked = by_port[env.sync[2]]
     assert unmarked is not None
     assert (unmarked.pid, unmarked.root, unmarked.root_exists) == (pre.pid, None, None)
-    # A listener whose PID the OS hides has no process facts at all.
+    # A listener whose PID the OS hides (another user's) still shows whose it is: the uid the
+    # kernel records for its socket; nothing else is guessed.
     (hidden,) = scan_listeners(
         "sync", ports=[env.sync[0]], process_table=FakeTable({env.sync[0]: {None}})
     )
-    assert hidden.process is None
+    assert hidden.process is not None
+    assert (hidden.process.pid, hidden.process.uid) == (None, os.getuid())
+    assert (hidden.process.argv, hidden.process.root) == (None, None)
+
+    class NoSocketTable(FakeTable):
+        def listening_sockets(self, port: int, pid: int | None) -> None:
+            raise OSError("no socket table")
+
+    (unknown,) = scan_listeners(
+        "sync", ports=[env.sync[0]], process_table=NoSocketTable({env.sync[0]: {None}})
+    )
+    assert unknown.process is None

@@ -7,9 +7,10 @@ sends a signal; a scan is read-only apart from connecting to loopback ports of i
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,8 +212,10 @@ class ListenerProcess:
     escalation re-reads every fact it acts on. Unknown values are None.
     """
 
-    pid: int
-    #: Real uid of the process (None where the OS does not say, e.g. Windows).
+    #: None when the OS hides which process listens (another user's, without privileges).
+    pid: int | None
+    #: Real uid of the process, else the uid the kernel records for the listening socket (None
+    #: where the OS says neither, e.g. Windows).
     uid: int | None
     #: OS create time (epoch seconds).
     create_time: float | None
@@ -226,7 +229,7 @@ class ListenerProcess:
 @dataclass(frozen=True, slots=True)
 class ScannedListener:
     """One scan result: the classified record and the process facts behind it (None when the
-    listener's PID could not be resolved)."""
+    OS told nothing about the listener's process, not even the uid its socket belongs to)."""
 
     record: DaemonIdentityRecord
     process: ListenerProcess | None
@@ -348,11 +351,27 @@ def scan(
     ]
 
 
+def _socket_uid(table: ProcessTable, port: int) -> int | None:
+    """The one uid the kernel records for the port's listening sockets (None: unknown or
+    several): even a process the OS hides from us shows whose it is this way."""
+    try:
+        sockets = table.listening_sockets(port, None)
+    except (psutil.Error, OSError):
+        return None
+    uids = {s.uid for s in sockets or ()}
+    return uids.pop() if len(uids) == 1 else None
+
+
 def _listener_process(
-    pid: int | None, fact: _ProcFacts, fg: Foreground, other: OtherRoot | None
+    pid: int | None,
+    fact: _ProcFacts,
+    fg: Foreground,
+    other: OtherRoot | None,
+    socket_uid: Callable[[], int | None],
 ) -> ListenerProcess | None:
     if pid is None:
-        return None
+        uid = socket_uid()
+        return None if uid is None else ListenerProcess(None, uid, None, None, None, None)
     markers = parse_markers(fact.argv) if fact.argv is not None else None
     root = markers.root if markers is not None and not markers.conflict else None
     exists: bool | None = None
@@ -445,5 +464,8 @@ def scan_listeners(
             markers = parse_markers(fact.argv)
             if markers.root_present and not markers.conflict and markers.root:
                 _remember_marker(port, lookup.pid, record.process_started_at, markers.root)
-        records.append(ScannedListener(record, _listener_process(lookup.pid, fact, fg, other)))
+        process = _listener_process(
+            lookup.pid, fact, fg, other, functools.partial(_socket_uid, table, port)
+        )
+        records.append(ScannedListener(record, process))
     return records
