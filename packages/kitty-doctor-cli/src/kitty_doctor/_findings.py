@@ -168,26 +168,42 @@ def _session_findings(
     return out
 
 
+_TOKENS_EXPOSED: Final = "other users could read the session's tokens"
+_HOME_EXPOSED: Final = (
+    "other users can look inside the home (plain mkdir makes it 0755; kitty creates its home"
+    " 0700 but never changes one that exists)"
+)
+
+
 def _permission_findings(storage: StorageFacts) -> list[Finding]:
     problems: list[str] = []
     commands: list[str] = []
+    why: list[str] = []
     if storage.exists and storage.mode is not None and storage.mode & _GROUP_OTHER_BITS:
         problems.append(f"session file mode {storage.mode:04o}")
         commands.append(shlex.join(["chmod", "600", storage.path]))
+        why.append(_TOKENS_EXPOSED)
     # SPEC: the auth dir must be exactly 0700 (group/other access leaks; a missing owner bit
     # stops kitty writing the session).
     if storage.dir_mode is not None and storage.dir_mode != _PRIVATE_DIR_MODE:
         problems.append(f"auth dir mode {storage.dir_mode:04o}")
         commands.append(shlex.join(["chmod", "700", storage.dir_path]))
+        why.append(
+            _TOKENS_EXPOSED
+            if storage.dir_mode & _GROUP_OTHER_BITS
+            else "kitty cannot write the session in it"
+        )
     if storage.home_mode is not None and storage.home_mode & _GROUP_OTHER_BITS:
         problems.append(f"home mode {storage.home_mode:04o}")
         commands.append(shlex.join(["chmod", "700", storage.home_path]))
+        why.append(_HOME_EXPOSED)
     if storage.exists and storage.owner_ok is False:
         problems.append("session file owned by another user")
     if not problems:
         return []
     if commands:
-        remediation = Remediation(" && ".join(commands), "remove group/other access")
+        reasons = "; ".join(dict.fromkeys(why))  # each reason once, in order
+        remediation = Remediation(" && ".join(commands), f"remove group/other access: {reasons}")
     else:
         remediation = Remediation(None, "log in as the file's owner, or remove the file")
     return [
