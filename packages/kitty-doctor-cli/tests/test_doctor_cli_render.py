@@ -271,3 +271,42 @@ def test_missing_default_or_env_home_is_a_fresh_machine(source: HomeSource) -> N
     buf = io.StringIO()
     render(report, Console(file=buf, width=100, no_color=True))
     assert "does not exist" not in buf.getvalue()
+
+
+def test_forty_columns_wrap_with_a_hanging_indent_and_never_split_a_word() -> None:
+    """Issue 15: a 40-column terminal; lines wrap only at spaces, continuations sit under the
+    text (not under the mark), and an e-mail address or a path is never split."""
+    from _doctorkit import IDENTITY_OK
+
+    email = "firstname.lastname-ops@example-company.com"
+    report = representative(identity=replace(IDENTITY_OK, email=email))
+    wide = _text(report, width=200)
+    buf = io.StringIO()
+    render(report, Console(file=buf, width=40, highlight=False, no_color=True), width=40)
+    narrow = buf.getvalue()
+    assert narrow.split() == wide.split()  # the same words, none split, none lost
+    assert any(f"<{email}>" in line for line in narrow.splitlines())
+    lines = narrow.splitlines()
+    for i, line in enumerate(lines):
+        body = line.strip()
+        assert len(line) <= 40 or " " not in body, line  # only a single long word may overflow
+        if i and line.startswith("    ") and not line.startswith("      "):
+            # A continuation of a marked line: under the text, never under the mark.
+            assert lines[i - 1].startswith(("  ", "    "))
+    identity = narrow.split("Identity\n", 1)[1].split("Tokens\n", 1)[0].splitlines()
+    assert identity[0] == "  ✓ authenticated as user-1"
+    assert identity[1] == f"    <{email}>"
+    assert identity[2] == "    (session 1a2b3c4d)"
+    fix = narrow.split("KD201", 1)[1].splitlines()
+    arrow = next(i for i, line in enumerate(fix) if "→" in line)
+    assert fix[arrow] == "      → kill 4242  (stop the process"
+    assert fix[arrow + 1].startswith("        ")  # detail continuations: two further in
+
+
+def test_wrap_lines_breaks_only_at_spaces() -> None:
+    from kitty_doctor._wrap import wrap_lines
+
+    assert wrap_lines("aaa bbb ccc", 7) == ["aaa bbb", "ccc"]
+    assert wrap_lines("a-very-long-hyphenated-word x", 5) == ["a-very-long-hyphenated-word", "x"]
+    assert wrap_lines("first line then rest", 10, 6) == ["first line", "then", "rest"]
+    assert wrap_lines("", 10) == [""]
