@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from kitty_auth_refresh import Session, SessionStore
-from kitty_doctor._cli import main_with_args
+from kitty_doctor._cli import click_main, main_with_args
 from kitty_doctor._findings import FindingContext
 from kitty_doctor._model import (
     DaemonFacts,
@@ -68,6 +68,15 @@ def run(*args: str) -> Result:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main_with_args(list(args))
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_click(*args: str) -> Result:
+    """`run`, but parsed by the typer command even where the fast parser would have parsed it
+    (both paths must map every outcome the same way)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = click_main(list(args))
     return Result(code, out.getvalue(), err.getvalue())
 
 

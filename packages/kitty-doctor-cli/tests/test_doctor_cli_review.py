@@ -15,7 +15,7 @@ from _doctorkit import CTX, orphan, orphans, process
 from _reports import representative
 from kitty_daemon_identity import CleanupClass, IdentitySource, SkipReason
 from kitty_doctor._findings import derive_findings
-from kitty_doctor._model import Repairs, UnstickResult
+from kitty_doctor._model import Repairs, Report, UnstickResult
 from kitty_doctor._render import render
 from kitty_doctor._review import details, headline
 from kitty_orphan_sweep import CleanupPath, FailureReason
@@ -98,15 +98,15 @@ Findings
 """
 
 
-def _review_report(**kw: object) -> object:
+def _review_report(repairs: Repairs | None = None) -> Report:
     report = representative(orphans=REVIEW_ORPHANS)
-    return replace(report, **kw)
+    return report if repairs is None else replace(report, repairs=repairs)
 
 
-def _render(report: object, *, verbose: bool = False, width: int | None = None) -> str:
+def _render(report: Report, *, verbose: bool = False, width: int | None = None) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=200, highlight=False, no_color=True)
-    render(report, console, verbose=verbose, width=width)  # type: ignore[arg-type]  # a Report
+    render(report, console, verbose=verbose, width=width)
     return buf.getvalue()
 
 
@@ -234,7 +234,7 @@ def test_other_users_and_other_homes_never_get_force() -> None:
         storage=None,
         lock=None,
         daemons=None,
-        orphans=orphans(*REVIEW_ORPHANS.records["sync"][3:5]),
+        orphans=orphans(*(dict(r) for r in REVIEW_ORPHANS.records["sync"][3:5])),
         sections=(),
         ctx=CTX,
     )
