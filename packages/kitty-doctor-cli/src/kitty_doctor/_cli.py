@@ -22,10 +22,9 @@ from ._options import Options
 from ._redact import Redactor
 from ._run import (
     PROG,
-    USAGE_HINT,
     Interrupted,
     OutputClosed,
-    _fail,
+    UsageProblem,
     execute,
     guarded,
     main_with_args,
@@ -149,7 +148,6 @@ def click_main(args: Sequence[str]) -> int:
     the exit code mapping is `_run`'s."""
     argv = list(args)
     json_mode = "--json" in argv
-    stderr = sys.stderr
     command = typer.main.get_command(app)
     redactor = Redactor()
 
@@ -158,15 +156,7 @@ def click_main(args: Sequence[str]) -> int:
             rv: Any = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=redactor)
         except typer.TyperException as exc:  # click's usage errors (bad option, bad value)
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-            return _fail(
-                "usage_error",
-                message,
-                json_mode=json_mode,
-                verbose=False,
-                stderr=stderr,
-                tb=None,
-                hint=USAGE_HINT,
-            )
+            raise UsageProblem(message) from None
         except SystemExit as exc:
             # click exits by itself in one place even in non-standalone mode (EPIPE while
             # printing --help: exit 1); only ever 0 or 2 leave this function.
