@@ -18,6 +18,7 @@ from ._collect import (
     enum_value,
     family_state_path,
     lock_holders,
+    orphan_entry,
     recorded_state,
     scan_family,
     verify_recorded,
@@ -26,6 +27,7 @@ from ._config import Config
 from ._document import jsonable
 from ._durations import exact_age, humanize_age
 from ._model import DaemonStatus, UnstickResult
+from ._review import Candidate, details, headline, is_yours, owner
 
 SPAWN_LOCK_TIMEOUT_S: Final = 10.0
 
@@ -48,10 +50,6 @@ class Consent:
     @property
     def granted(self) -> bool:
         return self.value in ("forced", "confirmed")
-
-
-#: One prompt candidate: its headline and its review lines (`_review`).
-Candidate = tuple[str, tuple[str, ...]]
 
 
 def decide_consent(
@@ -191,8 +189,6 @@ def _needs_consent(cfg: Config) -> list[Candidate]:
 def _not_yours(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A skipped entry for another user's daemon: this user cannot stop it, so it is never a
     target (a forced sweep would only fail on it and recommend itself again)."""
-    from ._review import owner
-
     return {
         "pid": entry.get("pid"),
         "port": entry.get("port"),
@@ -212,9 +208,6 @@ def run_reset(
 ) -> dict[str, Any]:
     """Scan + sweep the selected families, then the recorded singletons; the `reset` block."""
     from kitty_orphan_sweep import sweep
-
-    from ._collect import orphan_entry
-    from ._review import details, headline, is_yours
 
     now = time.time()
     scanned = {

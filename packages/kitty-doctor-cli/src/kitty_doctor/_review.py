@@ -16,6 +16,8 @@ from ._durations import humanize_age
 from ._vocabulary import CLASS_WORDS, why, words
 
 Entry = Mapping[str, object]
+#: One listener (or recorded daemon) as the consent prompt shows it: headline, review lines.
+Candidate = tuple[str, tuple[str, ...]]
 
 
 def _text(rec: Mapping[str, object], key: str) -> str | None:

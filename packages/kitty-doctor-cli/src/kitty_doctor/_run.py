@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from . import __version__
 from ._config import Config, package_versions, resolve_config
@@ -26,8 +26,8 @@ from ._options import Options, fast_parse
 from ._redact import Redactor
 from ._terminal import terminal_safe
 
-#: One prompt candidate: its headline and its review lines (kitty_doctor._review).
-Candidate = tuple[str, tuple[str, ...]]
+if TYPE_CHECKING:
+    from ._review import Candidate
 
 PROG: Final = "kitty-doctor"
 
