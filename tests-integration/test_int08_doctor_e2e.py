@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import sys
 import time
@@ -154,7 +155,7 @@ def test_doctor_end_to_end(lab: Lab, schema: Any) -> None:
         web.port: ("never_touch", "third_party"),
     }
     assert _classes(doc, "dashboard") == {board.port: ("safe_auto", None)}
-    assert {"KD401", "KD402"} <= _ids(doc)
+    assert {"KD401", "KD402", "KD403"} <= _ids(doc)  # KD403: the live other home's daemon
     scene = [holder, stale, cross, wedged, web, board]
     assert all(proc.alive() for proc in scene), "a read-only run stopped something"
     assert listening_pids([singleton.port]) == {singleton.port: singleton.pid}
@@ -168,6 +169,17 @@ def test_doctor_end_to_end(lab: Lab, schema: Any) -> None:
     code, human = doctor.run("--stuck-threshold", THRESHOLD)
     assert code == 1
     assert_output_has(human, "KD201", "human output")
+    # Issue 15: what needs review reads in words, with what to decide on; no raw enum names.
+    flat = " ".join(human.split())
+    assert f"sync port {wedged.port} pid {wedged.pid}" in flat
+    assert "needs your review: not answering for 0.5 s" in flat
+    assert "started from another home" in flat
+    assert f"owner {pwd.getpwuid(os.getuid()).pw_name}, up " in flat
+    for raw in ("cross_root", "unresponsive)", "health_self_report", "http_shutdown", "pid None"):
+        assert raw not in human, raw
+    other = lab.other_home("other-checkout")
+    kd403 = next(f for f in doc["findings"] if f["id"] == "KD403")
+    assert kd403["remediation"]["command"].startswith(f"kitty-doctor --home {other} --reset")
     doctor.run("--stuck-threshold", THRESHOLD, "--verbose")
 
     # 2. the holder dies: its record goes stale; --unstick-lock clears it

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from kitty_auth_refresh import Session, SessionStore
-from kitty_doctor._cli import main_with_args
+from kitty_doctor._cli import click_main, main_with_args
 from kitty_doctor._findings import FindingContext
 from kitty_doctor._model import (
     DaemonFacts,
@@ -68,6 +68,15 @@ def run(*args: str) -> Result:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main_with_args(list(args))
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_click(*args: str) -> Result:
+    """`run`, but parsed by the typer command even where the fast parser would have parsed it
+    (both paths must map every outcome the same way)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = click_main(list(args))
     return Result(code, out.getvalue(), err.getvalue())
 
 
@@ -185,9 +194,25 @@ def orphan(port: int, klass: str, reason: str | None = None, **kw: Any) -> dict[
         "cleanup_class": klass,
         "skip_reason": reason,
         "evidence": ["stale_version:3.2.2!=0.4.0"],
+        "process": process(),
     }
     rec.update(kw)
     return rec
+
+
+def process(**kw: Any) -> dict[str, Any]:
+    """The review facts the collector adds to an orphan entry (owner, age, root, command)."""
+    facts: dict[str, Any] = {
+        "uid": 1000,
+        "user": "alice",
+        "age_s": 7300.0,
+        "cmdline": "python3 -m kitty_daemon_identity --port 20404",
+        "root": None,
+        "root_exists": None,
+        "yours": True,
+    }
+    facts.update(kw)
+    return facts
 
 
 def orphans(*records: dict[str, Any]) -> OrphansFacts:

@@ -78,4 +78,5 @@ def representative(**overrides: object) -> Report:
         findings=findings,
         sections=sections,
         repairs=Repairs(),
+        ranges={"sync": (20400, 20450), "dashboard": (20450, 20550)},
     )

@@ -245,6 +245,30 @@ def test_stale_record_is_kd202_and_unstick_clears_it(home: Path) -> None:
     assert lock.stat().st_size == 0
 
 
+def test_unstick_on_a_young_record_says_its_age_and_how_to_clear_it_now(home: Path) -> None:
+    """Issue 15: not "nothing to clear" — the record's age, when it becomes clearable, and the
+    command that clears it now (which then works)."""
+    import re
+    import shlex
+
+    lock = home / "auth" / "refresh.lock"
+    kill_holder_leaving_record(lock)
+    kept = run("--unstick-lock")
+    flat = " ".join(kept.out.split())
+    match = re.search(
+        r"unstick lock: kept the stale record from pid \d+: it is (\d+) s old, younger than"
+        r" --stuck-threshold 60 s; it becomes clearable in (\d+) s \(or clear it now:"
+        r" (kitty-doctor --unstick-lock --stuck-threshold 0)\)",
+        flat,
+    )
+    assert match is not None, kept.out
+    assert int(match.group(1)) + int(match.group(2)) in (59, 60, 61)  # whole seconds, rounded
+    assert lock.stat().st_size > 0
+    cleared = run("--json", *shlex.split(match.group(3))[1:]).json()
+    assert cleared["repairs"]["unstick_lock"]["released"] is True
+    assert lock.stat().st_size == 0
+
+
 def test_unstick_without_lock_file(home: Path) -> None:
     doc = run("--json", "--unstick-lock").json()
     assert doc["repairs"]["unstick_lock"] == {

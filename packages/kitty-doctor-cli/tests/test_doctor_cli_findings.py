@@ -317,7 +317,7 @@ def test_kd401_and_kd402_from_orphans() -> None:
     safe, operator = found
     assert safe.summary == "2 orphan daemons kitty can stop safely (port 20401, 20402)"
     assert safe.remediation.command == "kitty-doctor --reset"
-    assert "20403 pre_marker" in operator.summary
+    assert "port 20403: no kitty marker: started before kitty 0.1" in operator.summary
     assert operator.remediation.command == "kitty-doctor --reset --force"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import pwd
 import select
 import signal
 import subprocess
@@ -152,19 +153,130 @@ def test_interactive_prompt_on_a_terminal(
     pre_marker = spawn(20440, markers=False)
     env = dict(os.environ, KITTY_HOME=str(home))
     code, text = _converse(["--reset", "--family", "sync"], answer, env)
-    assert "sync port 20440 pid" in text
-    assert "pre_marker" in text
+    # What the operator reviews: what, why in words, owner, age, root, command line (the
+    # terminal is narrow: lines are wrapped, so compare with whitespace normalised).
+    flat = " ".join(text.split())
+    assert f"sync port 20440 pid {pre_marker.pid}" in flat
+    assert "needs your review: no kitty marker: started before kitty 0.1" in flat
+    assert f"owner {pwd.getpwuid(os.getuid()).pw_name}, up < 1 minute, no root marker" in flat
+    assert "command " + sys.executable in flat
+    assert "pre_marker" not in text
     assert "Stop 1 daemon(s) kitty cannot prove are safe to stop? [y/N]" in text
-    assert "stopped whatever you answer" in text
+    assert "stopped whatever you answer" in flat
     assert "Traceback" not in text
     # ^D / ^C end the prompt's line: the report continues on a line of its own.
     after_prompt = text.split("[y/N] ", 1)[1]
     assert after_prompt.split("\n", 1)[0].strip() in ("", "n", "y", "^D", "^C"), after_prompt[:80]
     if stopped:
         assert pre_marker.proc.wait(timeout=10) is not None
-        assert "swept port 20440" in text
+        assert f"port 20440 pid {pre_marker.pid}: stopped" in flat
     else:
         assert pre_marker.alive()
-        assert "re-run with --force" in text
-        assert "skipped port 20440" in text
+        assert "re-run with --force" in flat
+        assert f"left alone port 20440 pid {pre_marker.pid}: no kitty marker" in flat
     assert code == 0
+
+
+def test_every_printed_remediation_acts(
+    home: Path, spawn: Callable[..., Daemon], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: each `kitty-doctor …` remediation repeats the options that changed its verdict
+    (`--home`, `--family`, `--expected-daemon-version`, `--stuck-threshold`); run as printed,
+    each one makes its own finding go away."""
+    import shlex
+
+    from _procs import kill_holder_leaving_record
+
+    write_session(home)
+    other = tmp_path / "other-checkout"
+    singleton = spawn(20441)
+    singleton.make_singleton()
+    orphan = spawn(20442)
+    pre_marker = spawn(20443, markers=False)
+    stranger = spawn(20444, home=other)  # a daemon of another home that still exists
+    kill_holder_leaving_record(home / "auth" / "refresh.lock")
+    # The environment names another (empty) home: only --home makes a remediation act here.
+    monkeypatch.setenv("KITTY_HOME", str(tmp_path / "decoy"))
+    args = ["--home", str(home), "--family", "sync", "--expected-daemon-version", "9.9.9"]
+    args += ["--stuck-threshold", "0"]
+    doc = run("--json", *args).json()
+    commands = {
+        f["id"]: f["remediation"]["command"]
+        for f in doc["findings"]
+        if (f["remediation"]["command"] or "").startswith("kitty-doctor")
+    }
+    assert sorted(commands) == ["KD202", "KD301", "KD401", "KD402", "KD403"], doc["findings"]
+    for id_, command in commands.items():
+        argv = shlex.split(command)[1:]
+        assert (id_, "--family", "sync") == (id_, *argv[argv.index("--family") :][:2])
+        result = run("--json", *argv)
+        assert result.code in (0, 1), result.err
+        after = run("--json", *args).json()
+        assert id_ not in {f["id"] for f in after["findings"]}, (command, after["findings"])
+    for daemon in (singleton, orphan, pre_marker, stranger):
+        assert daemon.proc.wait(timeout=10) is not None
+    assert run("--json", *args).json()["findings"] == []
+
+
+# Runs the doctor as `nobody` (uid 65534). The interpreter lives under root's 0700 home, so the
+# doctor cannot start as nobody: it starts as root, runs once read-only (so every lazy import is
+# loaded while the files are readable), then drops to nobody for the run under test.
+AS_NOBODY = """
+import contextlib, io, os, sys
+import encodings.ascii, encodings.idna, pwd
+import kitty_doctor._cli as cli
+for warm in ([], ["--json"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        cli.main_with_args(warm + ["--family", "sync", "--home", "/nonexistent-warm-up"])
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(cli.main_with_args(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root to run the doctor as a second user (nobody)",
+)
+def test_as_another_user_roots_daemons_are_not_yours(spawn: Callable[..., Daemon]) -> None:
+    """Issue 15: as another user, root's daemon is "not yours (owner root)", an information line,
+    never a `--reset --force` recommendation (which could never work) nor a target."""
+    import json
+    import shutil
+    import tempfile
+
+    roots = spawn(20446)  # root's daemon, from root's (test) home
+    base = Path(tempfile.mkdtemp(prefix="kitty-nobody-"))
+    try:
+        os.chown(base, 65534, 65534)
+        env = dict(os.environ, KITTY_HOME=str(base / ".kitty"))
+
+        def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-c", AS_NOBODY, "--family", "sync", *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+
+        doc = json.loads(as_nobody("--json").stdout)
+        (rec,) = doc["orphans"]["sync"]
+        assert rec["port"] == 20446
+        assert rec["process"]["user"] == "root"
+        assert rec["process"]["yours"] is False
+        assert [f["id"] for f in doc["findings"]] == ["KD101"]
+        human = as_nobody()
+        assert "· sync port 20446 pid" in human.stdout
+        assert "not yours (owner root)" in human.stdout
+        assert "--force" not in human.stdout
+        reset = json.loads(as_nobody("--json", "--reset", "--force").stdout)["repairs"]["reset"]
+        assert reset["failed"] == []
+        assert reset["swept"] == []
+        (left,) = reset["skipped"]
+        assert (left["port"], left["not_yours"], left["owner"]) == (20446, True, "root")
+        assert roots.alive()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

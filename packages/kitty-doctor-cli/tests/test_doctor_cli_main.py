@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import kitty_doctor._cli as cli
+import kitty_doctor._run as _run
 import kitty_orphan_sweep
-from _doctorkit import ACCESS_TOKEN, run, run_process, write_session
+from _doctorkit import ACCESS_TOKEN, Result, run, run_click, run_process, write_session
 from kitty_doctor._exit import ExitCode
 
 
@@ -249,7 +250,7 @@ def test_crashed_section_is_kd901_exit_2_and_others_still_render(
     def boom(*args: object, **kwargs: object) -> list[object]:
         raise RuntimeError("scanner exploded")
 
-    monkeypatch.setattr(kitty_orphan_sweep, "scan", boom)
+    monkeypatch.setattr(kitty_orphan_sweep, "scan_listeners", boom)
     doc = run("--json").json()
     assert doc["exit_code"] == 2
     assert doc["orphans"] is None
@@ -302,13 +303,14 @@ def test_crashing_findings_engine_still_reports_kd901(home: Path) -> None:
     assert doc["identity"]["state"] == "not_authenticated"
 
 
+@pytest.mark.parametrize("run", [run, run_click], ids=["fast_parser", "click"])
 def test_internal_error_is_exit_2_with_envelope(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Result]
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise LookupError("wiring bug")
 
-    monkeypatch.setattr(cli, "run", broken)
+    monkeypatch.setattr(_run, "run", broken)
     human = run()
     assert human.code == 2
     assert human.err == (
@@ -337,7 +339,7 @@ def test_fatal_error_after_the_session_was_read_never_shows_a_token(
         raise RuntimeError(f"cannot print near {ACCESS_TOKEN}")
 
     monkeypatch.setattr(kitty_doctor._render, "render", leaky)
-    monkeypatch.setattr(cli, "report_document", leaky)
+    monkeypatch.setattr(_run, "report_document", leaky)
     for args in ([], ["--verbose"], ["--json"], ["--json", "--verbose"]):
         result = run(*args)
         assert result.code == 2
@@ -345,11 +347,14 @@ def test_fatal_error_after_the_session_was_read_never_shows_a_token(
         assert ACCESS_TOKEN not in result.out + result.err
 
 
-def test_interrupt_is_exit_2_not_130(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("run", [run, run_click], ids=["fast_parser", "click"])
+def test_interrupt_is_exit_2_not_130(
+    home: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Result]
+) -> None:
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run", interrupted)
+    monkeypatch.setattr(_run, "run", interrupted)
     human = run()
     assert human.code == 2
     assert human.err == "kitty-doctor: interrupted\n"  # no "--verbose" advice for a Ctrl-C

@@ -162,7 +162,7 @@ def test_no_token_or_key_in_any_output(busy_home: Path, monkeypatch: pytest.Monk
     def leaky(*args: object, **kwargs: object) -> list[object]:
         raise RuntimeError(f"scan failed near {ACCESS_TOKEN} and {key}")
 
-    monkeypatch.setattr(kitty_orphan_sweep, "scan", leaky)
+    monkeypatch.setattr(kitty_orphan_sweep, "scan_listeners", leaky)
     for args in ([], ["--json"], ["--verbose"]):
         result = run(*args)
         assert result.code == 2

@@ -106,3 +106,35 @@ def test_error_example_is_what_a_bad_option_prints(home: Path) -> None:
     result = run("--json", bad_option)
     assert result.code == 2
     assert result.json() == doc
+
+
+ROOT_README = Path(__file__).parents[3] / "README.md"
+
+
+def _as_in_readme(text: str, home: Path) -> str:
+    """Real output with this machine's facts replaced by the README's: the home path, the
+    filesystem type and the (test-shifted) port ranges."""
+    text = text.replace(str(home), "/home/you")
+    text = re.sub(r"flock on \w+", "flock on ext4", text)
+    return re.sub(
+        r"scanned ports .*", "scanned ports sync 9400-9450, dashboard 9237-9337", text, count=1
+    )
+
+
+def test_root_readme_shows_what_a_fresh_machine_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: the first-run transcripts in the repository README are real, including a home
+    made with plain mkdir (0755), which gets KD105 with its one-line explanation."""
+    fresh, made = re.findall(r"```text\n(.*?)```", ROOT_README.read_text("utf-8"), re.DOTALL)
+    monkeypatch.delenv("KITTY_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = run()
+    assert result.code == 1, result.err
+    assert _as_in_readme(result.out, tmp_path) == fresh
+    (tmp_path / ".kitty").mkdir(mode=0o755)
+    (tmp_path / ".kitty").chmod(0o755)  # whatever the umask
+    result = run()
+    assert result.code == 1, result.err
+    assert _as_in_readme(result.out, tmp_path).endswith(made)
+    assert "other users can look inside the home" in made

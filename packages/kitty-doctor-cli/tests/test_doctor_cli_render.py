@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
-from _doctorkit import STORAGE_OK, TOKENS_OK
+from _doctorkit import CTX, STORAGE_OK, TOKENS_OK
 from _reports import representative
 from kitty_doctor._durations import humanize_age, humanize_remaining
 from kitty_doctor._model import (
@@ -25,6 +25,7 @@ from kitty_doctor._render import render
 
 GOLDEN = """\
 kitty-doctor 0.1.0  home /h
+  scanned ports sync 20400-20450, dashboard 20450-20550
 
 Identity
   ✓ authenticated as user-1 <a@example.com> (session 1a2b3c4d)
@@ -38,15 +39,17 @@ Storage
       612 bytes, mode 0600, dir mode 0700, owner ok
 Refresh lock
   ✗ held by pid 4242 (python worker.py) for 1 minute
-      holder from proc_locks; record pid 4242 on devbox, label refresh
+      holder from the kernel's lock table; record pid 4242 on devbox, label refresh
       acquired 2025-05-01T10:03:45Z, max hold 10 s
       /h/auth/refresh.lock; flock on ext4; stuck after 60 s
 Daemon
   ✓ sync: pid 5150 port 9401 v0.4.0 healthy (idle < 1 minute)
     dashboard: no state record
 Orphans
-  ! sync port 20403 pid 6003 v3.2.2: safe_auto, health ok, identity health_self_report
-  ! sync port 20404 pid 6004 v3.2.2: operator_required (pre_marker), health ok, identity none
+  ! sync port 20403 pid 6003 v3.2.2: kitty's own, safe to stop
+  ! sync port 20404 pid 6004 v3.2.2: needs your review: no kitty marker: started before kitty 0.1, or by hand
+      owner alice, up 2 hours, no root marker
+      command python3 -m kitty_daemon_identity --port 20404
       1 other listener kitty never touches (--verbose lists them)
   ✓ dashboard: no orphans
 Findings
@@ -54,7 +57,7 @@ Findings
       → kill 4242  (stop the process that holds the lock; --unstick-lock cannot free a held lock)
   ! KD401 orphans_safe_auto: 1 orphan daemon kitty can stop safely (port 20403)
       → kitty-doctor --reset  (stop safe orphans)
-  ! KD402 orphans_operator_required: 1 daemon kitty cannot prove safe to stop (20404 pre_marker)
+  ! KD402 orphans_operator_required: 1 daemon kitty cannot prove safe to stop (port 20404: no kitty marker: started before kitty 0.1, or by hand)
       → kitty-doctor --reset --force  (review them, then stop them)
 
 1 critical, 2 warnings, 0 info
@@ -75,7 +78,7 @@ def test_golden_representative_report() -> None:
 
 def test_verbose_lists_never_touch_rows() -> None:
     text = _text(representative(), verbose=True)
-    assert "sync port 20405 pid 7001 v?: never_touch (third_party)" in text
+    assert "sync port 20405 pid 7001: never touched: not a kitty daemon" in text
     assert "kitty never touches" not in text
 
 
@@ -110,55 +113,106 @@ def test_crashed_section_renders_and_others_still_do() -> None:
     assert "re-run with --verbose" not in verbose.getvalue()
 
 
-def test_repairs_block_is_rendered_first() -> None:
-    reset = {
-        "swept": [
-            {
-                "port": 20403,
-                "pid": 6003,
-                "cleanup_class": "safe_auto",
-                "cleanup_path": "http_shutdown",
-            }
-        ],
-        "skipped": [
-            {
-                "port": 20404,
-                "pid": 6004,
-                "cleanup_class": "operator_required",
-                "skip_reason": "pre_marker",
-            }
-        ],
-        "failed": [
-            {
-                "port": 20406,
-                "pid": 6006,
-                "cleanup_class": "safe_auto",
-                "failure_reason": "pid_reused",
-            }
-        ],
-        "consent": "not_asked",
-        "recorded_daemons": [
-            {
-                "family": "sync",
-                "pid": 5150,
-                "port": 9401,
-                "action": "remove_stale_record",
-                "result": "removed",
-            }
-        ],
-        "hint": "1 daemon(s) kitty cannot prove are safe to stop were skipped; re-run with --force",
-    }
+REPAIRS_RESET: dict[str, object] = {
+    "swept": [
+        {"port": 20403, "pid": 6003, "cleanup_class": "safe_auto", "cleanup_path": "http_shutdown"}
+    ],
+    "skipped": [
+        {
+            "port": 20404,
+            "pid": 6004,
+            "cleanup_class": "operator_required",
+            "skip_reason": "pre_marker",
+        },
+        # The recorded daemon: the sweep skips it as the singleton, then the reset stops it as
+        # unhealthy. One line must say what happened to it, not both.
+        {
+            "port": 9401,
+            "pid": 5150,
+            "cleanup_class": "never_touch",
+            "skip_reason": "is_recorded_singleton",
+        },
+        {"port": 20405, "pid": 7001, "cleanup_class": "never_touch", "skip_reason": "third_party"},
+        {
+            "port": 20407,
+            "pid": 1,
+            "cleanup_class": "operator_required",
+            "skip_reason": "cross_root",
+            "not_yours": True,
+            "owner": "root",
+        },
+    ],
+    "failed": [
+        {
+            "port": 20406,
+            "pid": 6006,
+            "cleanup_class": "operator_required",
+            "failure_reason": "access_denied_on_terminate",
+            "detail": "permission denied signalling pid 6006",
+        }
+    ],
+    "consent": "forced",
+    "recorded_daemons": [
+        {
+            "family": "sync",
+            "pid": 5150,
+            "port": 9401,
+            "action": "stop_unhealthy (health timeout)",
+            "result": "stopped",
+            "cleanup_path": "terminate",
+        }
+    ],
+    "hint": None,
+}
+
+REPAIRS_GOLDEN = """\
+Repairs
+  ✓ port 20403 pid 6003: stopped (it shut down when asked)
+  · left alone port 20404 pid 6004: no kitty marker: started before kitty 0.1, or by hand
+  · left alone port 20407 pid 1: not yours (owner root)
+  ✗ not stopped port 20406 pid 6006: permission denied: it runs as another user
+      permission denied signalling pid 6006
+      only the user it runs as, or root, can stop it
+  · recorded sync daemon pid 5150: alive but not answering health (health timeout) -> stopped
+      1 listener kitty never touches left alone (--verbose lists them)
+  · unstick lock: kept the stale record
+"""
+
+
+def test_repairs_block_reads_like_sentences() -> None:
+    """Issue 15: never_touch hidden unless --verbose, failure detail shown (and that it needs
+    another user or root), the recorded daemon on one line only, no raw enum names."""
     repairs = Repairs(
-        reset=reset, unstick_lock=UnstickResult(True, "cleared the stale lock record")
+        reset=REPAIRS_RESET, unstick_lock=UnstickResult(False, "kept the stale record")
     )
     text = _text(replace(representative(), repairs=repairs))
-    head = text.split("Identity")[0]
-    assert "  ✓ swept port 20403 pid 6003: http_shutdown" in head
-    assert "  · skipped port 20404 pid 6004: pre_marker" in head
-    assert "  ✗ failed port 20406 pid 6006: pid_reused" in head
-    assert "sync daemon pid 5150: remove_stale_record -> removed" in head
-    assert "re-run with --force" in head
-    assert "unstick lock: cleared the stale lock record" in head
+    head = text.split("\nIdentity")[0]
+    assert head.split("\n\n")[1] == REPAIRS_GOLDEN
+    verbose = _text(replace(representative(), repairs=repairs), verbose=True)
+    assert "left alone port 20405 pid 7001: not a kitty daemon" in verbose
+    assert "port 9401 pid 5150: the recorded" not in verbose  # still one line for it
+
+
+def test_a_failed_reset_is_not_recommended_again() -> None:
+    """The remediation that is the reset just run says what failed and who can fix it."""
+    from kitty_doctor._findings import after_repairs
+
+    report = representative()
+    found = after_repairs(report.findings, REPAIRS_RESET, CTX)
+    kd402 = next(f for f in found if f.id == "KD402")
+    assert kd402.remediation.command is None
+    assert "did not stop them (port 20406: permission denied" in kd402.remediation.description
+    assert "only the user they run as, or root, can stop them" in kd402.remediation.description
+    kd401 = next(f for f in found if f.id == "KD401")
+    assert kd401.remediation.command is None  # `--reset` ran too, and left 20406 behind
+    not_forced = after_repairs(report.findings, {**REPAIRS_RESET, "consent": "not_asked"}, CTX)
+    # Without consent the forced reset was not run yet: recommending it is new information.
+    assert next(f for f in not_forced if f.id == "KD402").remediation.command == (
+        "kitty-doctor --reset --force"
+    )
+    assert after_repairs(report.findings, None, CTX) == report.findings
+    clean = {**REPAIRS_RESET, "failed": []}
+    assert after_repairs(report.findings, clean, CTX) == report.findings
 
 
 def test_reset_with_nothing_to_do_says_so() -> None:
@@ -217,3 +271,42 @@ def test_missing_default_or_env_home_is_a_fresh_machine(source: HomeSource) -> N
     buf = io.StringIO()
     render(report, Console(file=buf, width=100, no_color=True))
     assert "does not exist" not in buf.getvalue()
+
+
+def test_forty_columns_wrap_with_a_hanging_indent_and_never_split_a_word() -> None:
+    """Issue 15: a 40-column terminal; lines wrap only at spaces, continuations sit under the
+    text (not under the mark), and an e-mail address or a path is never split."""
+    from _doctorkit import IDENTITY_OK
+
+    email = "firstname.lastname-ops@example-company.com"
+    report = representative(identity=replace(IDENTITY_OK, email=email))
+    wide = _text(report, width=200)
+    buf = io.StringIO()
+    render(report, Console(file=buf, width=40, highlight=False, no_color=True), width=40)
+    narrow = buf.getvalue()
+    assert narrow.split() == wide.split()  # the same words, none split, none lost
+    assert any(f"<{email}>" in line for line in narrow.splitlines())
+    lines = narrow.splitlines()
+    for i, line in enumerate(lines):
+        body = line.strip()
+        assert len(line) <= 40 or " " not in body, line  # only a single long word may overflow
+        if i and line.startswith("    ") and not line.startswith("      "):
+            # A continuation of a marked line: under the text, never under the mark.
+            assert lines[i - 1].startswith(("  ", "    "))
+    identity = narrow.split("Identity\n", 1)[1].split("Tokens\n", 1)[0].splitlines()
+    assert identity[0] == "  ✓ authenticated as user-1"
+    assert identity[1] == f"    <{email}>"
+    assert identity[2] == "    (session 1a2b3c4d)"
+    fix = narrow.split("KD201", 1)[1].splitlines()
+    arrow = next(i for i, line in enumerate(fix) if "→" in line)
+    assert fix[arrow] == "      → kill 4242  (stop the process"
+    assert fix[arrow + 1].startswith("        ")  # detail continuations: two further in
+
+
+def test_wrap_lines_breaks_only_at_spaces() -> None:
+    from kitty_doctor._wrap import wrap_lines
+
+    assert wrap_lines("aaa bbb ccc", 7) == ["aaa bbb", "ccc"]
+    assert wrap_lines("a-very-long-hyphenated-word x", 5) == ["a-very-long-hyphenated-word", "x"]
+    assert wrap_lines("first line then rest", 10, 6) == ["first line", "then", "rest"]
+    assert wrap_lines("", 10) == [""]

@@ -178,3 +178,59 @@ def test_extra_entry_signatures_extend_the_spawn_shape(env: Env, pool: ProcessPo
     assert _classes(shaped) == [
         (env.sync[0], CleanupClass.OPERATOR_REQUIRED, SkipReason.PRE_MARKER)
     ]
+
+
+def test_scan_listeners_adds_the_process_facts_an_operator_reviews(
+    env: Env, pool: ProcessPool, tmp_path: Path
+) -> None:
+    import os
+
+    from kitty_orphan_sweep import scan_listeners
+    from test_orphan_sweep_pids import FakeTable
+
+    deleted = tmp_path / "deleted-checkout"
+    ours = pool.reference(env.home, env.sync[0])
+    gone = pool.reference(env.home, env.sync[1], markers=deleted)
+    shutil.rmtree(deleted, ignore_errors=True)
+    pre = pool.reference(env.home, env.sync[2], markers=None)
+    scanned = scan_listeners("sync", health_timeout=0.3)
+    # The same records as scan() (idle_s is the daemon's own clock and moves between scans).
+    assert [replace(s.record, idle_s=None) for s in scanned] == [
+        replace(r, idle_s=None) for r in scan("sync", health_timeout=0.3)
+    ]
+    by_port = {s.record.port: s.process for s in scanned}
+    mine = by_port[env.sync[0]]
+    assert mine is not None
+    assert (mine.pid, mine.uid) == (ours.pid, os.getuid())
+    assert mine.root == str(daemon_root(env.home))
+    assert mine.root_exists is True
+    assert mine.argv is not None
+    assert "kitty_daemon_identity" in mine.argv
+    assert mine.create_time == scanned[0].record.process_started_at
+    missing = by_port[env.sync[1]]
+    assert missing is not None
+    assert (missing.pid, missing.root, missing.root_exists) == (
+        gone.pid,
+        str(deleted.resolve() / "daemon"),
+        False,
+    )
+    unmarked = by_port[env.sync[2]]
+    assert unmarked is not None
+    assert (unmarked.pid, unmarked.root, unmarked.root_exists) == (pre.pid, None, None)
+    # A listener whose PID the OS hides (another user's) still shows whose it is: the uid the
+    # kernel records for its socket; nothing else is guessed.
+    (hidden,) = scan_listeners(
+        "sync", ports=[env.sync[0]], process_table=FakeTable({env.sync[0]: {None}})
+    )
+    assert hidden.process is not None
+    assert (hidden.process.pid, hidden.process.uid) == (None, os.getuid())
+    assert (hidden.process.argv, hidden.process.root) == (None, None)
+
+    class NoSocketTable(FakeTable):
+        def listening_sockets(self, port: int, pid: int | None) -> None:
+            raise OSError("no socket table")
+
+    (unknown,) = scan_listeners(
+        "sync", ports=[env.sync[0]], process_table=NoSocketTable({env.sync[0]: {None}})
+    )
+    assert unknown.process is None

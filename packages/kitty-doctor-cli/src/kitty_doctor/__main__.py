@@ -6,8 +6,9 @@ import sys
 
 
 def main() -> None:
-    # Imported here so `python -m kitty_doctor --help` pays only for what the CLI module needs.
-    from ._cli import main_with_args
+    # Imported here so `import kitty_doctor.__main__` costs nothing; `_run` imports typer only
+    # for a command line its own parser leaves to click (help, version, errors).
+    from ._run import main_with_args
 
     sys.exit(main_with_args(sys.argv[1:]))
 

@@ -1,50 +1,42 @@
-"""The `kitty-doctor` command: option parsing (typer), repairs, report, output, exit code.
+"""The `kitty-doctor` typer command: `--help`, `--version`, and every command line the fast
+parser in `_options` leaves to click (with click's own error messages).
 
-click runs in non-standalone mode and every outcome is mapped here (DOC-10): click's own codes
-(1 for an uncaught exception, 130 for Ctrl-C) never reach the shell.
+click runs in non-standalone mode and every outcome is mapped by `_run.guarded` (DOC-10): click's
+own codes (1 for an uncaught exception, 130 for Ctrl-C) never reach the shell.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import sys
-import traceback
 from collections.abc import Sequence
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any, Final, TextIO
+from typing import Annotated, Any, Final
 
 import typer
 
 from . import __version__
-from ._config import Config, package_versions, resolve_config
-from ._document import dumps, error_document, report_document
-from ._errors import DoctorConfigError, KittyDoctorError
+from ._config import package_versions
 from ._exit import ExitCode
-from ._model import DEFAULT_STUCK_THRESHOLD_S, Repairs, Report
+from ._model import DEFAULT_STUCK_THRESHOLD_S
+from ._options import Options
 from ._redact import Redactor
-from ._terminal import terminal_safe
+from ._run import (
+    PROG,
+    Interrupted,
+    OutputClosed,
+    UsageProblem,
+    execute,
+    guarded,
+    main_with_args,
+)
 
-PROG: Final = "kitty-doctor"
+__all__ = ["app", "click_main", "main_with_args"]
 
 
 class FamilyChoice(StrEnum):
     SYNC = "sync"
     DASHBOARD = "dashboard"
     ALL = "all"
-
-
-class UsageProblem(KittyDoctorError):
-    """A combination of options that makes no sense (exit 2)."""
-
-
-class Interrupted(KittyDoctorError):
-    """Ctrl-C: carried past click, which would otherwise turn it into exit 130."""
-
-
-class OutputClosed(KittyDoctorError):
-    """stdout's reader went away (EPIPE): carried past click, which would exit 1."""
 
 
 def _print_versions(value: bool) -> None:
@@ -61,107 +53,6 @@ def _print_versions(value: bool) -> None:
 
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-
-
-def _is_interactive(json_mode: bool) -> bool:
-    return not json_mode and sys.stdin.isatty() and sys.stdout.isatty()
-
-
-def _ask(candidates: Sequence[str]) -> bool:
-    """The DOC-05 prompt on the terminal; anything but y/yes is No, and so are ^D (end of input)
-    and ^C at the prompt, which end the prompt's line cleanly instead of a traceback."""
-    from ._repair import consent_question
-
-    out = sys.stdout
-    out.write("kitty cannot prove these daemons are safe to stop:\n")
-    for line in candidates:
-        out.write(f"  - {terminal_safe(line)}\n")
-    out.write("(the daemons kitty proved safe are stopped whatever you answer)\n")
-    out.write(consent_question(len(candidates)))
-    out.flush()
-    try:
-        answer = sys.stdin.readline()
-    except KeyboardInterrupt:
-        answer = ""
-    if not answer.endswith("\n"):  # ^D or ^C: the cursor is still on the prompt line
-        out.write("\n")
-        out.flush()
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _emit_human(report: Report, redactor: Redactor, verbose: bool) -> None:
-    from rich.console import Console
-
-    stdout = sys.stdout
-    buffer = io.StringIO()
-    # Render into a buffer so the redactor sees every byte before the terminal does; colour
-    # decisions still follow the real stdout (TTY or not, NO_COLOR).
-    tty = stdout.isatty()
-    console = Console(
-        file=buffer,
-        force_terminal=tty,
-        no_color=bool(os.environ.get("NO_COLOR")) or not tty,
-        highlight=False,
-        width=None if tty else 100,
-    )
-    from ._render import render
-
-    render(report, console, verbose=verbose)
-    stdout.write(redactor.scrub(buffer.getvalue()))
-    stdout.flush()
-
-
-def _emit_tracebacks(report: Report, redactor: Redactor) -> None:
-    """`--verbose`: a crashed section's traceback goes to stderr (stdout stays the report)."""
-    for section in report.sections:
-        if section.traceback:
-            sys.stderr.write(terminal_safe(redactor.scrub(section.traceback), multiline=True))
-
-
-def _emit_json(report: Report, redactor: Redactor) -> None:
-    sys.stdout.write(redactor.scrub(dumps(report_document(report))) + "\n")
-    sys.stdout.flush()
-
-
-def run(
-    cfg: Config,
-    *,
-    json_mode: bool,
-    reset: bool,
-    force: bool,
-    unstick_lock: bool,
-    verbose: bool,
-    redactor: Redactor | None = None,
-) -> int:
-    from ._report import build_report
-
-    # The caller's redactor, so that a fatal error after the tokens were read is masked too.
-    redactor = redactor if redactor is not None else Redactor()
-    repairs = Repairs()
-    if reset or unstick_lock:
-        from ._repair import run_reset, run_unstick
-
-        reset_block = None
-        if reset:
-            reset_block = run_reset(
-                cfg, force=force, interactive=_is_interactive(json_mode), ask=_ask
-            )
-        unstick = run_unstick(cfg) if unstick_lock else None
-        repairs = Repairs(reset=reset_block, unstick_lock=unstick)
-    report = build_report(
-        cfg,
-        tool_version=__version__,
-        packages=package_versions(),
-        redactor=redactor,
-        repairs=repairs,
-    )
-    if json_mode:
-        _emit_json(report, redactor)
-    else:
-        _emit_human(report, redactor, verbose)
-    if verbose:
-        _emit_tracebacks(report, redactor)
-    return report.exit_code
 
 
 _EPILOG: Final = (
@@ -230,27 +121,21 @@ def doctor(
         ),
     ] = False,
 ) -> int:
-    if (force or yes) and not reset:
-        raise UsageProblem("--force/--yes only make sense with --reset")
-    if home is not None and not home.strip():
-        raise DoctorConfigError("--home", home, "give a directory path, or omit --home")
-    cfg = resolve_config(
-        home=None if home is None else Path(home),
+    opts = Options(
+        home=home,
         family=family.value,
-        stuck_threshold_s=stuck_threshold,
-        expected_daemon_version=expected_daemon_version,
+        json_mode=json_mode,
+        reset=reset,
+        force=force,
+        yes=yes,
+        unstick_lock=unstick_lock,
+        stuck_threshold=stuck_threshold,
         login_command=login_command,
+        expected_daemon_version=expected_daemon_version,
+        verbose=verbose,
     )
     try:
-        return run(
-            cfg,
-            redactor=ctx.obj if isinstance(ctx.obj, Redactor) else None,
-            json_mode=json_mode,
-            reset=reset,
-            force=force or yes,
-            unstick_lock=unstick_lock,
-            verbose=verbose,
-        )
+        return execute(opts, redactor=ctx.obj if isinstance(ctx.obj, Redactor) else None)
     except KeyboardInterrupt:
         raise Interrupted("interrupted") from None
     except BrokenPipeError:
@@ -258,123 +143,32 @@ def doctor(
         raise OutputClosed("stdout closed") from None
 
 
-VERBOSE_HINT: Final = "re-run with --verbose for details"
-# --verbose adds nothing to a usage error (there is no traceback worth showing): point at --help.
-USAGE_HINT: Final = f"see {PROG} --help"
-
-
-def _fail(
-    kind: str,
-    message: str,
-    *,
-    json_mode: bool,
-    verbose: bool,
-    stderr: TextIO,
-    tb: str | None,
-    hint: str | None = VERBOSE_HINT,
-    redactor: Redactor | None = None,
-) -> int:
-    # DOC-11: an exception raised after the session was read may quote a token.
-    if redactor is not None:
-        message = redactor.scrub(message)
-        tb = None if tb is None else redactor.scrub(tb)
-    if json_mode:
-        sys.stdout.write(dumps(error_document(kind, message)) + "\n")
-        sys.stdout.flush()
-    else:
-        # --verbose prints the traceback below: never also ask for a --verbose re-run.
-        shown = None if verbose and hint == VERBOSE_HINT else hint
-        stderr.write(
-            f"{PROG}: {terminal_safe(message)}" + ("" if shown is None else f" ({shown})") + "\n"
-        )
-    if verbose and tb:
-        stderr.write(terminal_safe(tb, multiline=True))
-    return int(ExitCode.ERROR)
-
-
-def _interrupted(json_mode: bool, stderr: TextIO) -> int:
-    # The user pressed Ctrl-C: there are no details a --verbose re-run could add.
-    return _fail(
-        "interrupted",
-        "interrupted",
-        json_mode=json_mode,
-        verbose=False,
-        stderr=stderr,
-        tb=None,
-        hint=None,
-    )
-
-
-def main_with_args(args: Sequence[str]) -> int:
-    """Parse `args`, run, and return the exit code; never raises (except SystemExit from
-    nothing: every path returns one of ExitCode)."""
+def click_main(args: Sequence[str]) -> int:
+    """What `_options` does not parse, parsed by click (help, version, every error message);
+    the exit code mapping is `_run`'s."""
     argv = list(args)
     json_mode = "--json" in argv
-    verbose = "--verbose" in argv
-    stderr = sys.stderr
     command = typer.main.get_command(app)
     redactor = Redactor()
-    try:
-        rv: Any = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=redactor)
-    except typer.TyperException as exc:  # click's usage errors (bad option, bad value)
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        return _fail(
-            "usage_error",
-            message,
-            json_mode=json_mode,
-            verbose=False,
-            stderr=stderr,
-            tb=None,
-            hint=USAGE_HINT,
-        )
-    except UsageProblem as exc:
-        return _fail(
-            "usage_error",
-            str(exc),
-            json_mode=json_mode,
-            verbose=False,
-            stderr=stderr,
-            tb=None,
-            hint=USAGE_HINT,
-        )
-    except DoctorConfigError as exc:
-        return _fail(
-            "config_error",
-            str(exc),
-            json_mode=json_mode,
-            verbose=verbose,
-            stderr=stderr,
-            tb=traceback.format_exc(),
-            hint=USAGE_HINT,
-        )
-    except SystemExit as exc:
-        # click exits by itself in one place even in non-standalone mode (EPIPE while printing
-        # --help: exit 1); only ever 0 or 2 leave this function.
-        return int(ExitCode.OK) if exc.code in (0, None) else int(ExitCode.ERROR)
-    except OutputClosed:
-        # The reader went away (`kitty-doctor | head -1`): nothing more can reach stdout, and
-        # Python's exit-time flush must not raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        stderr.write(f"{PROG}: output closed before the report was complete\n")
-        return int(ExitCode.ERROR)
-    except (Interrupted, KeyboardInterrupt, typer.Abort):
-        return _interrupted(json_mode, stderr)
-    except Exception as exc:
-        return _fail(
-            "internal_error",
-            f"internal error: {type(exc).__name__}: {exc}",
-            json_mode=json_mode,
-            verbose=verbose,
-            stderr=stderr,
-            tb=traceback.format_exc(),
-            redactor=redactor,
-        )
-    if rv is None:
-        return int(ExitCode.OK)
-    code = int(rv)
-    if code in (0, 1, 2):
-        return code
-    # typer turns Ctrl-C during parsing into Exit(130); anything unexpected is an error.
-    return _interrupted(json_mode, stderr)
+
+    def call() -> int:
+        try:
+            rv: Any = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=redactor)
+        except typer.TyperException as exc:  # click's usage errors (bad option, bad value)
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            raise UsageProblem(message) from None
+        except SystemExit as exc:
+            # click exits by itself in one place even in non-standalone mode (EPIPE while
+            # printing --help: exit 1); only ever 0 or 2 leave this function.
+            return int(ExitCode.OK) if exc.code in (0, None) else int(ExitCode.ERROR)
+        except typer.Abort:
+            raise Interrupted("interrupted") from None
+        if rv is None:
+            return int(ExitCode.OK)
+        code = int(rv)
+        if code in (0, 1, 2):
+            return code
+        # typer turns Ctrl-C during parsing into Exit(130); anything unexpected is an error.
+        raise Interrupted("interrupted")
+
+    return guarded(call, json_mode=json_mode, verbose="--verbose" in argv, redactor=redactor)

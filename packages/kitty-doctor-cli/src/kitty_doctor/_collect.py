@@ -12,6 +12,8 @@ import datetime as dt
 import os
 import socket
 import stat
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -148,17 +150,22 @@ def collect_storage(cfg: Config) -> StorageFacts:
 # -- Refresh lock -------------------------------------------------------------------------------
 
 
+def short_cmdline(argv: Sequence[str]) -> str | None:
+    """One line, single spaces, at most 120 characters: argv elements may hold newlines
+    (python -c scripts) and a daemon's markers make its argv long."""
+    text = " ".join(" ".join(argv).split())
+    if len(text) > _CMDLINE_MAX_CHARS:
+        text = text[: _CMDLINE_MAX_CHARS - 3] + "..."
+    return text or None
+
+
 def process_cmdline(pid: int) -> str | None:
     """A short command line for a pid (Linux /proc; elsewhere unknown). Read-only, no signal."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    # argv elements may hold newlines (python -c scripts): one line, single spaces.
-    text = " ".join(raw.replace(b"\0", b" ").decode("utf-8", "replace").split())
-    if len(text) > _CMDLINE_MAX_CHARS:
-        text = text[: _CMDLINE_MAX_CHARS - 3] + "..."
-    return text or None
+    return short_cmdline(raw.decode("utf-8", "replace").split("\0"))
 
 
 def lock_holders(pr: Any) -> tuple[LockHolder, ...]:
@@ -309,18 +316,61 @@ def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
 
 
 def scan_family(cfg: Config, family: str) -> list[Any]:
+    """kitty-orphan-sweep's `ScannedListener`s of one family (record + process facts)."""
     from kitty_daemon_identity import DaemonFamily
-    from kitty_orphan_sweep import scan
+    from kitty_orphan_sweep import scan_listeners
 
     return list(
-        scan(DaemonFamily(family), home=cfg.home, expected_version=cfg.expected_daemon_version)
+        scan_listeners(
+            DaemonFamily(family), home=cfg.home, expected_version=cfg.expected_daemon_version
+        )
     )
+
+
+def _user_name(uid: int) -> str | None:
+    try:
+        import pwd
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no passwd entry (containers)
+        return None
+
+
+def process_doc(process: Any, now_epoch: float) -> dict[str, Any] | None:
+    """The review facts of a `ListenerProcess` (None when the pid is unknown): owner, age, the
+    command line shortened, the root its marker names and whether it exists, and whether this
+    user could stop it at all (another user's process is not ours, unless we are root)."""
+    if process is None:
+        return None
+    geteuid = getattr(os, "geteuid", None)
+    me = None if geteuid is None else geteuid()
+    uid = process.uid
+    yours = None if uid is None or me is None else (uid == me or me == 0)
+    created = process.create_time
+    return {
+        "uid": uid,
+        "user": None if uid is None else _user_name(uid),
+        "age_s": None if created is None else round(max(now_epoch - created, 0.0), 3),
+        "cmdline": None if process.argv is None else short_cmdline(process.argv),
+        "root": process.root,
+        "root_exists": process.root_exists,
+        "yours": yours,
+    }
+
+
+def orphan_entry(scanned: Any, now_epoch: float) -> dict[str, Any]:
+    """An Orphans entry: the record's `to_dict()` plus `process` (review facts, or null)."""
+    return {**scanned.record.to_dict(), "process": process_doc(scanned.process, now_epoch)}
 
 
 def collect_orphans(cfg: Config) -> OrphansFacts:
     records: dict[str, tuple[JsonObject, ...]] = {}
     for family in cfg.families:
+        scanned = scan_family(cfg, family)
+        now = time.time()
         records[family] = tuple(
-            r.to_dict() for r in scan_family(cfg, family) if not r.is_recorded_singleton
+            orphan_entry(s, now) for s in scanned if not s.record.is_recorded_singleton
         )
     return OrphansFacts(families=cfg.families, records=records)

@@ -43,6 +43,8 @@ class Config:
     login_command: str | None = None
     home_flag: str | None = None
     family_flag: str = "all"
+    #: `--expected-daemon-version` when given (remediations repeat it); None for the default.
+    expected_version_flag: str | None = None
 
     @property
     def auth_dir(self) -> Path:
@@ -152,6 +154,7 @@ def resolve_config(
     _require_directory(resolved_home, source)
     if login_command is None:
         login_command = os.environ.get("KITTY_LOGIN_COMMAND") or None
+    expected_version_flag = expected_daemon_version
     if expected_daemon_version is None:
         # The same default ensure_daemon uses: the installed kitty-daemon-identity.
         installed = package_versions()["kitty-daemon-identity"]
@@ -166,4 +169,5 @@ def resolve_config(
         login_command=login_command or None,
         home_flag=None if home is None else str(resolved_home),
         family_flag=family,
+        expected_version_flag=expected_version_flag,
     )

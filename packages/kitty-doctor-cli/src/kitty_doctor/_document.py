@@ -192,6 +192,7 @@ def report_document(report: Report) -> dict[str, Any]:
             "exists": report.home.exists,
         },
         "families": list(report.families),
+        "ranges": {family: list(rng) for family, rng in report.ranges.items()},
         "identity": None if report.identity is None else identity_doc(report.identity),
         "tokens": None if report.tokens is None else tokens_doc(report.tokens),
         "storage": None if report.storage is None else storage_doc(report.storage),

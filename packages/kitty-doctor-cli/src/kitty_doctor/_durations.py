@@ -7,6 +7,7 @@ from typing import Final
 _MINUTE_S: Final = 60.0
 _HOUR_S: Final = 3600.0
 _DAY_S: Final = 86400.0
+_EXACT_AGE_LIMIT_S: Final = 600.0
 
 
 def _plural(count: int, unit: str) -> str:
@@ -29,3 +30,9 @@ def humanize_remaining(seconds: float) -> str:
 def humanize_age(seconds: float) -> str:
     """An age ("held for ...") uses the same units; zero is "< 1 minute", never "expired"."""
     return humanize_remaining(max(seconds, 0.001))
+
+
+def exact_age(seconds: float) -> str:
+    """An age that is compared with a limit ("22 s, longer than its max hold of 10 s"): whole
+    seconds while they can be compared, the units of `humanize_age` beyond ten minutes."""
+    return f"{max(seconds, 0.0):.0f} s" if seconds < _EXACT_AGE_LIMIT_S else humanize_age(seconds)

@@ -7,11 +7,11 @@ SPEC §5 is tested row by row without touching the machine.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 
-from ._durations import humanize_age
+from ._durations import exact_age
 from ._model import (
     DEFAULT_STUCK_THRESHOLD_S,
     OVERDUE_SLACK_S,
@@ -29,7 +29,6 @@ from ._model import (
     TokenFacts,
 )
 
-_EXACT_AGE_LIMIT_S: Final = 600.0
 LOGIN_FALLBACK: Final = "log in again with your application"
 LOCAL_DISK_COMMAND: Final = "export KITTY_HOME=<path on a local disk>"
 
@@ -48,18 +47,33 @@ class FindingContext:
     from the environment, which the next run resolves the same way)."""
     family: str = "all"
     stuck_threshold_s: float = DEFAULT_STUCK_THRESHOLD_S
+    expected_version_flag: str | None = None
+    """`--expected-daemon-version` as given to this run (None: the installed default, which the
+    next run picks again)."""
 
 
-def doctor_command(ctx: FindingContext, *flags: str, threshold: bool = False) -> str:
-    """A `kitty-doctor` command line for this run's home and family plus `flags`."""
+def doctor_command(
+    ctx: FindingContext,
+    *flags: str,
+    threshold: bool = False,
+    version: bool = False,
+    home: str | None = None,
+) -> str:
+    """A `kitty-doctor` command line that acts on what this run looked at: its `--home` (or
+    `home`) and `--family`, `flags`, and the options that changed the verdict it remedies —
+    `--stuck-threshold` (`threshold`: the stale-record age) and `--expected-daemon-version`
+    (`version`: what counts as drift, and so what `--reset` stops)."""
     parts = ["kitty-doctor"]
-    if ctx.home_flag is not None:
-        parts += ["--home", ctx.home_flag]
+    home = home if home is not None else ctx.home_flag
+    if home is not None:
+        parts += ["--home", home]
     if ctx.family != "all":
         parts += ["--family", ctx.family]
     parts += flags
     if threshold and ctx.stuck_threshold_s != DEFAULT_STUCK_THRESHOLD_S:
         parts += ["--stuck-threshold", f"{ctx.stuck_threshold_s:g}"]
+    if version and ctx.expected_version_flag is not None:
+        parts += ["--expected-daemon-version", ctx.expected_version_flag]
     return shlex.join(parts)
 
 
@@ -154,26 +168,42 @@ def _session_findings(
     return out
 
 
+_TOKENS_EXPOSED: Final = "other users could read the session's tokens"
+_HOME_EXPOSED: Final = (
+    "other users can look inside the home (plain mkdir makes it 0755; kitty creates its home"
+    " 0700 but never changes one that exists)"
+)
+
+
 def _permission_findings(storage: StorageFacts) -> list[Finding]:
     problems: list[str] = []
     commands: list[str] = []
+    why: list[str] = []
     if storage.exists and storage.mode is not None and storage.mode & _GROUP_OTHER_BITS:
         problems.append(f"session file mode {storage.mode:04o}")
         commands.append(shlex.join(["chmod", "600", storage.path]))
+        why.append(_TOKENS_EXPOSED)
     # SPEC: the auth dir must be exactly 0700 (group/other access leaks; a missing owner bit
     # stops kitty writing the session).
     if storage.dir_mode is not None and storage.dir_mode != _PRIVATE_DIR_MODE:
         problems.append(f"auth dir mode {storage.dir_mode:04o}")
         commands.append(shlex.join(["chmod", "700", storage.dir_path]))
+        why.append(
+            _TOKENS_EXPOSED
+            if storage.dir_mode & _GROUP_OTHER_BITS
+            else "kitty cannot write the session in it"
+        )
     if storage.home_mode is not None and storage.home_mode & _GROUP_OTHER_BITS:
         problems.append(f"home mode {storage.home_mode:04o}")
         commands.append(shlex.join(["chmod", "700", storage.home_path]))
+        why.append(_HOME_EXPOSED)
     if storage.exists and storage.owner_ok is False:
         problems.append("session file owned by another user")
     if not problems:
         return []
     if commands:
-        remediation = Remediation(" && ".join(commands), "remove group/other access")
+        reasons = "; ".join(dict.fromkeys(why))  # each reason once, in order
+        remediation = Remediation(" && ".join(commands), f"remove group/other access: {reasons}")
     else:
         remediation = Remediation(None, "log in as the file's owner, or remove the file")
     return [
@@ -185,12 +215,6 @@ def _permission_findings(storage: StorageFacts) -> list[Finding]:
             remediation,
         )
     ]
-
-
-def _held_for(age_s: float) -> str:
-    # Exact seconds while they can be compared with a max hold or threshold ("22 s, longer than
-    # its max hold of 10 s"); the report's usual units beyond that.
-    return f"{age_s:.0f} s" if age_s < _EXACT_AGE_LIMIT_S else humanize_age(age_s)
 
 
 def _stuck_because(lock: LockFacts, age_s: float) -> str:
@@ -241,7 +265,7 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
                 "KD201",
                 "lock_stuck",
                 Severity.CRITICAL,
-                f"refresh lock {held_by(lock)} for {_held_for(age)}, {_stuck_because(lock, age)}",
+                f"refresh lock {held_by(lock)} for {exact_age(age)}, {_stuck_because(lock, age)}",
                 _kill_holders(lock),
             )
         )
@@ -252,7 +276,7 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
                 "KD202",
                 "lock_stale_record",
                 Severity.INFO,
-                f"stale lock record from pid {lock.record.pid} ({_held_for(age)} old);"
+                f"stale lock record from pid {lock.record.pid} ({exact_age(age)} old);"
                 " the lock is free",
                 Remediation(
                     doctor_command(ctx, "--unstick-lock", threshold=True),
@@ -308,7 +332,9 @@ def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding
                     Severity.WARN,
                     f"{family} daemon pid {rec.pid} runs {actual}, expected"
                     f" {facts.expected_version}",
-                    Remediation(doctor_command(ctx, "--reset"), "replace it on next use"),
+                    Remediation(
+                        doctor_command(ctx, "--reset", version=True), "replace it on next use"
+                    ),
                 )
             )
         elif facts.status is DaemonStatus.UNHEALTHY:
@@ -320,7 +346,8 @@ def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding
                     f"{family} daemon pid {rec.pid} on port {rec.port} is alive but unhealthy"
                     f" ({facts.health_error or 'no answer'})",
                     Remediation(
-                        doctor_command(ctx, "--reset", "--force"), "stop it (with your consent)"
+                        doctor_command(ctx, "--reset", "--force", version=True),
+                        "stop it (with your consent)",
                     ),
                 )
             )
@@ -334,7 +361,7 @@ def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding
                     f" {rec.pid}: {facts.health_error or 'another process listens there'};"
                     " that listener is an impostor and gets nothing from kitty",
                     Remediation(
-                        doctor_command(ctx, "--reset", "--force"),
+                        doctor_command(ctx, "--reset", "--force", version=True),
                         "stop the recorded daemon (never the listener) and clear its record",
                     ),
                 )
@@ -347,7 +374,9 @@ def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding
                     "daemon_record_stale",
                     Severity.INFO,
                     f"{family} state record names pid {rec.pid}, which is {what}",
-                    Remediation(doctor_command(ctx, "--reset"), "remove the stale record"),
+                    Remediation(
+                        doctor_command(ctx, "--reset", version=True), "remove the stale record"
+                    ),
                 )
             )
     key = daemons.scope_key
@@ -365,16 +394,38 @@ def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding
 
 
 def _orphan_findings(orphans: OrphansFacts, ctx: FindingContext) -> list[Finding]:
+    from ._review import is_yours, other_home, reason
+
     safe: list[object] = []
     operator: list[str] = []
+    homes: dict[str, list[object]] = {}
     for family in orphans.families:
         for rec in orphans.records.get(family, ()):
             klass = rec.get("cleanup_class")
+            if not is_yours(rec):
+                continue  # another user's: shown as information, nothing this user can run
             if klass == "safe_auto":
                 safe.append(rec.get("port"))
+            elif (home := other_home(rec)) is not None:
+                homes.setdefault(home, []).append(rec.get("port"))
             elif klass == "operator_required":
-                operator.append(f"{rec.get('port')} {rec.get('skip_reason')}")
+                operator.append(f"port {rec.get('port')}: {reason(rec)}")
     out: list[Finding] = []
+    for home, ports in sorted(homes.items()):
+        noun = "daemon" if len(ports) == 1 else "daemons"
+        out.append(
+            _finding(
+                "KD403",
+                "orphans_other_home",
+                Severity.INFO,
+                f"{len(ports)} {noun} started from another home that still exists ({home};"
+                f" port {_ports(ports)})",
+                Remediation(
+                    doctor_command(ctx, "--reset", version=True, home=home),
+                    "clean them up from their own home",
+                ),
+            )
+        )
     if safe:
         noun = "daemon" if len(safe) == 1 else "daemons"
         out.append(
@@ -383,7 +434,7 @@ def _orphan_findings(orphans: OrphansFacts, ctx: FindingContext) -> list[Finding
                 "orphans_safe_auto",
                 Severity.WARN,
                 f"{len(safe)} orphan {noun} kitty can stop safely (port {_ports(safe)})",
-                Remediation(doctor_command(ctx, "--reset"), "stop safe orphans"),
+                Remediation(doctor_command(ctx, "--reset", version=True), "stop safe orphans"),
             )
         )
     if operator:
@@ -393,9 +444,10 @@ def _orphan_findings(orphans: OrphansFacts, ctx: FindingContext) -> list[Finding
                 "KD402",
                 "orphans_operator_required",
                 Severity.WARN,
-                f"{len(operator)} {noun} kitty cannot prove safe to stop ({', '.join(operator)})",
+                f"{len(operator)} {noun} kitty cannot prove safe to stop ({'; '.join(operator)})",
                 Remediation(
-                    doctor_command(ctx, "--reset", "--force"), "review them, then stop them"
+                    doctor_command(ctx, "--reset", "--force", version=True),
+                    "review them, then stop them",
                 ),
             )
         )
@@ -409,7 +461,10 @@ def _crash_findings(sections: Sequence[SectionResult], ctx: FindingContext) -> l
             "section_crashed",
             Severity.CRITICAL,
             f"the {s.name.heading} section crashed: {s.error}",
-            Remediation(doctor_command(ctx, "--verbose"), "re-run with --verbose and report it"),
+            Remediation(
+                doctor_command(ctx, "--verbose", threshold=True, version=True),
+                "re-run with --verbose and report it",
+            ),
         )
         for s in sections
         if s.status is SectionStatus.CRASHED
@@ -437,3 +492,39 @@ def derive_findings(
         found += _orphan_findings(orphans, ctx)
     found += _crash_findings(sections, ctx)
     return tuple(sorted(found, key=lambda f: f.id))
+
+
+def after_repairs(
+    findings: tuple[Finding, ...], reset: Mapping[str, object] | None, ctx: FindingContext
+) -> tuple[Finding, ...]:
+    """Never recommend again the `--reset` that just ran and left something behind: such a
+    remediation says what failed instead, and when only another user or root can get past it
+    (permission denied), says that."""
+    from ._vocabulary import FAILURE_WORDS, NEEDS_OWNER_OR_ROOT, words
+
+    if reset is None:
+        return findings
+    failures: list[tuple[object, object]] = []
+    for key in ("failed", "recorded_daemons"):
+        entries = reset.get(key)
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, Mapping) and entry.get("failure_reason"):
+                failures.append((entry.get("port"), entry.get("failure_reason")))
+    if not failures:
+        return findings
+    ran = {doctor_command(ctx, "--reset", version=True)}
+    if reset.get("consent") in ("forced", "confirmed"):
+        ran.add(doctor_command(ctx, "--reset", "--force", version=True))
+    tried = "; ".join(f"port {port}: {words(FAILURE_WORDS, why)}" for port, why in failures)
+    needs_other = any(why in NEEDS_OWNER_OR_ROOT for _, why in failures)
+    description = f"the reset just run did not stop them ({tried}); " + (
+        "only the user they run as, or root, can stop them"
+        if needs_other
+        else "the Repairs block above says why; running it again would not change that"
+    )
+    return tuple(
+        replace(f, remediation=Remediation(None, description))
+        if f.remediation.command in ran
+        else f
+        for f in findings
+    )

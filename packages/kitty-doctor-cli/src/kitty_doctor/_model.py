@@ -303,6 +303,8 @@ class Report:
     findings: tuple[Finding, ...]
     sections: tuple[SectionResult, ...]
     repairs: Repairs = field(default_factory=Repairs)
+    #: The port range scanned per family, half-open `(start, stop)`.
+    ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def crashed(self) -> bool:

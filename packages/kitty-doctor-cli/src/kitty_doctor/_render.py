@@ -33,7 +33,17 @@ from ._model import (
     StorageFacts,
     TokenFacts,
 )
+from ._review import details, headline, is_yours
 from ._terminal import terminal_safe
+from ._vocabulary import (
+    CLEANUP_PATH_WORDS,
+    FAILURE_WORDS,
+    HOLDER_SOURCE_WORDS,
+    NEEDS_OWNER_OR_ROOT,
+    why,
+    words,
+)
+from ._wrap import break_offsets
 
 OK: Final = ("✓", "green")
 WARN: Final = ("!", "yellow")
@@ -45,25 +55,45 @@ _SEVERITY_MARK: Final = {Severity.CRITICAL: BAD, Severity.WARN: WARN, Severity.I
 Mark = tuple[str, str]
 
 
+_DETAIL_INDENT: Final = 6
+#: Continuation lines of a detail sit two columns further in than the detail itself.
+_DETAIL_HANGING: Final = _DETAIL_INDENT + 2
+
+
 class _Out:
-    def __init__(self, console: Console) -> None:
+    """Marked lines; with a `width`, wrapped at spaces with a hanging indent (continuations line
+    up under the text, not under the mark). Without one (a pipe), one report line per line."""
+
+    def __init__(self, console: Console, width: int | None) -> None:
         self.console = console
+        self.width = width
+
+    def emit(self, prefix: Text, body: Text, hanging: int) -> None:
+        if self.width is None:
+            self.console.print(prefix + body, soft_wrap=True)
+            return
+        first = max(self.width - prefix.cell_len, 1)
+        offsets = break_offsets(body.plain, first, max(self.width - hanging, 1))
+        for i, piece in enumerate(body.divide(offsets)):
+            piece.rstrip()
+            self.console.print((prefix if i == 0 else Text(" " * hanging)) + piece, soft_wrap=True)
 
     def heading(self, title: str) -> None:
         self.console.print(Text(terminal_safe(title), style="bold"))
 
     def line(self, mark: Mark | None, text: str, indent: int = 2) -> None:
-        out = Text(" " * indent)
+        prefix = Text(" " * indent)
         if mark is None:
-            out.append("  ")
+            prefix.append("  ")
         else:
-            out.append(mark[0], style=mark[1])
-            out.append(" ")
-        out.append(terminal_safe(text))
-        self.console.print(out, soft_wrap=True)
+            prefix.append(mark[0], style=mark[1])
+            prefix.append(" ")
+        self.emit(prefix, Text(terminal_safe(text)), indent + 2)
 
     def detail(self, text: str) -> None:
-        self.console.print(Text("      " + terminal_safe(text), style="dim"), soft_wrap=True)
+        self.emit(
+            Text(" " * _DETAIL_INDENT), Text(terminal_safe(text), style="dim"), _DETAIL_HANGING
+        )
 
 
 def _mistyped(home: HomeFacts) -> bool:
@@ -143,7 +173,7 @@ def _lock(out: _Out, facts: LockFacts) -> None:
         age_text = "unknown time" if age is None else humanize_age(age)
         mark = BAD if facts.stuck else OK
         out.line(mark, f"{held_by(facts)} for {age_text}")
-        src = facts.holder_source or "?"
+        src = words(HOLDER_SOURCE_WORDS, facts.holder_source)
         if rec is None:
             out.detail(f"holder from {src}; no record yet")
         else:
@@ -217,16 +247,13 @@ def _orphans(out: _Out, facts: OrphansFacts, verbose: bool) -> None:
                 hidden += 1
                 continue
             shown += 1
-            mark = {"safe_auto": WARN, "operator_required": WARN}.get(str(klass), INFO)
-            reason = rec.get("skip_reason")
-            out.line(
-                mark,
-                f"{family} port {rec.get('port')} pid {rec.get('pid') or '?'}"
-                f" v{rec.get('package_version') or '?'}: {klass}"
-                + (f" ({reason})" if reason else "")
-                + f", health {rec.get('health_status') or '?'},"
-                f" identity {rec.get('identity_source') or '?'}",
-            )
+            yours = is_yours(rec)
+            mark = WARN if yours and klass in ("safe_auto", "operator_required") else INFO
+            out.line(mark, headline(family, rec))
+            # What the operator reviews before consenting; --verbose shows it for every row.
+            if verbose or (klass == "operator_required" and yours):
+                for text in details(rec):
+                    out.detail(text)
         if not shown:
             out.line(OK, f"{family}: no orphans")
         if hidden:
@@ -241,42 +268,103 @@ def _findings(out: _Out, findings: Sequence[Finding]) -> None:
         out.line(_SEVERITY_MARK[f.severity], f"{f.id} {f.name}: {f.summary}")
         fix = f.remediation
         if fix.command:
-            out.console.print(
-                Text("      → ", style="dim")
+            out.emit(
+                Text(" " * _DETAIL_INDENT),
+                Text("→ ", style="dim")
                 + Text(terminal_safe(fix.command), style="bold")
                 + Text(f"  ({terminal_safe(fix.description)})", style="dim"),
-                soft_wrap=True,
+                _DETAIL_HANGING,
             )
         else:
             out.detail(f"→ {fix.description}")
 
 
-def _repairs(out: _Out, report: Report) -> None:
+_RECORDED_ACTION: Final = {
+    "remove_stale_record": "its state record names a process that is gone or reused",
+    "remove_foreign_record": "its state record names a process that is not its daemon",
+    "stop_version_drift": "runs another version",
+    "stop_unhealthy": "alive but not answering health",
+    "stop_impostor": "another process listens on its port",
+    "lock": "its spawn lock",
+}
+_RECORDED_RESULT: Final = {
+    "removed": "record removed",
+    "kept": "record kept (it changed meanwhile)",
+    "stopped": "stopped",
+    "skipped: needs consent (--force)": "left alone: needs your consent (--force)",
+}
+
+
+def _recorded_line(entry: Mapping[str, object]) -> str:
+    action, _, detail = str(entry.get("action")).partition(" ")
+    did = _RECORDED_ACTION.get(action, action) + (f" {detail}" if detail else "")
+    result = str(entry.get("result"))
+    failure = entry.get("failure_reason")
+    if isinstance(failure, str):
+        result = "not stopped: " + words(FAILURE_WORDS, failure)
+    return (
+        f"recorded {entry.get('family')} daemon pid {entry.get('pid')}: {did}"
+        f" -> {_RECORDED_RESULT.get(result, result)}"
+    )
+
+
+def _entries(reset: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
+    value = reset.get(key)
+    return [e for e in value if isinstance(e, Mapping)] if isinstance(value, list) else []
+
+
+def _repairs(out: _Out, report: Report, verbose: bool) -> None:
     reset = report.repairs.reset
     unstick = report.repairs.unstick_lock
     if reset is None and unstick is None:
         return
     out.heading("Repairs")
     if reset is not None:
+        recorded = _entries(reset, "recorded_daemons")
+        # The recorded daemon has its own line below: never also "left alone" (as the singleton
+        # the sweep must skip) right before "stopped".
+        handled = {(e.get("pid"), e.get("port")) for e in recorded}
         said = False
-        for key, mark in (("swept", OK), ("skipped", INFO), ("failed", BAD)):
-            entries = reset.get(key)
-            for entry in entries if isinstance(entries, list) else ():
-                if isinstance(entry, Mapping):
-                    why = entry.get("cleanup_path") or entry.get("skip_reason")
-                    why = why or entry.get("failure_reason")
-                    out.line(mark, f"{key} port {entry.get('port')} pid {entry.get('pid')}: {why}")
-                    said = True
-        recorded = reset.get("recorded_daemons")
-        for entry in recorded if isinstance(recorded, list) else ():
-            if isinstance(entry, Mapping):
-                out.line(
-                    INFO,
-                    f"{entry.get('family')} daemon pid {entry.get('pid')}:"
-                    f" {entry.get('action')} -> {entry.get('result')}",
-                )
-                said = True
-        if not said:  # an empty heading would read as if the reset had silently failed
+        for entry in _entries(reset, "swept"):
+            path = words(CLEANUP_PATH_WORDS, entry.get("cleanup_path"))
+            out.line(OK, f"port {entry.get('port')} pid {entry.get('pid')}: {path}")
+            said = True
+        hidden = 0
+        for entry in _entries(reset, "skipped"):
+            if (entry.get("pid"), entry.get("port")) in handled:
+                continue
+            if entry.get("cleanup_class") == "never_touch" and not verbose:
+                hidden += 1
+                continue
+            reason = entry.get("skip_reason")
+            why_text = (
+                f"not yours (owner {entry.get('owner')})"
+                if entry.get("not_yours")
+                else why(reason if isinstance(reason, str) else None)
+            )
+            out.line(
+                INFO, f"left alone port {entry.get('port')} pid {entry.get('pid')}: {why_text}"
+            )
+            said = True
+        for entry in _entries(reset, "failed"):
+            reason = entry.get("failure_reason")
+            out.line(
+                BAD,
+                f"not stopped port {entry.get('port')} pid {entry.get('pid')}:"
+                f" {words(FAILURE_WORDS, reason)}",
+            )
+            if entry.get("detail"):
+                out.detail(str(entry.get("detail")))
+            if reason in NEEDS_OWNER_OR_ROOT:
+                out.detail("only the user it runs as, or root, can stop it")
+            said = True
+        for entry in recorded:
+            out.line(INFO, _recorded_line(entry))
+            said = True
+        if hidden:
+            noun = "listener" if hidden == 1 else "listeners"
+            out.detail(f"{hidden} {noun} kitty never touches left alone (--verbose lists them)")
+        elif not said:  # an empty heading would read as if the reset had silently failed
             out.line(OK, "reset: no daemon to stop and no record to repair")
         hint = reset.get("hint")
         if isinstance(hint, str):
@@ -292,17 +380,34 @@ def _crashed(out: _Out, section: SectionResult, verbose: bool) -> None:
     out.line(BAD, f"crashed: {section.error}{hint}")
 
 
-def render(report: Report, console: Console, *, verbose: bool = False) -> None:
-    """Print the whole human report: repairs (if any), seven sections, the closing count line."""
-    out = _Out(console)
-    console.print(
-        Text(f"kitty-doctor {report.tool_version}", style="bold")
-        + Text(f"  home {terminal_safe(report.home.path)}", style="dim")
+def _ranges(report: Report) -> str:
+    return ", ".join(
+        f"{family} {start}-{stop}"
+        for family in report.families
+        if (rng := report.ranges.get(family)) is not None
+        for start, stop in [rng]
+    )
+
+
+def render(
+    report: Report, console: Console, *, verbose: bool = False, width: int | None = None
+) -> None:
+    """Print the whole human report: repairs (if any), seven sections, the closing count line.
+
+    `width` wraps every line there (at spaces, with a hanging indent); None prints each report
+    line as one line, for pipes and files."""
+    out = _Out(console, width)
+    out.emit(
+        Text(f"kitty-doctor {report.tool_version}", style="bold"),
+        Text(f"  home {terminal_safe(report.home.path)}", style="dim"),
+        2,
     )
     if _mistyped(report.home):
         out.line(BAD, f"home {report.home.path} does not exist (from --home): check the path", 0)
+    if report.ranges:
+        out.emit(Text("  "), Text(f"scanned ports {_ranges(report)}", style="dim"), 4)
     console.print()
-    _repairs(out, report)
+    _repairs(out, report, verbose)
     by_name = {s.name: s for s in report.sections}
     for name in SectionName:
         out.heading(name.heading)

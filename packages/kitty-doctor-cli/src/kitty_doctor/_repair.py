@@ -9,22 +9,25 @@ recorded singletons under their family's spawn lock.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from ._collect import (
     enum_value,
     family_state_path,
     lock_holders,
+    orphan_entry,
     recorded_state,
     scan_family,
     verify_recorded,
 )
 from ._config import Config
 from ._document import jsonable
-from ._durations import humanize_age
+from ._durations import exact_age, humanize_age
 from ._model import DaemonStatus, UnstickResult
+from ._review import Candidate, details, headline, is_yours, owner
 
 SPAWN_LOCK_TIMEOUT_S: Final = 10.0
 
@@ -50,11 +53,11 @@ class Consent:
 
 
 def decide_consent(
-    candidates: Sequence[str],
+    candidates: Sequence[Candidate],
     *,
     force: bool,
     interactive: bool,
-    ask: Callable[[Sequence[str]], bool],
+    ask: Callable[[Sequence[Candidate]], bool],
 ) -> Consent:
     """Pure except for `ask`: force wins, then an interactive y/N, else skip (DOC-05)."""
     if not candidates:
@@ -156,22 +159,44 @@ def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, An
     return entry
 
 
-def _needs_consent(cfg: Config) -> list[str]:
+_RECORDED_WHY: Final = {
+    DaemonStatus.UNHEALTHY: "alive but not answering health",
+    DaemonStatus.IMPOSTOR: "another process listens on its port",
+}
+
+
+def _needs_consent(cfg: Config) -> list[Candidate]:
     from kitty_daemon_identity import daemon_root
 
     root = daemon_root(cfg.home)
-    out: list[str] = []
+    out: list[Candidate] = []
     for family in cfg.families:
         state = recorded_state(root, family)
         if state is None:
             continue
         status, error, _ = verify_recorded(state, cfg)
-        if status in (DaemonStatus.UNHEALTHY, DaemonStatus.IMPOSTOR):
+        if status in _RECORDED_WHY:
             out.append(
-                f"{family} recorded daemon pid {state.pid} port {state.port}:"
-                f" {status.value} ({error})"
+                (
+                    f"the recorded {family} daemon pid {state.pid} port {state.port}:"
+                    f" {_RECORDED_WHY[status]}",
+                    () if not error else (str(error),),
+                )
             )
     return out
+
+
+def _not_yours(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A skipped entry for another user's daemon: this user cannot stop it, so it is never a
+    target (a forced sweep would only fail on it and recommend itself again)."""
+    return {
+        "pid": entry.get("pid"),
+        "port": entry.get("port"),
+        "cleanup_class": entry.get("cleanup_class"),
+        "skip_reason": entry.get("skip_reason"),
+        "not_yours": True,
+        "owner": owner(entry),
+    }
 
 
 def run_reset(
@@ -179,28 +204,33 @@ def run_reset(
     *,
     force: bool,
     interactive: bool,
-    ask: Callable[[Sequence[str]], bool],
+    ask: Callable[[Sequence[Candidate]], bool],
 ) -> dict[str, Any]:
     """Scan + sweep the selected families, then the recorded singletons; the `reset` block."""
     from kitty_orphan_sweep import sweep
 
-    scanned = {family: scan_family(cfg, family) for family in cfg.families}
-    candidates = [
-        f"{family} port {r.port} pid {r.pid if r.pid is not None else '?'}:"
-        f" {enum_value(r.skip_reason)}"
-        for family, records in scanned.items()
-        for r in records
-        if enum_value(r.cleanup_class) == "operator_required"
+    now = time.time()
+    scanned = {
+        family: [(s, orphan_entry(s, now)) for s in scan_family(cfg, family)]
+        for family in cfg.families
+    }
+    candidates: list[Candidate] = [
+        (headline(family, entry), tuple(details(entry)))
+        for family, pairs in scanned.items()
+        for _, entry in pairs
+        if entry["cleanup_class"] == "operator_required" and is_yours(entry)
     ]
     candidates += _needs_consent(cfg)
     consent = decide_consent(candidates, force=force, interactive=interactive, ask=ask)
     swept: list[Any] = []
     skipped: list[Any] = []
     failed: list[Any] = []
-    for family, records in scanned.items():
-        if not records:
+    for family, pairs in scanned.items():
+        targets = [s.record for s, entry in pairs if is_yours(entry)]
+        skipped += [_not_yours(entry) for _, entry in pairs if not is_yours(entry)]
+        if not targets:
             continue
-        result = sweep(records, force=consent.granted, home=cfg.home, family=family)
+        result = sweep(targets, force=consent.granted, home=cfg.home, family=family)
         swept += jsonable(result.swept)
         skipped += jsonable(result.skipped)
         failed += jsonable(result.failed)
@@ -214,7 +244,7 @@ def run_reset(
         from ._findings import doctor_command
         from ._report import finding_context
 
-        command = doctor_command(finding_context(cfg), "--reset", "--force")
+        command = doctor_command(finding_context(cfg), "--reset", "--force", version=True)
         hint = FORCE_HINT.format(n=len(candidates), command=command)
     return {
         "swept": swept,
@@ -248,7 +278,21 @@ def run_unstick(cfg: Config) -> UnstickResult:
         )
     if force_release(path, older_than=cfg.stuck_threshold_s):
         return UnstickResult(True, "cleared the stale lock record")
+    record = pr.record
+    if record is None:
+        return UnstickResult(False, "nothing to clear: the lock file holds no record")
+    age = record.age_s()
+    # A young record: say how old it is, when it becomes clearable, and how to clear it now.
+    from ._findings import doctor_command
+    from ._report import finding_context
+
+    limit = cfg.stuck_threshold_s
+    now = doctor_command(
+        replace(finding_context(cfg), stuck_threshold_s=0.0), "--unstick-lock", threshold=True
+    )
     return UnstickResult(
         False,
-        f"nothing to clear (no record, or it is not older than {cfg.stuck_threshold_s:g} s)",
+        f"kept the stale record from pid {record.pid}: it is {exact_age(age)} old, younger"
+        f" than --stuck-threshold {limit:g} s; it becomes clearable in {exact_age(limit - age)}"
+        f" (or clear it now: {now}); harmless meanwhile, the next holder overwrites it",
     )

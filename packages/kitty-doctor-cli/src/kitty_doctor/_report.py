@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from . import _collect
 from ._config import Config
-from ._findings import FindingContext, derive_findings
+from ._findings import FindingContext, after_repairs, derive_findings
 from ._model import (
     DaemonsFacts,
     Finding,
@@ -76,6 +76,7 @@ def finding_context(cfg: Config) -> FindingContext:
         home_flag=cfg.home_flag,
         family=cfg.family_flag,
         stuck_threshold_s=cfg.stuck_threshold_s,
+        expected_version_flag=cfg.expected_version_flag,
     )
 
 
@@ -140,6 +141,8 @@ def build_report(
             sections=results,
             ctx=ctx,
         )
+    repairs = repairs or Repairs()
+    findings = after_repairs(findings, repairs.reset, ctx)
     return Report(
         tool_version=tool_version,
         packages=dict(packages),
@@ -155,5 +158,6 @@ def build_report(
         orphans=orphans,
         findings=findings,
         sections=tuple(results),
-        repairs=repairs or Repairs(),
+        repairs=repairs,
+        ranges=dict(cfg.ranges),
     )

@@ -1,7 +1,9 @@
 """kitty-orphan-sweep: scan a family's port range, sweep orphans, reuse-or-spawn the singleton.
 
 - `scan(family)` observes every listener of the family's range and classifies it with
-  kitty-daemon-identity's pure classifier (`safe_auto`, `operator_required`, `never_touch`).
+  kitty-daemon-identity's pure classifier (`safe_auto`, `operator_required`, `never_touch`);
+  `scan_listeners(family)` adds the process facts behind each record (owner uid, create time,
+  argv, the root its marker names) for an operator's review.
 - `sweep(records)` stops `safe_auto` records (and `operator_required` ones with `force=True`):
   authenticated shutdown → SIGTERM → SIGKILL, all targets in parallel, never a signal without
   the target's identity re-checked (PID + create time, root marker, never self or an ancestor).
@@ -51,7 +53,7 @@ from ._results import (
     SkippedEntry,
     SweptEntry,
 )
-from ._scan import probe_health, scan
+from ._scan import ListenerProcess, ScannedListener, probe_health, scan, scan_listeners
 from ._sweep import sweep
 
 try:
@@ -80,6 +82,7 @@ __all__ = [
     "FailedEntry",
     "FailureReason",
     "KittySweepError",
+    "ListenerProcess",
     "NoFreePortError",
     "ProcessHandle",
     "ProcessTable",
@@ -87,6 +90,7 @@ __all__ = [
     "RecordedCheck",
     "RecordedStatus",
     "ResetResult",
+    "ScannedListener",
     "SkippedEntry",
     "SweepGuardError",
     "SweptEntry",
@@ -95,6 +99,7 @@ __all__ = [
     "ensure_daemon",
     "probe_health",
     "scan",
+    "scan_listeners",
     "stop_recorded",
     "sweep",
 ]

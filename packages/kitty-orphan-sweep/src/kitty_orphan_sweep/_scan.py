@@ -7,9 +7,10 @@ sends a signal; a scan is read-only apart from connecting to loopback ports of i
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,37 @@ class _ProcFacts:
     argv_error: ArgvError | None
     create_time: float | None
     exe: str | None
+    uid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerProcess:
+    """What the OS showed about the process behind one scanned listener, for an operator who
+    must decide about it (kitty-doctor's review lines). Evidence only, never kill authority: the
+    escalation re-reads every fact it acts on. Unknown values are None.
+    """
+
+    #: None when the OS hides which process listens (another user's, without privileges).
+    pid: int | None
+    #: Real uid of the process, else the uid the kernel records for the listening socket (None
+    #: where the OS says neither, e.g. Windows).
+    uid: int | None
+    #: OS create time (epoch seconds).
+    create_time: float | None
+    argv: tuple[str, ...] | None
+    #: The daemon root its root marker names (None: no marker, or conflicting markers).
+    root: str | None
+    #: Whether that root directory exists now (None when there is no root to look at).
+    root_exists: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedListener:
+    """One scan result: the classified record and the process facts behind it (None when the
+    OS told nothing about the listener's process, not even the uid its socket belongs to)."""
+
+    record: DaemonIdentityRecord
+    process: ListenerProcess | None
 
 
 def process_facts(pid: int, table: ProcessTable) -> _ProcFacts:
@@ -219,6 +251,10 @@ def process_facts(pid: int, table: ProcessTable) -> _ProcFacts:
         exe: str | None = proc.exe() or None
     except psutil.Error:
         exe = None
+    try:
+        uid: int | None = proc.uids()[0]
+    except (psutil.Error, AttributeError):  # AttributeError: no uids on Windows
+        uid = None
     argv: tuple[str, ...] | None = None
     argv_error: ArgvError | None = None
     try:
@@ -236,7 +272,7 @@ def process_facts(pid: int, table: ProcessTable) -> _ProcFacts:
         except psutil.Error:
             zombie = False
         argv, argv_error = None, (ArgvError.ZOMBIE if zombie else ArgvError.GONE)
-    return _ProcFacts(argv, argv_error, created, exe)
+    return _ProcFacts(argv, argv_error, created, exe, uid)
 
 
 def _named_root(
@@ -300,6 +336,64 @@ def scan(
     Free (refused) ports are absent; every other port yields exactly one record, `never_touch`
     ones included. `ports` narrows the scan and must lie inside `family_range(family)`.
     """
+    return [
+        scanned.record
+        for scanned in scan_listeners(
+            family,
+            home=home,
+            ports=ports,
+            connect_timeout=connect_timeout,
+            health_timeout=health_timeout,
+            extra_entry_signatures=extra_entry_signatures,
+            expected_version=expected_version,
+            process_table=process_table,
+        )
+    ]
+
+
+def _socket_uid(table: ProcessTable, port: int) -> int | None:
+    """The one uid the kernel records for the port's listening sockets (None: unknown or
+    several): even a process the OS hides from us shows whose it is this way."""
+    try:
+        sockets = table.listening_sockets(port, None)
+    except (psutil.Error, OSError):
+        return None
+    uids = {s.uid for s in sockets or ()}
+    return uids.pop() if len(uids) == 1 else None
+
+
+def _listener_process(
+    pid: int | None,
+    fact: _ProcFacts,
+    fg: Foreground,
+    other: OtherRoot | None,
+    socket_uid: Callable[[], int | None],
+) -> ListenerProcess | None:
+    if pid is None:
+        uid = socket_uid()
+        return None if uid is None else ListenerProcess(None, uid, None, None, None, None)
+    markers = parse_markers(fact.argv) if fact.argv is not None else None
+    root = markers.root if markers is not None and not markers.conflict else None
+    exists: bool | None = None
+    if root:
+        # The classifier already looked at another root (load_other_root); our own is stat-ed.
+        exists = other.exists if other is not None else Path(root).is_dir()
+    return ListenerProcess(pid, fact.uid, fact.create_time, fact.argv, root or None, exists)
+
+
+def scan_listeners(
+    family: DaemonFamily | str,
+    *,
+    home: Path | str | None = None,
+    ports: Iterable[int] | None = None,
+    connect_timeout: float | None = None,
+    health_timeout: float | None = None,
+    extra_entry_signatures: Iterable[str] = (),
+    expected_version: str | None = None,
+    process_table: ProcessTable | None = None,
+) -> list[ScannedListener]:
+    """`scan`, with the process facts behind each record (owner uid, create time, argv, the
+    root its marker names and whether that root still exists) for an operator's review."""
     fam = coerce_family(family)
     rng = family_range(fam)
     if ports is None:
@@ -339,13 +433,14 @@ def scan(
     pids = resolve_pids(sorted(states), claimed, table)
     facts: dict[int, _ProcFacts] = {}
     others: dict[str, OtherRoot] = {}
-    records: list[DaemonIdentityRecord] = []
+    records: list[ScannedListener] = []
     for port in sorted(states):
         lookup = pids[port]
         fact = _ProcFacts(None, None, None, None)
         if lookup.pid is not None:
             fact = facts.get(lookup.pid) or process_facts(lookup.pid, table)
             facts[lookup.pid] = fact
+        other = _named_root(fact.argv, fg, fam, others)
         obs = ListenerObservation(
             family=fam,
             port=port,
@@ -358,7 +453,7 @@ def scan(
             exe=fact.exe,
             health=health[port],
             pid_source=lookup.source,
-            other_root=_named_root(fact.argv, fg, fam, others),
+            other_root=other,
         )
         record = classify(obs, fg)
         if (
@@ -369,5 +464,8 @@ def scan(
             markers = parse_markers(fact.argv)
             if markers.root_present and not markers.conflict and markers.root:
                 _remember_marker(port, lookup.pid, record.process_started_at, markers.root)
-        records.append(record)
+        process = _listener_process(
+            lookup.pid, fact, fg, other, functools.partial(_socket_uid, table, port)
+        )
+        records.append(ScannedListener(record, process))
     return records
