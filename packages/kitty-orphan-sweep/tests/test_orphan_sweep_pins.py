@@ -33,6 +33,7 @@ from kitty_daemon_identity import (
 from kitty_orphan_sweep import (
     CleanupPath,
     EscalationBudgets,
+    FailedEntry,
     FailureReason,
     PsutilProcessTable,
     SweptEntry,
@@ -473,3 +474,16 @@ def test_a_swept_entrys_duration_is_in_milliseconds_to_the_microsecond(
     assert isinstance(entry, SweptEntry)
     assert entry.cleanup_path is CleanupPath.ALREADY_GONE
     assert entry.duration_ms == 250.123
+
+
+class UnopenableTable(PsutilProcessTable):
+    def process(self, pid: int) -> ProcessHandle:
+        raise psutil.AccessDenied(pid)
+
+
+def test_a_process_that_cannot_be_opened_is_refused_as_unprovable(env: Env) -> None:
+    target = replace(_target(daemon_root(env.home), 1000.0), port=env.sync[0])
+    entry = escalate(target, QUICK, UnopenableTable(), frozenset())
+    assert isinstance(entry, FailedEntry)
+    assert entry.failure_reason is FailureReason.PID_REUSED
+    assert "cannot open the process" in entry.detail
