@@ -651,3 +651,14 @@ def test_evidence_is_exactly_what_was_observed(
     """Only an INVALID payload's error is evidence (a timeout's is the outcome already); a
     healthy, open listener of ours has none."""
     assert classify(observation, fg()).evidence == evidence
+
+
+@pytest.mark.parametrize(
+    "other",
+    [OtherRoot(OTHER_ROOT, True, None), None],
+    ids=["that_root_exists", "that_root_not_looked_at"],
+)
+def test_root_missing_is_said_only_of_a_root_seen_missing(other: OtherRoot | None) -> None:
+    got = classify(other_obs(other), fg())
+    assert "root_marker:other_root" in got.evidence
+    assert "root_missing" not in got.evidence
