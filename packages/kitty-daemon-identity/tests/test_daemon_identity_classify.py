@@ -662,3 +662,17 @@ def test_root_missing_is_said_only_of_a_root_seen_missing(other: OtherRoot | Non
     got = classify(other_obs(other), fg())
     assert "root_marker:other_root" in got.evidence
     assert "root_missing" not in got.evidence
+
+
+def test_an_ok_outcome_without_a_payload_is_not_a_live_kitty_daemon() -> None:
+    """HealthProbe is public: an OK outcome built without a payload proves nothing. Our marked
+    process stays operator_required (unresponsive); a stranger stays never_touch."""
+    empty = HealthProbe(HealthOutcome.OK, 200)
+    ours = classify(obs(health=empty), fg())
+    assert (ours.cleanup_class, ours.skip_reason) == (OPER, S.UNRESPONSIVE)
+    stranger = classify(obs(argv=("nginx",), health=empty), fg())
+    assert (stranger.cleanup_class, stranger.skip_reason) == (NEVER, S.THIRD_PARTY)
+    # A family claim without a payload is no self-report either: not "another family's".
+    claiming = replace(empty, claimed_family="dashboard")
+    got = classify(obs(health=claiming), fg())
+    assert (got.cleanup_class, got.skip_reason) == (OPER, S.UNRESPONSIVE)

@@ -487,3 +487,37 @@ def test_a_process_that_cannot_be_opened_is_refused_as_unprovable(env: Env) -> N
     assert isinstance(entry, FailedEntry)
     assert entry.failure_reason is FailureReason.PID_REUSED
     assert "cannot open the process" in entry.detail
+
+
+class WaitRecordingTable(PsutilProcessTable):
+    """Records each wait_gone timeout; the target "exits" at the first wait."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def wait_gone(self, proc: ProcessHandle, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return True
+
+
+def test_an_http_stage_that_used_its_budget_waits_no_longer(
+    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One budget covers the shutdown request and the wait for the exit it triggers: when the
+    request used all of it, the wait for the exit gets nothing more (max(0, ...)), and never
+    a negative timeout."""
+    s = _marked(pool, env.home)
+    root = daemon_root(env.home)
+    calls = iter([0.0, 0.0])  # started, the stage's start; every later read: 100 s on
+    clock = types.SimpleNamespace(monotonic=lambda: next(calls, 100.0), sleep=time.sleep)
+    monkeypatch.setattr(_escalate_module, "time", clock)
+    monkeypatch.setattr(_escalate_module, "_key_goes_to", lambda proc, target, table: root)
+    monkeypatch.setattr(_escalate_module, "_post_shutdown", lambda port, key_root, t: True)
+    table = WaitRecordingTable()
+    target = replace(
+        _target(root, psutil.Process(s.pid).create_time()), pid=s.pid, port=env.sync[0]
+    )
+    entry = escalate(target, replace(QUICK, http_s=1.0), table, frozenset())
+    assert table.waits == [0.0]
+    assert isinstance(entry, SweptEntry)
+    assert entry.cleanup_path is CleanupPath.HTTP_SHUTDOWN
