@@ -676,3 +676,21 @@ def test_an_ok_outcome_without_a_payload_is_not_a_live_kitty_daemon() -> None:
     claiming = replace(empty, claimed_family="dashboard")
     got = classify(obs(health=claiming), fg())
     assert (got.cleanup_class, got.skip_reason) == (OPER, S.UNRESPONSIVE)
+
+
+@pytest.mark.parametrize(
+    ("claim", "matches"),
+    [({}, True), ({"pid": PID + 1}, False), ({"port": PORT + 1}, False)],
+    ids=["both", "pid_differs", "port_differs"],
+)
+def test_a_self_report_matches_the_listener_only_in_pid_and_port(
+    claim: dict[str, int], matches: bool
+) -> None:
+    got = classify(obs(health=replace(OK, payload=payload(**claim))), fg())
+    assert got.self_report_matches_listener is matches
+
+
+def test_the_start_time_falls_back_to_the_self_report_only_when_the_os_has_none() -> None:
+    assert classify(obs(create_time=None), fg()).process_started_at == STARTED
+    assert classify(obs(create_time=STARTED + 0.3), fg()).process_started_at == STARTED + 0.3
+    assert classify(obs(create_time=None, health=TIMEOUT), fg()).process_started_at is None
