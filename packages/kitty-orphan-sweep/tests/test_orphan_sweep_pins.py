@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -208,7 +209,8 @@ def test_a_forged_marker_on_another_users_process_is_never_signalled(env: Env) -
             assert "uid 65534" in result.failed[0].detail
             assert proc.poll() is None
     finally:
-        proc.kill()
+        # The whole session: sh's `sleep` child would outlive a kill of sh alone.
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
 
 
