@@ -171,3 +171,52 @@ def test_process_proof_reads_the_start_time_and_the_roots_owner(tmp_path: Path) 
     nowhere = prove_process_owns_port(ProcFacts(held, 5.0), 18300, 42, 5.0, tmp_path / "absent")
     assert nowhere is not None
     assert "owner of the daemon root is unknown" in nowhere
+
+
+_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+
+
+def _listener_row(inode: int, extra: str = " 1 0000000000000000 100 0 0 10 0") -> str:
+    return (
+        f"   0: 0100007F:4FB2 00000000:0000 0A 00000000:00000000 00:00000000 00000000"
+        f"  1000        0 {inode}{extra}\n"
+    )
+
+
+def test_each_table_is_read_up_to_its_row_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table longer than the bound is read up to it, and not one row further."""
+    tcp = tmp_path / "tcp"
+    tcp.write_text(_HEADER + "".join(_listener_row(inode) for inode in (21, 22, 23)))
+    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    monkeypatch.setattr(_ownership, "_MAX_ROWS", 2)
+    assert _ownership._listen_rows(0x4FB2) == [(1000, "21"), (1000, "22")]
+
+
+def test_a_row_that_ends_at_its_inode_still_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten fields (sl .. inode) are all a row needs; one fewer is not a row."""
+    tcp = tmp_path / "tcp"
+    tcp.write_text(_HEADER + _listener_row(31, extra="") + _listener_row(32, extra="")[:-4] + "\n")
+    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    assert _ownership._listen_rows(0x4FB2) == [(1000, "31")]
+
+
+def test_only_socket_descriptors_count_as_socket_inodes() -> None:
+    """A pipe's descriptor (`pipe:[N]`) is not a socket, however its link text is cut."""
+    read_end, write_end = os.pipe()
+    sock = socket.socket()
+    try:
+        link = os.readlink(f"/proc/self/fd/{read_end}")
+        assert link.startswith("pipe:[")
+        found = _ownership._open_inodes(os.getpid())
+        assert found is not None
+        assert str(os.fstat(sock.fileno()).st_ino) in found
+        assert link[8:-1] not in found
+        assert str(os.fstat(read_end).st_ino) not in found
+    finally:
+        sock.close()
+        os.close(read_end)
+        os.close(write_end)
