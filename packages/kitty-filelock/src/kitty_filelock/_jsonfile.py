@@ -1,0 +1,109 @@
+"""Reading kitty's small JSON files without ever blocking, following a link or crashing.
+
+One reader for the session (kitty-auth-refresh), the daemon state records
+(kitty-daemon-identity) and, for the decoding step, the lock record: a FIFO, socket or device at
+the path is reported, never opened for a blocking read; a symlink is not followed; a file past
+the size cap is not loaded; undecodable or deeply nested JSON is an ``InvalidFileError``, never
+a ``RecursionError``. What "invalid" means to a caller (corrupt session, absent record) is the
+caller's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._errors import InvalidFileError
+
+#: O_NONBLOCK: opening a FIFO for reading would wait for a writer; O_NOFOLLOW: a symlink planted
+#: at a kitty path is not what kitty wrote there (every kitty writer replaces it).
+_READ_FLAGS: Final = (
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+)
+
+
+class JsonDecodeProblem(ValueError):
+    """Why bytes are not a JSON document (``str()`` is a phrase: "is not valid JSON ...")."""
+
+
+def decode_json(raw: bytes, loads: Callable[[str], Any] = json.loads) -> Any:
+    """Decode UTF-8 JSON bytes with ``loads``; ``JsonDecodeProblem`` for anything else.
+
+    A document nested past the interpreter's recursion limit is a problem like any other, and
+    so is every ``ValueError`` ``loads`` raises (a strict decoder's duplicate keys, NaN...).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JsonDecodeProblem("is not UTF-8 text") from None
+    try:
+        return loads(text)
+    except RecursionError:
+        raise JsonDecodeProblem("is JSON nested too deeply") from None
+    except ValueError as exc:
+        # The position only: never quote content (it may be a token).
+        pos = getattr(exc, "pos", None)
+        where = f" (at byte {pos})" if pos is not None else ""
+        raise JsonDecodeProblem(f"is not valid JSON{where}") from exc
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a device or other special file"
+
+
+def read_json_file(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int,
+    loads: Callable[[str], Any] = json.loads,
+) -> Any:
+    """The JSON document in the regular file at ``path``, decoded with ``loads``.
+
+    Raises ``FileNotFoundError`` when nothing is there; ``InvalidFileError`` (``path``,
+    ``reason``) when the entry is a symlink, FIFO, socket, device or directory, is larger than
+    ``max_bytes``, or is not UTF-8 JSON (nesting included); any other ``OSError`` (EACCES,
+    ENOTDIR, ...) propagates unchanged for the caller to tell "unreadable" from "invalid". Never
+    blocks and never modifies the file.
+    """
+    target = os.fspath(path)
+    try:
+        fd = os.open(target, _READ_FLAGS)
+    except IsADirectoryError:  # pragma: no cover - POSIX opens a directory read-only
+        raise InvalidFileError(target, "is a directory, not a regular file") from None
+    except OSError:
+        if os.path.islink(target):  # ELOOP (Linux), EMLINK (FreeBSD), EFTYPE (NetBSD)
+            raise InvalidFileError(target, "is a symbolic link, not a regular file") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InvalidFileError(target, f"is {_kind(mode)}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise InvalidFileError(target, f"is larger than {max_bytes} bytes")
+    try:
+        return decode_json(b"".join(chunks), loads)
+    except JsonDecodeProblem as exc:
+        raise InvalidFileError(target, str(exc)) from None
