@@ -385,6 +385,41 @@ def test_default_home_expands_user_and_falls_back(monkeypatch: pytest.MonkeyPatc
         assert default_home() == pathlib.Path("/home/somebody/.kitty")
 
 
+@pytest.mark.parametrize(
+    ("os_name", "kitty_home", "local_app_data"),
+    [
+        ("posix", None, None),
+        ("posix", "~/custom", None),
+        ("nt", None, "/profile/Local"),
+        ("nt", None, ""),  # no LOCALAPPDATA: ~/AppData/Local/kitty (was ~/.kitty here)
+        ("nt", "", ""),
+    ],
+)
+def test_default_home_is_kitty_daemon_identitys(
+    os_name: str,
+    kitty_home: str | None,
+    local_app_data: str | None,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One implementation (issue 12): the same answer as kitty-daemon-identity's, the Windows
+    branch included (through that package's OS seam)."""
+    import kitty_daemon_identity
+    from kitty_daemon_identity import _home
+
+    monkeypatch.setattr(_home, "_OS_NAME", os_name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name, value in (("KITTY_HOME", kitty_home), ("LOCALAPPDATA", local_app_data)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert default_home() == kitty_daemon_identity.default_home()
+    assert SessionStore().root == kitty_daemon_identity.default_home() / "auth"
+    if os_name == "nt" and not kitty_home and not local_app_data:
+        assert default_home() == tmp_path / "AppData" / "Local" / "kitty"
+
+
 def test_relative_kitty_home_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KITTY_HOME", "relative/dir")
     with pytest.raises(ConfigError) as info:
