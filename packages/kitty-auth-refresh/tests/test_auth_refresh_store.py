@@ -502,7 +502,7 @@ def test_a_fifo_at_the_session_path_is_reported_never_waited_on(tmp_path: pathli
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "corrupt: the path is a FIFO, not a regular file"
+    assert lines[0] == "corrupt: file is a FIFO, not a regular file"
     assert lines[1].startswith("status: ")
 
 
@@ -512,3 +512,67 @@ def test_deeply_nested_json_is_corrupt_not_a_recursion_error(tmp_path: pathlib.P
     store.path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(CorruptSession, match="nested too deeply"):
         store.read()
+
+
+# ---- kitty-filelock's private writer and reader (issue 12) ------------------------------------
+
+
+@posix_only
+def test_session_file_is_0600_even_under_a_umask_that_takes_the_owners_bits(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = SessionStore(tmp_path / "home" / "auth")
+    old = os.umask(0o277)
+    try:
+        store.write(make_session())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600  # was 0400: unwritable by its owner
+    assert stat.S_IMODE(store.root.stat().st_mode) == 0o700
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o777, 0o775])
+def test_an_auth_directory_others_can_write_is_refused(tmp_path: pathlib.Path, mode: int) -> None:
+    store = SessionStore(tmp_path / "auth")
+    store.root.mkdir()
+    os.chmod(store.root, mode)
+    session = make_session()
+    with pytest.raises(StoreWriteFailed) as info:
+        store.write(session)
+    assert info.value.session == session  # the caller keeps working from memory
+    text = str(info.value)
+    assert str(store.root) in text
+    assert f"{mode:04o}" in text
+    assert f"chmod 700 {store.root}" in text
+    assert session.refresh_token not in text
+    assert type(info.value.__cause__).__name__ == "UnsafeDirectoryError"
+    assert list(store.root.iterdir()) == []  # no secret went in
+
+
+@posix_only
+def test_a_symlink_at_the_session_path_is_corrupt_and_its_target_untouched(
+    store: SessionStore, tmp_path: pathlib.Path
+) -> None:
+    elsewhere = SessionStore(tmp_path / "elsewhere")
+    elsewhere.write(make_session(session_id="planted"))
+    store.root.mkdir(mode=0o700, parents=True)
+    store.path.symlink_to(elsewhere.path)
+    with pytest.raises(CorruptSession, match="symbolic link"):
+        store.read()
+    store.write(make_session(session_id="mine"))  # replaces the link, never writes through it
+    assert not store.path.is_symlink()
+    read = elsewhere.read()
+    assert read is not None
+    assert read.session_id == "planted"
+
+
+@posix_only
+def test_a_socket_at_the_session_path_is_corrupt_not_an_os_error(store: SessionStore) -> None:
+    import socket
+
+    store.root.mkdir(mode=0o700, parents=True)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(store.path))
+        with pytest.raises(CorruptSession, match="file is a socket, not a regular file"):
+            store.read()

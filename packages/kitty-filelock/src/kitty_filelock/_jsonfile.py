@@ -10,6 +10,7 @@ caller's decision.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -27,6 +28,9 @@ _READ_FLAGS: Final = (
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_NOFOLLOW", 0)
 )
+
+
+_GETEUID: Final = getattr(os, "geteuid", None)  # Windows has no uids (its ACLs decide)
 
 
 class JsonDecodeProblem(ValueError):
@@ -69,14 +73,16 @@ def read_json_file(
     *,
     max_bytes: int,
     loads: Callable[[str], Any] = json.loads,
+    owner_only: bool = False,
 ) -> Any:
     """The JSON document in the regular file at ``path``, decoded with ``loads``.
 
     Raises ``FileNotFoundError`` when nothing is there; ``InvalidFileError`` (``path``,
     ``reason``) when the entry is a symlink, FIFO, socket, device or directory, is larger than
     ``max_bytes``, or is not UTF-8 JSON (nesting included); any other ``OSError`` (EACCES,
-    ENOTDIR, ...) propagates unchanged for the caller to tell "unreadable" from "invalid". Never
-    blocks and never modifies the file.
+    ENOTDIR, ...) propagates unchanged for the caller to tell "unreadable" from "invalid". With
+    ``owner_only``, a file owned by another uid is a ``PermissionError`` too (a secret someone
+    else wrote is not this user's). Never blocks and never modifies the file.
     """
     target = os.fspath(path)
     try:
@@ -84,13 +90,23 @@ def read_json_file(
     except IsADirectoryError:  # pragma: no cover - POSIX opens a directory read-only
         raise InvalidFileError(target, "is a directory, not a regular file") from None
     except OSError:
-        if os.path.islink(target):  # ELOOP (Linux), EMLINK (FreeBSD), EFTYPE (NetBSD)
+        # ELOOP/EMLINK/EFTYPE for a symlink, ENXIO for a socket: say what is there instead.
+        try:
+            mode = os.lstat(target).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if stat.S_ISLNK(mode):
             raise InvalidFileError(target, "is a symbolic link, not a regular file") from None
+        if not stat.S_ISREG(mode):
+            raise InvalidFileError(target, f"is {_kind(mode)}, not a regular file") from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InvalidFileError(target, f"is {_kind(mode)}, not a regular file")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidFileError(target, f"is {_kind(st.st_mode)}, not a regular file")
+        if owner_only and _GETEUID is not None and st.st_uid != _GETEUID():
+            owner = f"is owned by uid {st.st_uid}, not by you (uid {_GETEUID()})"
+            raise PermissionError(errno.EACCES, owner, target)
         chunks: list[bytes] = []
         size = 0
         while size <= max_bytes:

@@ -79,9 +79,21 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _prepared_dir(path: str) -> str:
+def _make_parent(path: str) -> str:
     directory = os.path.dirname(os.path.abspath(path))
-    make_private_dirs(directory)
+    try:
+        make_private_dirs(directory)
+    except FileExistsError:
+        # A file where a directory must be: not "the target exists" (what exclusive writers
+        # listen for), so say what it is.
+        raise NotADirectoryError(
+            errno.ENOTDIR, "a component of the path is not a directory", directory
+        ) from None
+    return directory
+
+
+def _prepared_dir(path: str) -> str:
+    directory = _make_parent(path)
     require_private_dir(directory)
     return directory
 
@@ -161,7 +173,7 @@ def open_private_append(path: str | os.PathLike[str]) -> int:
     created 0700 if missing. The caller closes the descriptor.
     """
     target = os.fspath(path)
-    make_private_dirs(os.path.dirname(os.path.abspath(target)))
+    _make_parent(target)
     flags = os.O_WRONLY | os.O_APPEND | _O_CLOEXEC | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK
     try:
         fd = _private_fd(target, flags | os.O_CREAT | os.O_EXCL)
