@@ -2,7 +2,8 @@
 
 One reader for the session (kitty-auth-refresh), the daemon state records
 (kitty-daemon-identity) and, for the decoding step, the lock record: a FIFO, socket or device at
-the path is reported, never opened for a blocking read; a symlink is not followed; a file past
+the path is reported, never opened for a blocking read; a symlink is never followed (the OS's
+ELOOP propagates: the path is unreadable, its content unknown); a file past
 the size cap is not loaded; undecodable or deeply nested JSON is an ``InvalidFileError``, never
 a ``RecursionError``. What "invalid" means to a caller (corrupt session, absent record) is the
 caller's decision.
@@ -78,9 +79,10 @@ def read_json_file(
     """The JSON document in the regular file at ``path``, decoded with ``loads``.
 
     Raises ``FileNotFoundError`` when nothing is there; ``InvalidFileError`` (``path``,
-    ``reason``) when the entry is a symlink, FIFO, socket, device or directory, is larger than
-    ``max_bytes``, or is not UTF-8 JSON (nesting included); any other ``OSError`` (EACCES,
-    ENOTDIR, ...) propagates unchanged for the caller to tell "unreadable" from "invalid". With
+    ``reason``) when the entry is a FIFO, socket, device or directory, is larger than
+    ``max_bytes``, or is not UTF-8 JSON (nesting included); any other ``OSError`` propagates
+    unchanged for the caller to tell "unreadable" from "invalid": EACCES, ENOTDIR, and ELOOP for
+    a symlink, which is never followed (a link kitty did not write may point anywhere). With
     ``owner_only``, a file owned by another uid is a ``PermissionError`` too (a secret someone
     else wrote is not this user's). Never blocks and never modifies the file.
     """
@@ -90,14 +92,14 @@ def read_json_file(
     except IsADirectoryError:  # pragma: no cover - POSIX opens a directory read-only
         raise InvalidFileError(target, "is a directory, not a regular file") from None
     except OSError:
-        # ELOOP/EMLINK/EFTYPE for a symlink, ENXIO for a socket: say what is there instead.
+        # A symlink is refused by the OS itself (O_NOFOLLOW: ELOOP on Linux) and that error
+        # propagates: the path cannot be read, its content was never looked at. A socket
+        # (ENXIO) is a kind of entry kitty never writes: say so.
         try:
             mode = os.lstat(target).st_mode
         except OSError:
             mode = stat.S_IFREG
-        if stat.S_ISLNK(mode):
-            raise InvalidFileError(target, "is a symbolic link, not a regular file") from None
-        if not stat.S_ISREG(mode):
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
             raise InvalidFileError(target, f"is {_kind(mode)}, not a regular file") from None
         raise
     try:
