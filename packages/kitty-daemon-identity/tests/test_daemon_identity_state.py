@@ -101,7 +101,7 @@ def test_failed_write_removes_temp_and_keeps_old_record(
     def boom(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("kitty_daemon_identity._state.os.fsync", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError, match="No space"):
         write_state(tmp_path, replace(RECORD, pid=7))
     assert read_state(tmp_path) == RECORD
@@ -208,7 +208,8 @@ def test_key_owned_by_someone_else_is_ignored(
 ) -> None:
     ensure_scope_key(tmp_path)
     me = os.getuid()
-    monkeypatch.setattr("kitty_daemon_identity._state.os.getuid", lambda: me + 1)
+    # The uid seam of kitty-filelock's reader, which read_scope_key uses (issue 12).
+    monkeypatch.setattr("kitty_filelock._jsonfile._GETEUID", lambda: me + 1)
     assert read_scope_key(tmp_path) is None
 
 

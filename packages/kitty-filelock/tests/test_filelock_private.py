@@ -27,6 +27,7 @@ from kitty_filelock import (
     fsync_dir,
     open_private_append,
     read_json_file,
+    read_small_file,
     require_private_dir,
     write_private_file,
 )
@@ -419,3 +420,17 @@ def test_owner_only_refuses_another_users_file_as_permission_error(tmp_path: Pat
         read_json_file(path, max_bytes=64, owner_only=True)
     assert info.value.strerror == f"is owned by uid {NOBODY}, not by you (uid 0)"
     assert info.value.errno == errno.EACCES
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
+def test_private_only_refuses_a_file_others_may_read(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "scope.key"
+    path.write_bytes(b"k" * 64)
+    os.chmod(path, mode)
+    assert read_small_file(path, max_bytes=64) == b"k" * 64
+    with pytest.raises(PermissionError) as info:
+        read_small_file(path, max_bytes=64, private_only=True)
+    assert info.value.strerror == f"is mode {mode:04o}, open to group or others"
+    os.chmod(path, 0o600)
+    assert read_small_file(path, max_bytes=64, private_only=True, owner_only=True) == b"k" * 64

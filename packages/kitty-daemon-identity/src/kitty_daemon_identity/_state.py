@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import secrets
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from kitty_filelock import read_json_file, write_private_file
+from kitty_filelock import read_json_file, read_small_file, write_private_file
 
 from ._constants import STATE_SCHEMA_VERSION
 from ._errors import KittyDaemonError
@@ -39,12 +37,6 @@ _STATE_MAX_BYTES: Final = 65536
 # A concurrent creator may have the file open but not yet written; how long a reader waits.
 _KEY_SETTLE_ATTEMPTS: Final = 100
 _KEY_SETTLE_SLEEP_S: Final = 0.01
-_O_BINARY: Final = getattr(os, "O_BINARY", 0)
-_O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
-#: Opening a FIFO for reading blocks until a writer appears; a sweep reads the key of another
-#: daemon root (forced cross-root target), so a FIFO planted there must not hang us. Harmless on
-#: regular files, and fstat then rejects anything that is not one.
-_O_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,34 +177,21 @@ def read_state(root: Path, family: DaemonFamily = DaemonFamily.SYNC) -> StateRec
     return record
 
 
-def _read_key_fd(fd: int) -> str | None:
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    getuid = getattr(os, "getuid", None)
-    # A key others can read is no secret; a key someone else owns may be a plant.
-    if getuid is not None and (info.st_mode & 0o077 or info.st_uid != getuid()):
-        return None
-    raw = os.read(fd, 256)
-    text = raw.decode("ascii", "replace").strip()
-    return text if _SCOPE_KEY_RE.fullmatch(text) else None
-
-
 def read_scope_key(root: Path) -> str | None:
     """The scope key, or None if missing, unreadable, malformed, group/other-accessible or not
-    owned by the current user. Never raises."""
+    owned by the current user. Never raises.
+
+    kitty-filelock's reader: a symlink is not followed and a FIFO planted there cannot hang a
+    sweep (which reads the key of another daemon root for a forced cross-root target).
+    """
     try:
-        fd = os.open(
-            scope_key_path(Path(root)), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK
+        raw = read_small_file(
+            scope_key_path(Path(root)), max_bytes=256, owner_only=True, private_only=True
         )
-    except OSError:
+    except (OSError, ValueError):
         return None
-    try:
-        return _read_key_fd(fd)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    text = raw.decode("ascii", "replace").strip()
+    return text if _SCOPE_KEY_RE.fullmatch(text) else None
 
 
 def ensure_scope_key(root: Path) -> str:

@@ -39,7 +39,7 @@ from ._errors import (
 )
 from ._force import force_release
 from ._fs import FsInfo, detect_filesystem
-from ._jsonfile import read_json_file
+from ._jsonfile import read_json_file, read_small_file
 from ._lock import MachineFileLock
 from ._probe import LockProbe, lock_holder_pids, probe
 from ._proctime import START_TIME_TOLERANCE_S, boot_id, process_alive_since, process_start_time
@@ -77,6 +77,7 @@ __all__ = [
     "process_start_time",
     "read_json_file",
     "read_lock_record",
+    "read_small_file",
     "require_private_dir",
     "write_private_file",
 ]

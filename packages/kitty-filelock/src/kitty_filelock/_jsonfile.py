@@ -69,22 +69,23 @@ def _kind(mode: int) -> str:
     return "a device or other special file"
 
 
-def read_json_file(
+def read_small_file(
     path: str | os.PathLike[str],
     *,
     max_bytes: int,
-    loads: Callable[[str], Any] = json.loads,
     owner_only: bool = False,
-) -> Any:
-    """The JSON document in the regular file at ``path``, decoded with ``loads``.
+    private_only: bool = False,
+) -> bytes:
+    """The bytes of the regular file at ``path`` (at most ``max_bytes``).
 
     Raises ``FileNotFoundError`` when nothing is there; ``InvalidFileError`` (``path``,
-    ``reason``) when the entry is a FIFO, socket, device or directory, is larger than
-    ``max_bytes``, or is not UTF-8 JSON (nesting included); any other ``OSError`` propagates
-    unchanged for the caller to tell "unreadable" from "invalid": EACCES, ENOTDIR, and ELOOP for
-    a symlink, which is never followed (a link kitty did not write may point anywhere). With
-    ``owner_only``, a file owned by another uid is a ``PermissionError`` too (a secret someone
-    else wrote is not this user's). Never blocks and never modifies the file.
+    ``reason``) when the entry is a FIFO, socket, device or directory or is larger than
+    ``max_bytes``; any other ``OSError`` propagates unchanged for the caller to tell
+    "unreadable" from "invalid": EACCES, ENOTDIR, and ELOOP for a symlink, which is never
+    followed (a link kitty did not write may point anywhere). With ``owner_only``, a file owned
+    by another uid is a ``PermissionError`` too (a secret someone else wrote is not this
+    user's); with ``private_only``, so is one group or others may read (a key others can read
+    is no secret). Never blocks and never modifies the file.
     """
     target = os.fspath(path)
     try:
@@ -106,9 +107,13 @@ def read_json_file(
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise InvalidFileError(target, f"is {_kind(st.st_mode)}, not a regular file")
-        if owner_only and _GETEUID is not None and st.st_uid != _GETEUID():
-            owner = f"is owned by uid {st.st_uid}, not by you (uid {_GETEUID()})"
-            raise PermissionError(errno.EACCES, owner, target)
+        if _GETEUID is not None:  # Windows: no uids, no mode bits that mean this
+            if owner_only and st.st_uid != _GETEUID():
+                owner = f"is owned by uid {st.st_uid}, not by you (uid {_GETEUID()})"
+                raise PermissionError(errno.EACCES, owner, target)
+            if private_only and st.st_mode & 0o077:
+                shared = f"is mode {stat.S_IMODE(st.st_mode):04o}, open to group or others"
+                raise PermissionError(errno.EACCES, shared, target)
         chunks: list[bytes] = []
         size = 0
         while size <= max_bytes:
@@ -121,7 +126,23 @@ def read_json_file(
         os.close(fd)
     if size > max_bytes:
         raise InvalidFileError(target, f"is larger than {max_bytes} bytes")
+    return b"".join(chunks)
+
+
+def read_json_file(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int,
+    loads: Callable[[str], Any] = json.loads,
+    owner_only: bool = False,
+) -> Any:
+    """The JSON document in the regular file at ``path``, decoded with ``loads``.
+
+    ``read_small_file``'s rules and errors, plus ``InvalidFileError`` when the content is not
+    UTF-8 JSON (deep nesting included) or ``loads`` raises ``ValueError``.
+    """
+    raw = read_small_file(path, max_bytes=max_bytes, owner_only=owner_only)
     try:
-        return decode_json(b"".join(chunks), loads)
+        return decode_json(raw, loads)
     except JsonDecodeProblem as exc:
-        raise InvalidFileError(target, str(exc)) from None
+        raise InvalidFileError(os.fspath(path), str(exc)) from None
