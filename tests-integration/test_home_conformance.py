@@ -1,9 +1,10 @@
 """DID-03 conformance: kitty-auth-refresh and kitty-daemon-identity resolve the same home.
 
-Both packages implement SPEC §0.2 separately (neither depends on the other), so this test is what
-keeps the session file and the daemon root under one `KITTY_HOME`: same answer when the variable
-is set, unset or empty, the same `~` expansion, the same re-read after a change at run time, and
-for a relative value each raises its own `ConfigError` naming the variable and the value.
+Since issue 12 kitty-auth-refresh's `default_home` calls kitty-daemon-identity's (one
+implementation); this test keeps the session file and the daemon root under one `KITTY_HOME`
+through the public names: same answer when the variable is set, unset or empty, the same `~`
+expansion, the same re-read after a change at run time, and for a relative value each package
+raises its own `ConfigError` naming the variable and the value.
 """
 
 from __future__ import annotations

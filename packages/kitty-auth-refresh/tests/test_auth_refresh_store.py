@@ -385,6 +385,41 @@ def test_default_home_expands_user_and_falls_back(monkeypatch: pytest.MonkeyPatc
         assert default_home() == pathlib.Path("/home/somebody/.kitty")
 
 
+@pytest.mark.parametrize(
+    ("os_name", "kitty_home", "local_app_data"),
+    [
+        ("posix", None, None),
+        ("posix", "~/custom", None),
+        ("nt", None, "/profile/Local"),
+        ("nt", None, ""),  # no LOCALAPPDATA: ~/AppData/Local/kitty (was ~/.kitty here)
+        ("nt", "", ""),
+    ],
+)
+def test_default_home_is_kitty_daemon_identitys(
+    os_name: str,
+    kitty_home: str | None,
+    local_app_data: str | None,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One implementation (issue 12): the same answer as kitty-daemon-identity's, the Windows
+    branch included (through that package's OS seam)."""
+    import kitty_daemon_identity
+    from kitty_daemon_identity import _home
+
+    monkeypatch.setattr(_home, "_OS_NAME", os_name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name, value in (("KITTY_HOME", kitty_home), ("LOCALAPPDATA", local_app_data)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert default_home() == kitty_daemon_identity.default_home()
+    assert SessionStore().root == kitty_daemon_identity.default_home() / "auth"
+    if os_name == "nt" and not kitty_home and not local_app_data:
+        assert default_home() == tmp_path / "AppData" / "Local" / "kitty"
+
+
 def test_relative_kitty_home_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KITTY_HOME", "relative/dir")
     with pytest.raises(ConfigError) as info:
@@ -467,7 +502,7 @@ def test_a_fifo_at_the_session_path_is_reported_never_waited_on(tmp_path: pathli
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "corrupt: the path is a FIFO, not a regular file"
+    assert lines[0] == "corrupt: file is a FIFO, not a regular file"
     assert lines[1].startswith("status: ")
 
 
@@ -477,3 +512,70 @@ def test_deeply_nested_json_is_corrupt_not_a_recursion_error(tmp_path: pathlib.P
     store.path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(CorruptSession, match="nested too deeply"):
         store.read()
+
+
+# ---- kitty-filelock's private writer and reader (issue 12) ------------------------------------
+
+
+@posix_only
+def test_session_file_is_0600_even_under_a_umask_that_takes_the_owners_bits(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = SessionStore(tmp_path / "home" / "auth")
+    old = os.umask(0o277)
+    try:
+        store.write(make_session())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600  # was 0400: unwritable by its owner
+    assert stat.S_IMODE(store.root.stat().st_mode) == 0o700
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o777, 0o775])
+def test_an_auth_directory_others_can_write_is_refused(tmp_path: pathlib.Path, mode: int) -> None:
+    store = SessionStore(tmp_path / "auth")
+    store.root.mkdir()
+    os.chmod(store.root, mode)
+    session = make_session()
+    with pytest.raises(StoreWriteFailed) as info:
+        store.write(session)
+    assert info.value.session == session  # the caller keeps working from memory
+    text = str(info.value)
+    assert str(store.root) in text
+    assert f"{mode:04o}" in text
+    assert f"chmod 700 {store.root}" in text
+    assert session.refresh_token not in text
+    assert type(info.value.__cause__).__name__ == "UnsafeDirectoryError"
+    assert list(store.root.iterdir()) == []  # no secret went in
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELOOP is Linux's errno")
+def test_a_symlink_at_the_session_path_is_never_followed_and_its_target_untouched(
+    store: SessionStore, tmp_path: pathlib.Path
+) -> None:
+    from kitty_auth_refresh import AuthState, auth_status
+
+    elsewhere = SessionStore(tmp_path / "elsewhere")
+    elsewhere.write(make_session(session_id="planted"))
+    store.root.mkdir(mode=0o700, parents=True)
+    store.path.symlink_to(elsewhere.path)
+    with pytest.raises(OSError, match="symbolic links"):  # was: the planted session, read
+        store.read()
+    assert auth_status(store).state is AuthState.UNREADABLE
+    store.write(make_session(session_id="mine"))  # replaces the link, never writes through it
+    assert not store.path.is_symlink()
+    read = elsewhere.read()
+    assert read is not None
+    assert read.session_id == "planted"
+
+
+@posix_only
+def test_a_socket_at_the_session_path_is_corrupt_not_an_os_error(store: SessionStore) -> None:
+    import socket
+
+    store.root.mkdir(mode=0o700, parents=True)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(store.path))
+        with pytest.raises(CorruptSession, match="file is a socket, not a regular file"):
+            store.read()

@@ -166,3 +166,21 @@ def test_per_family_file_names(tmp_path: Path) -> None:
     assert log_path(tmp_path, DaemonFamily.SYNC) == tmp_path / "daemon.log"
     assert log_path(tmp_path, DaemonFamily.DASHBOARD) == tmp_path / "dashboard.log"
     assert scope_key_path(tmp_path) == tmp_path / "scope.key"
+
+
+@pytest.mark.parametrize(
+    ("local_app_data", "expected"),
+    [("/profile/Local", "/profile/Local/kitty"), ("", "{home}/AppData/Local/kitty")],
+    ids=["LOCALAPPDATA", "no-LOCALAPPDATA"],
+)
+def test_windows_default_home_through_its_seam(
+    local_app_data: str, expected: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kitty_daemon_identity import _home
+
+    monkeypatch.setattr(_home, "_OS_NAME", "nt")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("LOCALAPPDATA", local_app_data)
+    assert default_home() == Path(expected.format(home=tmp_path))
+    monkeypatch.setenv("KITTY_HOME", str(tmp_path / "explicit"))
+    assert default_home() == tmp_path / "explicit"  # the variable still wins on Windows

@@ -1,80 +1,81 @@
-"""process_start_time agrees with psutil (LCK-23 semantics) and the liveness check built on it."""
+"""Process facts are kitty-filelock's (issue 12): this package re-exports them, and its callers
+(the daemon's retirement check, the scope id) get exactly the owner's behaviour.
+
+The readers themselves (psutil agreement, zombies, malformed /proc) are tested where they live,
+in kitty-filelock's test_filelock_proctime.py.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
+import socket
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
 
-from kitty_daemon_identity import _proctime, process_alive_since, process_start_time
+import kitty_daemon_identity as kdi
+import kitty_filelock
+from kitty_daemon_identity import _constants, _scope, namespace_id
+from kitty_filelock import _proctime
+
+LINUX = sys.platform.startswith("linux")
 
 
-def test_self_agrees_with_psutil() -> None:
-    ours = process_start_time()
-    assert ours is not None
-    assert abs(ours - psutil.Process().create_time()) <= 1.0
+def test_the_public_names_are_the_owners() -> None:
+    assert kdi.process_start_time is kitty_filelock.process_start_time
+    assert kdi.process_alive_since is kitty_filelock.process_alive_since
+    assert kdi.START_TIME_TOLERANCE_S == kitty_filelock.START_TIME_TOLERANCE_S == 1.0
+    assert _constants.START_TIME_TOLERANCE_S is kitty_filelock.START_TIME_TOLERANCE_S
 
 
-def test_child_agrees_with_psutil_and_dead_is_unknown() -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
-    )
-    try:
-        started = process_start_time(child.pid)
-        assert started is not None
-        assert abs(started - psutil.Process(child.pid).create_time()) <= 1.0
-        assert process_alive_since(child.pid, started)
-        assert not process_alive_since(child.pid, started + 5.0)  # a reused PID is not "alive"
-    finally:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(timeout=30)
-    assert process_start_time(child.pid) is None
-    assert not process_alive_since(child.pid, started)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zombies via /proc")
-def test_zombie_is_not_alive() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    try:
-        started = process_start_time(child.pid)
-        assert started is not None
-        # Wait for the exit WITHOUT reaping: the child stays a zombie until child.wait().
-        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
-        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
-        assert process_start_time(child.pid) is not None
-        assert not process_alive_since(child.pid, started)
-    finally:
-        child.wait(timeout=30)
-
-
-@pytest.mark.parametrize("pid", [0, -1, True])
-def test_invalid_pids_are_unknown(pid: int) -> None:
-    assert process_start_time(pid) is None
-
-
-def test_missing_boot_time_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_proctime, "_linux_boot_time", lambda: None)
-    if sys.platform.startswith("linux"):
-        assert process_start_time() is None
-
-
-@pytest.mark.parametrize("pid", [2**31, 2**32 + 1, 10**400], ids=["2^31", "2^32+1", "10^400"])
-def test_pids_no_os_can_have_are_unknown_without_asking_the_os(
-    pid: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.skipif(not LINUX, reason="the /proc seam")
+def test_without_proc_the_daemon_side_knows_no_start_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A state record or payload may name any int; ctypes would truncate it to a real PID."""
-    asked: list[int] = []
+    monkeypatch.setattr(_proctime, "_PROC", str(tmp_path / "no-proc"))
+    assert kdi.process_start_time() is None
+    assert not kdi.process_alive_since(os.getpid(), psutil.Process().create_time())
 
-    def reader(p: int) -> float:
-        asked.append(p)
-        return 1.0
 
-    for name in ("_linux_start_time", "_darwin_start_time", "_windows_start_time"):
-        monkeypatch.setattr(_proctime, name, reader)
-    assert process_start_time(pid) is None
-    assert not process_alive_since(pid, 1.0)
-    assert asked == []
+@pytest.mark.parametrize("pid", [-1, 0, 2**31, 10**400])
+def test_pids_no_process_can_have_are_unknown(pid: int) -> None:
+    assert kdi.process_start_time(pid) is None
+    assert not kdi.process_alive_since(pid, 1.0)
+
+
+@pytest.mark.parametrize("bad", [True, "12", 1.5])
+def test_a_pid_that_is_not_an_int_is_the_owners_value_error(bad: object) -> None:
+    # Before issue 12 this package's copy answered None; the one documented behaviour is the
+    # owner's (a type error, which mypy also reports) - see CHANGELOG.
+    with pytest.raises(ValueError, match="pid must be an int"):
+        kdi.process_start_time(bad)  # type: ignore[arg-type]  # deliberately bad
+
+
+@pytest.mark.skipif(not LINUX, reason="the /proc seam")
+def test_the_scope_id_uses_the_owners_boot_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = namespace_id()
+    random_dir = tmp_path / "sys" / "kernel" / "random"
+    random_dir.mkdir(parents=True)
+    (random_dir / "boot_id").write_text("another-boot\n")
+    monkeypatch.setattr(_proctime, "_PROC", str(tmp_path))
+    assert _scope._boot_id() == "another-boot"
+    assert namespace_id() != base
+
+
+@pytest.mark.skipif(not LINUX, reason="the /proc seam")
+@pytest.mark.parametrize("content", [None, b"\xff\xfe\n"], ids=["missing", "not-ascii"])
+def test_without_a_readable_boot_id_the_scope_falls_back_to_the_hostname(
+    content: bytes | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if content is not None:
+        random_dir = tmp_path / "sys" / "kernel" / "random"
+        random_dir.mkdir(parents=True)
+        (random_dir / "boot_id").write_bytes(content)
+    monkeypatch.setattr(_proctime, "_PROC", str(tmp_path))
+    # A boot id that is not ASCII raised UnicodeDecodeError out of namespace_id() before.
+    assert _scope._boot_id() == "host:" + socket.gethostname()
+    assert len(namespace_id()) == 16

@@ -101,7 +101,7 @@ def test_failed_write_removes_temp_and_keeps_old_record(
     def boom(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("kitty_daemon_identity._state.os.fsync", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError, match="No space"):
         write_state(tmp_path, replace(RECORD, pid=7))
     assert read_state(tmp_path) == RECORD
@@ -208,7 +208,8 @@ def test_key_owned_by_someone_else_is_ignored(
 ) -> None:
     ensure_scope_key(tmp_path)
     me = os.getuid()
-    monkeypatch.setattr("kitty_daemon_identity._state.os.getuid", lambda: me + 1)
+    # The uid seam of kitty-filelock's reader, which read_scope_key uses (issue 12).
+    monkeypatch.setattr("kitty_filelock._jsonfile._GETEUID", lambda: me + 1)
     assert read_scope_key(tmp_path) is None
 
 
@@ -324,3 +325,76 @@ def test_home_and_daemon_root_are_0700_whatever_the_umask(tmp_path: Path, umask:
         check=True,
     )
     assert done.stdout.split() == ["0o700", "0o700"]
+
+
+# ---- kitty-filelock's private writer and reader (issue 12) ------------------------------------
+
+
+@posix_only
+def test_state_and_key_are_0600_even_under_a_umask_that_takes_the_owners_bits(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "home" / "daemon"
+    old = os.umask(0o277)
+    try:
+        path = write_state(root, RECORD)
+        ensure_scope_key(root)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # was 0400
+    assert stat.S_IMODE((root / "scope.key").stat().st_mode) == 0o600
+    assert read_scope_key(root) is not None
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_daemon_root_others_can_write_is_refused(tmp_path: Path, mode: int) -> None:
+    """The umask-000 chain of issue 12: a world-writable daemon/ let another user swap in a
+    planted state.json or scope.key. Now nothing kitty-owned is written into such a root."""
+    from kitty_filelock import UnsafeDirectoryError
+
+    root = tmp_path / "daemon"
+    root.mkdir()
+    os.chmod(root, mode)
+    with pytest.raises(UnsafeDirectoryError, match=rf"chmod 700 {root}"):
+        write_state(root, RECORD)
+    with pytest.raises(UnsafeDirectoryError, match=f"{mode:04o}"):
+        ensure_scope_key(root)
+    assert list(root.iterdir()) == []
+
+
+@posix_only
+def test_a_symlinked_state_record_is_absent_and_replaced_not_written_through(
+    tmp_path: Path,
+) -> None:
+    planted = tmp_path / "planted.json"
+    planted.write_text(json.dumps(replace(RECORD, pid=1).to_dict()))
+    root = tmp_path / "daemon"
+    root.mkdir(mode=0o700)
+    state_path(root, DaemonFamily.SYNC).symlink_to(planted)
+    assert read_state(root) is None  # was the planted record, followed through the link
+    write_state(root, RECORD)
+    assert read_state(root) == RECORD
+    assert json.loads(planted.read_text())["pid"] == 1
+
+
+@posix_only
+def test_the_scope_key_is_never_seen_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published whole (a hard link from a complete temp file): a writer that stops after its
+    first byte leaves no key at all, where it used to leave a torn one at the real path."""
+    root = tmp_path / "daemon"
+    real_write = os.write
+
+    def one_byte_then_crash(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data[:1]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", one_byte_then_crash)
+    with pytest.raises(OSError, match="No space"):
+        ensure_scope_key(root)
+    monkeypatch.undo()
+    assert list(root.iterdir()) == []
+    key = ensure_scope_key(root)  # the next caller creates a fresh one instead of giving up
+    assert read_scope_key(root) == key

@@ -15,10 +15,12 @@ from kitty_filelock._registry import Held, Registry
 POSIX = hasattr(os, "fork")
 
 
-def test_public_api_is_exactly_the_spec_plus_the_status_enum() -> None:
-    assert kitty_filelock.__all__ == sorted(kitty_filelock.__all__)
+def test_public_api_is_exactly_the_spec_plus_the_shared_file_and_process_facts() -> None:
+    # Sorted isort-style (constants first): ruff's RUF022 keeps it so.
     assert set(kitty_filelock.__all__) == {
+        "START_TIME_TOLERANCE_S",
         "FsInfo",
+        "InvalidFileError",
         "HolderStatus",
         "KittyLockError",
         "LockNotOwnedError",
@@ -28,16 +30,26 @@ def test_public_api_is_exactly_the_spec_plus_the_status_enum() -> None:
         "LockTimeout",
         "MachineFileLock",
         "NetworkFilesystemWarning",
+        "UnsafeDirectoryError",
         "UnsafeLockPathError",
+        "UnsafePathError",
         "UnsupportedPlatformError",
         "__version__",
+        "boot_id",
         "detect_filesystem",
         "force_release",
+        "fsync_dir",
         "lock_holder_pids",
         "make_private_dirs",
+        "open_private_append",
         "probe",
+        "process_alive_since",
         "process_start_time",
+        "read_json_file",
         "read_lock_record",
+        "read_small_file",
+        "require_private_dir",
+        "write_private_file",
     }
 
 

@@ -418,3 +418,28 @@ def test_ten_threads_and_ten_processes_converge_on_one_daemon(
     assert not any(d.alive() for d in stale)
     assert [p.pid for p in _daemons(env.home)] == [results[0][0]]
     assert sorted(connect_probe(env.sync, 0.2)) == [results[0][1]]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX symlinks")
+@pytest.mark.parametrize("name", ["daemon.log", "spawn.lock"])
+def test_a_symlink_planted_at_the_log_or_spawn_lock_is_refused_and_its_target_untouched(
+    env: Env, tmp_path: Path, name: str
+) -> None:
+    """Issue 12: the daemon's output was appended through a planted daemon.log symlink (into
+    the victim's file). spawn.lock was already refused by MachineFileLock (LCK-25)."""
+    from kitty_filelock import UnsafePathError
+
+    root = daemon_root(env.home)
+    root.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    (root / name).symlink_to(victim)
+    with pytest.raises(UnsafePathError) as info:
+        ensure_daemon(SYNC_CMD, home=env.home)
+    assert str(root / name) in str(info.value)
+    assert "symbolic link" in str(info.value)
+    assert "remove that entry" in str(info.value)
+    assert victim.read_bytes() == b"precious\n"
+    assert (root / name).is_symlink()  # reported, left for the user to remove
+    assert _daemons(env.home) == []
+    assert read_state(root) is None

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _orphan_sweep_helpers import CountingListener, SuspectListener
+from kitty_daemon_identity import ConnectState
 from kitty_orphan_sweep._net import (
-    ConnectState,
     HttpOutcome,
     HttpRequest,
     HttpResult,
@@ -245,3 +245,22 @@ def test_response_parsing_is_total_on_hostile_bytes(head_tail: bytes, body: byte
         decoded = _dechunk(body)
         assert decoded is None or len(decoded) <= len(body)
         _parse_head(raw)
+
+
+def test_one_connect_state_one_health_cap_one_start_time_tolerance() -> None:
+    """Issue 12: the probe speaks the classifier's ConnectState (no copy to convert from), reads
+    at most the health parser's cap, and the escalation's tolerance is kitty-filelock's."""
+    import kitty_daemon_identity as kdi
+    import kitty_filelock
+    from kitty_orphan_sweep import _constants
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))  # an ephemeral port: clear of every test port window
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        states = connect_probe([port], 1.0)
+    assert states == {port: kdi.ConnectState.OPEN}
+    assert type(states[port]) is kdi.ConnectState
+    assert http_exchange_many.__kwdefaults__ == {"body_cap": kdi.HEALTH_MAX_BYTES}
+    assert not hasattr(_constants, "HEALTH_BODY_CAP_BYTES")
+    assert _constants.START_TIME_TOLERANCE_S is kitty_filelock.START_TIME_TOLERANCE_S

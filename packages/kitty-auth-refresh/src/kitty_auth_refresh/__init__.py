@@ -25,6 +25,7 @@ from ._errors import (
     ReloginRequired,
     StoreWriteFailed,
     TransientRefreshError,
+    UnreadableSession,
 )
 from ._home import default_home
 from ._manager import LogoutResult, SyncTokenManager, TokenManager
@@ -63,6 +64,7 @@ __all__ = [
     "TokenEndpoint",
     "TokenManager",
     "TransientRefreshError",
+    "UnreadableSession",
     "UnverifiedClaims",
     "__version__",
     "auth_status",

@@ -5,6 +5,7 @@ Tree (leaves also subclass the builtin they resemble)::
     KittyAuthError(Exception)
     ├── ConfigError(KittyAuthError, ValueError)            variable, value
     ├── CorruptSession(KittyAuthError, ValueError)         path, reason
+    ├── UnreadableSession(KittyAuthError, PermissionError) path, reason
     ├── NotAuthenticated(KittyAuthError)                   path, login_command
     ├── ReloginRequired(KittyAuthError)                    cause, login_command, path
     ├── RefreshRejected(KittyAuthError)                    kind, description
@@ -22,6 +23,7 @@ because it holds the freshly rotated tokens.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import TYPE_CHECKING, Any, Final
 
@@ -80,6 +82,29 @@ class CorruptSession(KittyAuthError, ValueError):
         return (
             f"the saved session file {self.path} is unreadable ({self.reason}); "
             "kitty left it untouched: sign in again to replace it, or restore it from a backup"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.reason))
+
+
+class UnreadableSession(KittyAuthError, PermissionError):
+    """The session file exists but this user may not read it: EACCES (e.g. written by
+    ``sudo <app> login``) or owned by another user. Not corrupt: its content was never looked
+    at, and it is never deleted or renamed by kitty."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        # errno/strerror/filename as the builtin would have them, so `except OSError` callers
+        # (and `exc.strerror` readers) see what they always saw.
+        super().__init__(errno.EACCES, reason, self.path)
+
+    def __str__(self) -> str:
+        return (
+            f"the saved session file {self.path} cannot be read ({self.reason}); kitty left it "
+            f"untouched: make it yours and private with `chown $(id -u) {self.path} && "
+            f"chmod 600 {self.path}` (as root if needed), or sign in again to replace it"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -1,31 +1,25 @@
-"""Where kitty keeps its runtime files (SPEC §0.2): resolved at every call, never cached."""
+"""Where kitty keeps its runtime files (SPEC §0.2): resolved at every call, never cached.
+
+The resolution itself is kitty-daemon-identity's ``default_home`` (one implementation, issue 12;
+the app profile of issue 13 will live beside it); this package only keeps its own error type.
+"""
 
 from __future__ import annotations
 
-import os
 import pathlib
-from typing import Final
+
+import kitty_daemon_identity
 
 from ._errors import ConfigError
-
-HOME_ENV: Final = "KITTY_HOME"
 
 
 def default_home() -> pathlib.Path:
     """``$KITTY_HOME`` if set and non-empty (``~`` expanded, must be absolute), else the default.
 
-    The default is ``~/.kitty`` (Windows: ``%LOCALAPPDATA%\\kitty``). Read on every call so tests
-    and embedding apps may change the environment after import.
+    The default is ``~/.kitty`` (Windows: ``%LOCALAPPDATA%\\kitty``). A relative value raises this
+    package's ``ConfigError`` (callers catch ``kitty_auth_refresh.ConfigError``).
     """
-    raw = os.environ.get(HOME_ENV, "")
-    if raw:
-        path = pathlib.Path(os.path.expanduser(raw))
-        if not path.is_absolute():
-            raise ConfigError(
-                HOME_ENV, raw, "set it to an absolute path (e.g. /home/me/.kitty) or unset it"
-            )
-        return path
-    local_app_data = os.environ.get("LOCALAPPDATA", "")
-    if os.name == "nt" and local_app_data:  # pragma: no cover - Windows only
-        return pathlib.Path(local_app_data) / "kitty"
-    return pathlib.Path.home() / ".kitty"
+    try:
+        return kitty_daemon_identity.default_home()
+    except kitty_daemon_identity.ConfigError as exc:
+        raise ConfigError(exc.variable, exc.value, exc.reason) from None

@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 import enum
 
-from ._errors import CorruptSession
+from ._errors import CorruptSession, UnreadableSession
 from ._session import as_utc, utc_now
 from ._store import SessionStore
 
@@ -19,6 +19,8 @@ class AuthState(enum.StrEnum):
     NOT_AUTHENTICATED = "not_authenticated"
     EXPIRED = "expired"
     CORRUPT = "corrupt"
+    #: The file is there but may not be read (EACCES, another user's): not corrupt (issue 12).
+    UNREADABLE = "unreadable"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,6 +39,11 @@ class AuthStatus:
 
 
 def auth_status(store: SessionStore | None = None, *, now: dt.datetime | None = None) -> AuthStatus:
+    """The state of the persisted session right now; never raises for what is on disk.
+
+    ``corrupt``: the file is there but is not a session (``error`` says why); ``unreadable``: it
+    is there but this user may not read it (EACCES, another user's file; ``error`` says which).
+    """
     store = store if store is not None else SessionStore()
     at = as_utc(now) if now is not None else utc_now()
     path = str(store.path)
@@ -44,6 +51,11 @@ def auth_status(store: SessionStore | None = None, *, now: dt.datetime | None = 
         session = store.read()
     except CorruptSession as exc:
         return AuthStatus(AuthState.CORRUPT, path, error=exc.reason)
+    except UnreadableSession as exc:
+        return AuthStatus(AuthState.UNREADABLE, path, error=exc.reason)
+    except OSError as exc:
+        # ELOOP, ENOTDIR, EIO on the way to the file: still a state to report, not a crash.
+        return AuthStatus(AuthState.UNREADABLE, path, error=exc.strerror or type(exc).__name__)
     if session is None:
         return AuthStatus(AuthState.NOT_AUTHENTICATED, path)
     refresh_in = (

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+# Process facts have one implementation in kitty, kitty-filelock's (issue 12); they stay part of
+# this package's public face for the daemons and cleaners that import them from here.
+from kitty_filelock import process_alive_since, process_start_time
+
 from ._classify import (
     ArgvError,
     CleanupClass,
@@ -63,7 +67,6 @@ from ._family import (
 from ._health import HEALTH_KEYS, HealthParseError, HealthPayload, parse_health
 from ._home import daemon_root, default_home
 from ._markers import Markers, marker_args, parse_markers, spawn_shaped
-from ._proctime import process_alive_since, process_start_time
 from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
 from ._scope import namespace_id, scope_id
 from ._server import DaemonServer, RouteHandler

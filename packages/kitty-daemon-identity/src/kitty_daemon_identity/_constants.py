@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
+# One tolerance for every start-time comparison in kitty (lock records, state records, the
+# classifier, the sweep's re-check): kitty-filelock's, which owns the start-time reader.
+from kitty_filelock import START_TIME_TOLERANCE_S
+
 __all__ = [
     "DAEMON_PROTOCOL_VERSION",
     "DAEMON_TICK_SECONDS",
@@ -27,9 +31,6 @@ STATE_SCHEMA_VERSION: Final = 1
 DAEMON_TICK_SECONDS: Final[float] = 30.0
 IDLE_RETIREMENT_SECONDS: Final[float] = 900.0
 RETIRE_GRACE_SECONDS: Final[float] = 5.0
-# Process start times come from different clocks (/proc ticks vs. psutil vs. a JSON float);
-# one second absorbs rounding without letting a reused PID (started later) pass as the original.
-START_TIME_TOLERANCE_S: Final[float] = 1.0
 HEALTH_MAX_BYTES: Final = 65536
 HEALTH_PAYLOAD_MAX_BYTES: Final = 2048
 REQUEST_BODY_MAX_BYTES: Final = 4096

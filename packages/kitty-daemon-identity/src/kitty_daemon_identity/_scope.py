@@ -5,47 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import sys
 from pathlib import Path
+
+from kitty_filelock import boot_id
 
 __all__ = ["namespace_id", "scope_id"]
 
-_PLATFORM: str = sys.platform  # a variable keeps every platform branch visible to mypy
-
 
 def _boot_id() -> str:
-    """The kernel's boot id; the hostname only where the OS exposes none.
+    """The kernel's boot id (kitty-filelock's reader); the hostname only where the OS has none.
 
     The boot id (not the hostname) is preferred so that renaming the machine does not change
     every scope id and orphan every running daemon.
     """
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            value = fh.read().strip()
-        if value:
-            return value
-    except OSError:
-        pass
-    if _PLATFORM == "darwin":  # pragma: no cover - macOS only
-        session_uuid = _darwin_boot_session_uuid()
-        if session_uuid:
-            return session_uuid
-    return "host:" + socket.gethostname()  # pragma: no cover - platforms without a boot id
-
-
-def _darwin_boot_session_uuid() -> str | None:  # pragma: no cover - macOS only
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        buf = ctypes.create_string_buffer(128)
-        size = ctypes.c_size_t(len(buf))
-        if libc.sysctlbyname(b"kern.bootsessionuuid", buf, ctypes.byref(size), None, 0) != 0:
-            return None
-        return buf.value.decode("ascii", "replace") or None
-    except (OSError, AttributeError):
-        return None
+    return boot_id() or "host:" + socket.gethostname()
 
 
 def _pid_namespace() -> str:

@@ -25,10 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
+from kitty_filelock import process_alive_since, process_start_time
+
 from . import _constants
 from ._family import DaemonFamily
 from ._health import HealthPayload
-from ._proctime import process_alive_since, process_start_time
 from ._retire import DaemonSelf, RetireDecision, should_retire
 from ._scope import scope_id
 from ._state import read_scope_key, read_state

@@ -6,19 +6,16 @@ Both live in the daemon root. Writers are atomic and private from creation; read
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
 import secrets
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from kitty_filelock import make_private_dirs
+from kitty_filelock import read_json_file, read_small_file, write_private_file
 
 from ._constants import STATE_SCHEMA_VERSION
 from ._errors import KittyDaemonError
@@ -40,12 +37,6 @@ _STATE_MAX_BYTES: Final = 65536
 # A concurrent creator may have the file open but not yet written; how long a reader waits.
 _KEY_SETTLE_ATTEMPTS: Final = 100
 _KEY_SETTLE_SLEEP_S: Final = 0.01
-_O_BINARY: Final = getattr(os, "O_BINARY", 0)
-_O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
-#: Opening a FIFO for reading blocks until a writer appears; a sweep reads the key of another
-#: daemon root (forced cross-root target), so a FIFO planted there must not hang us. Harmless on
-#: regular files, and fstat then rejects anything that is not one.
-_O_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,26 +113,15 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _fsync_dir(path: Path) -> None:
-    """Persist the rename itself (best effort; directories cannot be opened on Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - filesystems without directory fsync
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_state(root: Path, record: StateRecord) -> Path:
     """Atomically write ``record`` to its family's state file in ``root``; return the path.
 
-    Temp file created 0600 with O_EXCL, fsynced, then ``os.replace``d over the target, so a
-    reader sees either the old record or the new one, never a torn one. Only ``ensure_daemon``
-    (under the family's spawn lock) calls this; a daemon never writes its own record.
+    kitty-filelock's private writer: the root is created 0700 if missing and refused
+    (``UnsafeDirectoryError``) if it exists writable by group/others or owned by another user;
+    a 0600 temp file is fsynced, then ``os.replace``d over the target, so a reader sees either
+    the old record or the new one, never a torn one, and a symlink planted at the path is
+    replaced, never written through. Only ``ensure_daemon`` (under the family's spawn lock)
+    calls this; a daemon never writes its own record.
     """
     if StateRecord.from_dict(record.to_dict()) is None:
         # Never persist what every reader would reject as garbage (and then ignore silently).
@@ -150,27 +130,9 @@ def write_state(root: Path, record: StateRecord) -> Path:
             "positive (port <= 65535), process_started_at a finite number > 0, "
             "protocol_version >= 1, and the text fields strings"
         )
-    root = Path(root)
-    make_private_dirs(root)  # home and root 0700 whatever the umask (kitty-filelock's)
-    target = state_path(root, record.family)
+    target = state_path(Path(root), record.family)
     data = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False).encode()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY | _O_NOFOLLOW
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-        _fsync_dir(root)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_private_file(target, data)
     return target
 
 
@@ -202,52 +164,34 @@ def read_state(root: Path, family: DaemonFamily = DaemonFamily.SYNC) -> StateRec
     Never raises and never modifies the file.
     """
     try:
-        path = state_path(Path(root), family)
-        # O_NONBLOCK: a FIFO in place of the record must read as garbage, not block the caller
-        # (ensure_daemon reads it while holding the spawn lock).
-        fd = os.open(path, os.O_RDONLY | _O_BINARY | _O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            raw = fh.read(_STATE_MAX_BYTES + 1)
-        if len(raw) > _STATE_MAX_BYTES:
-            return None
-        record = StateRecord.from_dict(loads_strict(raw.decode("utf-8")))
-    except (OSError, ValueError, RecursionError, TypeError):
+        # kitty-filelock's reader: a FIFO or symlink in place of the record reads as garbage and
+        # never blocks the caller (ensure_daemon reads it while holding the spawn lock).
+        doc = read_json_file(
+            state_path(Path(root), family), max_bytes=_STATE_MAX_BYTES, loads=loads_strict
+        )
+        record = StateRecord.from_dict(doc)
+    except (OSError, ValueError, TypeError):
         return None
     if record is None or record.family is not DaemonFamily(family):
         return None
     return record
 
 
-def _read_key_fd(fd: int) -> str | None:
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    getuid = getattr(os, "getuid", None)
-    # A key others can read is no secret; a key someone else owns may be a plant.
-    if getuid is not None and (info.st_mode & 0o077 or info.st_uid != getuid()):
-        return None
-    raw = os.read(fd, 256)
-    text = raw.decode("ascii", "replace").strip()
-    return text if _SCOPE_KEY_RE.fullmatch(text) else None
-
-
 def read_scope_key(root: Path) -> str | None:
     """The scope key, or None if missing, unreadable, malformed, group/other-accessible or not
-    owned by the current user. Never raises."""
+    owned by the current user. Never raises.
+
+    kitty-filelock's reader: a symlink is not followed and a FIFO planted there cannot hang a
+    sweep (which reads the key of another daemon root for a forced cross-root target).
+    """
     try:
-        fd = os.open(
-            scope_key_path(Path(root)), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK
+        raw = read_small_file(
+            scope_key_path(Path(root)), max_bytes=256, owner_only=True, private_only=True
         )
-    except OSError:
+    except (OSError, ValueError):
         return None
-    try:
-        return _read_key_fd(fd)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    text = raw.decode("ascii", "replace").strip()
+    return text if _SCOPE_KEY_RE.fullmatch(text) else None
 
 
 def ensure_scope_key(root: Path) -> str:
@@ -258,21 +202,18 @@ def ensure_scope_key(root: Path) -> str:
     key is unusable (wrong owner, group/other-accessible, malformed).
     """
     root = Path(root)
-    make_private_dirs(root)  # home and root 0700 whatever the umask (kitty-filelock's)
     path = scope_key_path(root)
     key = secrets.token_hex(32)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY | _O_NOFOLLOW, 0o600)
+        # Published by a hard link from a complete temp file: never rewritten, never torn; the
+        # root is created 0700 or refused if another user could write (or owns) it.
+        write_private_file(path, key.encode("ascii"), exclusive=True)
     except FileExistsError:
         pass
     else:
-        try:
-            os.write(fd, key.encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         return key
-    # Another process won the O_EXCL race; its write may still be in flight (bounded wait).
+    # Another process created it first; a writer older than issue 12 wrote it in place, so its
+    # write may still be in flight (bounded wait).
     for _ in range(_KEY_SETTLE_ATTEMPTS):
         try:
             complete = path.stat().st_size >= 64  # checked BEFORE reading: no torn verdict

@@ -1,5 +1,10 @@
 """kitty-filelock: a machine-wide, crash-safe file lock with an inspectable holder record.
 
+It also owns the file and process facts every kitty package shares (issue 12): process start
+time, liveness and boot id; private directories and files (0700/0600 whatever the umask, never
+written through a symlink, atomic replace with fsync); and a JSON reader that never blocks on a
+FIFO, follows a link or crashes on deep nesting.
+
 The kernel lock (``flock``, fcntl byte-range locks on network filesystems, ``msvcrt`` on Windows)
 is the truth; the JSON record the holder writes into the locked file says who holds it, for
 humans and ``kitty-doctor``. A crashed holder's lock is freed by the OS; a live holder is never
@@ -21,25 +26,32 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0+unknown"
 
 from ._errors import (
+    InvalidFileError,
     KittyLockError,
     LockNotOwnedError,
     LockReentryError,
     LockTimeout,
     NetworkFilesystemWarning,
+    UnsafeDirectoryError,
     UnsafeLockPathError,
+    UnsafePathError,
     UnsupportedPlatformError,
 )
 from ._force import force_release
 from ._fs import FsInfo, detect_filesystem
+from ._jsonfile import read_json_file, read_small_file
 from ._lock import MachineFileLock
 from ._probe import LockProbe, lock_holder_pids, probe
-from ._proctime import process_start_time
+from ._proctime import START_TIME_TOLERANCE_S, boot_id, process_alive_since, process_start_time
 from ._record import HolderStatus, LockRecord, read_lock_record
-from ._safety import make_private_dirs
+from ._safety import make_private_dirs, require_private_dir
+from ._write import fsync_dir, open_private_append, write_private_file
 
 __all__ = [
+    "START_TIME_TOLERANCE_S",
     "FsInfo",
     "HolderStatus",
+    "InvalidFileError",
     "KittyLockError",
     "LockNotOwnedError",
     "LockProbe",
@@ -48,14 +60,24 @@ __all__ = [
     "LockTimeout",
     "MachineFileLock",
     "NetworkFilesystemWarning",
+    "UnsafeDirectoryError",
     "UnsafeLockPathError",
+    "UnsafePathError",
     "UnsupportedPlatformError",
     "__version__",
+    "boot_id",
     "detect_filesystem",
     "force_release",
+    "fsync_dir",
     "lock_holder_pids",
     "make_private_dirs",
+    "open_private_append",
     "probe",
+    "process_alive_since",
     "process_start_time",
+    "read_json_file",
     "read_lock_record",
+    "read_small_file",
+    "require_private_dir",
+    "write_private_file",
 ]

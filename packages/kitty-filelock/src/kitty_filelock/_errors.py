@@ -5,7 +5,10 @@ KittyLockError(OSError)
 ├── LockTimeout(KittyLockError, TimeoutError)       path, holder, waited_s
 ├── LockReentryError(KittyLockError, RuntimeError)  path
 ├── LockNotOwnedError(KittyLockError, RuntimeError) path
-├── UnsafeLockPathError(KittyLockError)             path, reason
+├── UnsafePathError(KittyLockError)                 path, reason
+│   ├── UnsafeLockPathError(UnsafePathError)        path, reason
+│   └── UnsafeDirectoryError(UnsafePathError)       path, mode, uid, euid
+├── InvalidFileError(KittyLockError, ValueError)    path, reason
 └── UnsupportedPlatformError(KittyLockError)        reason
 NetworkFilesystemWarning(UserWarning)               path, fs_type
 ```
@@ -102,9 +105,9 @@ class LockNotOwnedError(KittyLockError, RuntimeError):
         return (type(self), (self.path,))
 
 
-class UnsafeLockPathError(KittyLockError):
-    """The lock path is not a regular file kitty may write: a symlink, a hard link to another
-    file, a FIFO/device/directory, or a file of another user. Nothing was written to it."""
+class UnsafePathError(KittyLockError):
+    """A path kitty was about to write is not a regular file it may write: a symlink, a hard link
+    to another file, a FIFO/device/directory, or a file of another user. Nothing was written."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str):
         self.path = os.fspath(path)
@@ -113,10 +116,70 @@ class UnsafeLockPathError(KittyLockError):
 
     def _message(self) -> str:
         return (
+            f"refusing to write {self.path}: it {self.reason}; kitty only writes regular files "
+            "it owns, never through a link - remove that entry and retry"
+        )
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.reason))
+
+
+class UnsafeLockPathError(UnsafePathError):
+    """The lock path is not a regular file kitty may write: a symlink, a hard link to another
+    file, a FIFO/device/directory, or a file of another user. Nothing was written to it."""
+
+    def _message(self) -> str:
+        return (
             f"refusing to lock {self.path}: it {self.reason}; kitty writes its holder record "
             "into the lock file, so it only uses a regular file it owns - remove that entry or "
             "choose another lock path"
         )
+
+
+class UnsafeDirectoryError(UnsafePathError):
+    """An existing directory kitty was about to keep secrets in is group/world-writable or owned
+    by another user: someone else could replace (or read) what kitty writes there."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int, uid: int, euid: int):
+        self.mode = mode
+        self.uid = uid
+        self.euid = euid
+        problems = []
+        if uid != euid:
+            problems.append(f"is owned by uid {uid}, not by you (uid {euid})")
+        if mode & 0o022:
+            problems.append(f"is mode {mode:04o}, writable by group or others")
+        super().__init__(path, " and ".join(problems) or f"is mode {mode:04o}")
+
+    def _message(self) -> str:
+        fix = f"chmod 700 {self.path}"
+        if self.uid != self.euid:
+            fix = f"chown {self.euid} {self.path} && {fix}"
+        return (
+            f"refusing to keep secrets in {self.path}: it {self.reason}; another user could "
+            f"replace or read what kitty writes there - fix it with `{fix}` (as its owner or "
+            "root) if it is yours, or point KITTY_HOME at a private directory"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.mode, self.uid, self.euid))
+
+
+class InvalidFileError(KittyLockError, ValueError):
+    """A file kitty reads is not what it must be: not a regular file (a FIFO, socket, device or
+    symlink is reported, never opened for a blocking read), too large, not UTF-8, not JSON, or
+    JSON nested too deeply. The file was left exactly as it is."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"{self.path} {self.reason}; kitty left it untouched"
 
     def __str__(self) -> str:
         return self._message()

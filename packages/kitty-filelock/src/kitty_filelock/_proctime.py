@@ -1,9 +1,15 @@
-"""Process facts with the standard library only: start time, existence, boot id.
+"""Process facts with the standard library only: start time, liveness, existence, boot id.
+
+The one implementation in kitty (issue 12): kitty-daemon-identity and kitty-doctor-cli import
+these names instead of carrying their own reader, so a recorded start time means the same thing
+to every package.
 
 ``process_start_time`` must agree with ``psutil.Process(pid).create_time()`` (within
-``START_TIME_TOLERANCE_S``) because lock records written by kitty are compared against it by tools
-that use psutil. On Linux both derive it the same way: ``btime`` from ``/proc/stat`` plus field 22
-of ``/proc/<pid>/stat`` divided by the clock tick rate.
+``START_TIME_TOLERANCE_S``) because lock records and state records written by kitty are compared
+against it by tools that use psutil. On Linux both derive it the same way: ``btime`` from
+``/proc/stat`` plus field 22 of ``/proc/<pid>/stat`` divided by the clock tick rate. macOS:
+``sysctl(KERN_PROC_PID)``; Windows: ``GetProcessTimes``. Anything unavailable is None (unknown),
+never a guess.
 """
 
 from __future__ import annotations
@@ -16,6 +22,12 @@ from typing import Any, Final
 _PLATFORM: str = sys.platform
 
 _PROC: Final = "/proc"
+#: Largest PID any supported OS can hand out (POSIX pid_t is int32; Windows uses a DWORD).
+#: ctypes silently truncates larger ints, so 2**32 + 1 would ask macOS about launchd (pid 1).
+_MAX_PID: Final = 0xFFFFFFFF if os.name == "nt" else 0x7FFFFFFF
+#: Start times come from different clocks (/proc ticks, psutil, a float in a JSON record): one
+#: second absorbs their rounding without letting a reused PID (started later) pass as the original.
+START_TIME_TOLERANCE_S: Final[float] = 1.0
 
 
 def _linux_boot_time() -> float | None:
@@ -29,19 +41,28 @@ def _linux_boot_time() -> float | None:
     return None
 
 
-def _linux_start_time(pid: int) -> float | None:
+def _linux_stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3.. of ``/proc/<pid>/stat`` (index 0 is the state letter), None if unreadable."""
     try:
         with open(f"{_PROC}/{pid}/stat", "rb") as fh:
             raw = fh.read()
-        # The command name (field 2) is in parentheses and may itself contain spaces or ')':
-        # split after the LAST ')' so a hostile name cannot shift the fields.
-        fields = raw[raw.rindex(b")") + 2 :].split()
-        ticks = int(fields[19])  # field 22 overall; fields[0] here is field 3
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may itself contain spaces or ')':
+    # split after the LAST ')' so a hostile name cannot shift the fields.
+    _, sep, rest = raw.rpartition(b")")
+    return rest.split() if sep else None
+
+
+def _linux_start_time(pid: int) -> float | None:
+    fields = _linux_stat_fields(pid)
+    try:
+        ticks = int(fields[19]) if fields is not None else None  # field 22 overall
         hz = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
     boot = _linux_boot_time()
-    if boot is None or hz <= 0:
+    if ticks is None or boot is None or hz <= 0:
         return None
     return boot + ticks / hz
 
@@ -122,13 +143,17 @@ def _windows_pid_exists(pid: int) -> bool:  # pragma: no cover - Windows only
 def process_start_time(pid: int | None = None) -> float | None:
     """Return when process ``pid`` (default: this process) started, as epoch seconds.
 
-    ``None`` when the process does not exist or the platform does not expose it. Never raises for
-    a missing or inaccessible process; a non-integer or negative ``pid`` is a ``ValueError``.
+    ``None`` when no such process exists, the platform does not expose it, or ``pid`` is an
+    integer no process can have (``<= 0`` or past the OS's largest pid: a recorded pid may be
+    anything, and ctypes would truncate a huge one to a real pid). Never raises for those; a
+    ``pid`` that is not an ``int`` at all (``True``, ``"12"``, ``1.5``) is a ``ValueError``.
     """
     if pid is None:
         pid = os.getpid()
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
-        raise ValueError(f"pid must be a non-negative int, got {pid!r}")
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise ValueError(f"pid must be an int, got {pid!r}")
+    if not 0 < pid <= _MAX_PID:
+        return None
     if _PLATFORM.startswith("linux"):
         return _linux_start_time(pid)
     if _PLATFORM == "darwin":  # pragma: no cover - macOS only
@@ -136,6 +161,27 @@ def process_start_time(pid: int | None = None) -> float | None:
     if _PLATFORM == "win32":  # pragma: no cover - Windows only
         return _windows_start_time(pid)
     return None  # pragma: no cover - other platforms
+
+
+def _is_zombie(pid: int) -> bool:
+    if not _PLATFORM.startswith("linux"):  # pragma: no cover - zombies are visible via /proc only
+        return False
+    fields = _linux_stat_fields(pid)
+    return fields is not None and len(fields) > 0 and fields[0] == b"Z"
+
+
+def process_alive_since(pid: int, started_at: float) -> bool:
+    """True iff ``pid`` is alive (not a zombie) and started at ``started_at`` within
+    ``START_TIME_TOLERANCE_S``.
+
+    This is the only liveness that may justify acting on a recorded pid: a pid the kernel has
+    handed to an unrelated, younger process fails the start-time comparison. Same argument rules
+    as ``process_start_time`` (a pid no process can have is simply not alive).
+    """
+    actual = process_start_time(pid)
+    if actual is None or abs(actual - started_at) > START_TIME_TOLERANCE_S:
+        return False
+    return not _is_zombie(pid)
 
 
 def pid_exists(pid: int) -> bool:

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._proctime import boot_id, pid_exists, process_start_time
+from ._jsonfile import JsonDecodeProblem, decode_json
+from ._proctime import START_TIME_TOLERANCE_S, boot_id, pid_exists, process_start_time
 from ._registry import Held, file_key, with_own_fd_or_holder
 
 RECORD_SCHEMA_VERSION: Final = 1
 MAX_RECORD_BYTES: Final = 512
-START_TIME_TOLERANCE_S: Final = 1.0
 MAX_LABEL_CHARS: Final = 64
 # Garbage larger than this is not a record; reading stops here so a huge file costs nothing.
 _READ_CAP_BYTES: Final = 64 * 1024
@@ -298,8 +298,8 @@ def parse_record(raw: bytes) -> LockRecord | None:
     if not raw or len(raw) > _READ_CAP_BYTES:
         return None
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = decode_json(raw)
+    except JsonDecodeProblem:
         return None
     if not isinstance(data, dict):
         return None

@@ -14,6 +14,8 @@ import os
 import stat
 from typing import Final
 
+from ._errors import UnsafeDirectoryError
+
 #: Every directory kitty creates: private to its owner, whatever the umask.
 PRIVATE_DIR_MODE: Final = 0o700
 #: Added to every open of a lock file: never follow a final symlink; a FIFO must not block.
@@ -62,3 +64,21 @@ def make_private_dirs(directory: str | os.PathLike[str]) -> None:
                 raise
             continue
         os.chmod(d, PRIVATE_DIR_MODE)
+
+
+def require_private_dir(directory: str | os.PathLike[str]) -> None:
+    """Raise ``UnsafeDirectoryError`` unless ``directory`` (followed if it is a link: that is
+    where files would land) is owned by this process's uid and not writable by group or others.
+
+    Called before kitty keeps a secret or a state record in a directory it did not necessarily
+    create: a directory another user can write lets them swap or delete what is in it, and one
+    they own is theirs to read. Never chmod-s: the user decides how to fix it. A no-op where the
+    OS has no uids (Windows: the profile's ACLs protect it).
+    """
+    if _GETEUID is None:  # pragma: no cover - Windows
+        return
+    st = os.stat(directory)
+    euid = _GETEUID()
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != euid or mode & 0o022:
+        raise UnsafeDirectoryError(directory, mode, st.st_uid, euid)

@@ -39,7 +39,7 @@ from kitty_daemon_identity import (
     state_path,
     write_state,
 )
-from kitty_filelock import MachineFileLock, make_private_dirs
+from kitty_filelock import MachineFileLock, make_private_dirs, open_private_append
 
 from . import _constants
 from ._errors import DaemonStartError, DaemonUnresponsiveError, NoFreePortError
@@ -114,7 +114,8 @@ def _free_port(family: DaemonFamily, skip: set[int]) -> int:
 
 def _rotate(log: Path) -> None:
     try:
-        size = log.stat().st_size
+        # lstat: the size of the entry itself (a rename moves a planted link, never its target).
+        size = log.lstat().st_size
     except FileNotFoundError:
         return
     if size > _constants.LOG_ROTATE_BYTES:
@@ -136,7 +137,9 @@ def _spawn(
 ) -> tuple[subprocess.Popen[bytes], Path, int]:
     log = log_path(root, family)
     _rotate(log)
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    # kitty-filelock's appender: 0600 from creation whatever the umask, never through a symlink
+    # and never into a FIFO, hard link or another user's file (UnsafePathError says so).
+    fd = open_private_append(log)
     try:
         offset = os.fstat(fd).st_size
         env = dict(os.environ)

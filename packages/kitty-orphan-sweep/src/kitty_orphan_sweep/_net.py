@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+# The classifier's vocabulary is the probe's result type (one enum, issue 12); the health cap is
+# the health parser's (a longer body would only be rejected as too_large after buffering it).
+from kitty_daemon_identity import HEALTH_MAX_BYTES, ConnectState
+
 LOOPBACK: Final = "127.0.0.1"
 #: A response whose header block exceeds this is not the kind of HTTP we speak.
 MAX_HEADER_BYTES: Final = 16384
@@ -24,13 +28,6 @@ _RECV_CHUNK: Final = 65536
 _CONNECT_PENDING: Final = frozenset(
     {errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY}
 )
-
-
-class ConnectState(StrEnum):
-    """Result of a connect probe; a refused port is free and is simply absent from results."""
-
-    OPEN = "open"
-    SUSPECT = "suspect"
 
 
 class HttpOutcome(StrEnum):
@@ -69,7 +66,8 @@ def _nonblocking_socket() -> socket.socket:
 
 
 def connect_probe(ports: Iterable[int], timeout: float) -> dict[int, ConnectState]:
-    """Connect to all ports at once: open → OPEN, hung → SUSPECT, refused ports drop out.
+    """Connect to all ports at once: open → OPEN, hung → SUSPECT, refused ports drop out (a
+    refused port is free, so it is simply absent from the result).
 
     A listener that neither accepts nor refuses before the deadline (full backlog, SYN dropped) is
     SUSPECT: it exists, so it is never reported as free.
@@ -229,7 +227,7 @@ def _finish(ex: _Exchange, body_cap: int) -> HttpResult:
 
 
 def http_exchange_many(
-    requests: Iterable[HttpRequest], timeout: float, *, body_cap: int = 65536
+    requests: Iterable[HttpRequest], timeout: float, *, body_cap: int = HEALTH_MAX_BYTES
 ) -> dict[int, HttpResult]:
     """Run every request concurrently against 127.0.0.1; whole batch bounded by `timeout`.
 
@@ -334,7 +332,9 @@ def _step(sock: socket.socket, ex: _Exchange, sel: selectors.BaseSelector, read_
         ex.error = "header_too_large"
 
 
-def http_exchange(req: HttpRequest, timeout: float, *, body_cap: int = 65536) -> HttpResult:
+def http_exchange(
+    req: HttpRequest, timeout: float, *, body_cap: int = HEALTH_MAX_BYTES
+) -> HttpResult:
     """One request (same machinery as the batch)."""
     return http_exchange_many([req], timeout, body_cap=body_cap)[req.port]
 

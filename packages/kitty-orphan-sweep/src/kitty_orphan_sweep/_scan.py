@@ -43,7 +43,6 @@ from kitty_daemon_identity import (
 )
 
 from . import _constants
-from ._net import ConnectState as NetConnect
 from ._net import HttpOutcome, HttpRequest, HttpResult, connect_probe, http_exchange_many
 from ._proctable import ProcessTable, PsutilProcessTable
 
@@ -111,9 +110,7 @@ def to_probe(result: HttpResult) -> HealthProbe:
 
 def probe_health(ports: Iterable[int], timeout: float) -> dict[int, HealthProbe]:
     """Concurrent `GET /api/health` on loopback (no proxy can ever be involved)."""
-    results = http_exchange_many(
-        [health_request(p) for p in ports], timeout, body_cap=_constants.HEALTH_BODY_CAP_BYTES
-    )
+    results = http_exchange_many([health_request(p) for p in ports], timeout)
     return {port: to_probe(result) for port, result in results.items()}
 
 
@@ -423,10 +420,10 @@ def scan_listeners(
     states = connect_probe(wanted, c_timeout)
     if not states:
         return []
-    open_ports = [p for p, s in states.items() if s is NetConnect.OPEN]
+    open_ports = [p for p, s in states.items() if s is ConnectState.OPEN]
     health = probe_health(open_ports, h_timeout)
     for port, state in states.items():
-        if state is NetConnect.SUSPECT:
+        if state is ConnectState.SUSPECT:
             # Never an HTTP attempt on a hung listener: it would only burn the health budget.
             health[port] = HealthProbe(HealthOutcome.TIMEOUT, error="connect_suspect")
     claimed = {port: _claimed_pid(port, probe) for port, probe in health.items()}
@@ -444,7 +441,7 @@ def scan_listeners(
         obs = ListenerObservation(
             family=fam,
             port=port,
-            connect=ConnectState(states[port].value),
+            connect=states[port],
             pid=lookup.pid,
             pid_error=lookup.error,
             argv=fact.argv,
