@@ -39,6 +39,10 @@ from kitty_daemon_identity import (
 READY_TIMEOUT_S = 20.0
 _LISTENING = re.compile(rb"LISTENING 127\.0\.0\.1:(\d+) pid=(\d+)")
 
+#: The package's test port window starts here (20200 unless KITTY_SWEEP_TEST_PORT_BASE moves it,
+#: e.g. beside a mutation run): 200 ports, blocks handed out by conftest, fixed ones at +180..+199.
+PORT_BASE = int(os.environ.get("KITTY_SWEEP_TEST_PORT_BASE", "20200"))
+
 
 def read_line(proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bytes:
     """One stdout line of `proc`, bounded in time (a hang cap, not an ordering device)."""

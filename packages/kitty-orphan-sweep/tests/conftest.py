@@ -19,12 +19,16 @@ HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _orphan_sweep_helpers import Env, ProcessPool, processes_with_marker_under, reap_marked  # noqa: E402
+from _orphan_sweep_helpers import (  # noqa: E402
+    PORT_BASE,
+    Env,
+    ProcessPool,
+    processes_with_marker_under,
+    reap_marked,
+)
 from kitty_orphan_sweep._net import connect_probe  # noqa: E402
 
-# KITTY_SWEEP_TEST_PORT_BASE moves the whole window (a second run beside this one, e.g. while
-# `nox -s mutation` runs the suite in another checkout).
-_BASE = int(os.environ.get("KITTY_SWEEP_TEST_PORT_BASE", "20200"))
+_BASE = PORT_BASE  # KITTY_SWEEP_TEST_PORT_BASE moves the whole window
 TEST_PORTS = range(_BASE, _BASE + 200)
 BLOCK = 8
 _SYNC_BLOCKS = itertools.cycle(range(_BASE, _BASE + 96, BLOCK))

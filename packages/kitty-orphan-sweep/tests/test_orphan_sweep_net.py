@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _orphan_sweep_helpers import CountingListener, SuspectListener
+from _orphan_sweep_helpers import PORT_BASE, CountingListener, SuspectListener
 from kitty_daemon_identity import ConnectState
 from kitty_orphan_sweep._net import (
     HttpOutcome,
@@ -27,7 +27,7 @@ from kitty_orphan_sweep._net import (
     port_refuses,
 )
 
-PORT_A, PORT_B, PORT_C = 20380, 20381, 20382
+PORT_A, PORT_B, PORT_C = PORT_BASE + 180, PORT_BASE + 181, PORT_BASE + 182
 HANG_CAP_S = 20.0  # generous: only a client that never returns trips it
 
 

@@ -11,6 +11,7 @@ from collections.abc import Collection
 import psutil
 import pytest
 
+from _orphan_sweep_helpers import PORT_BASE
 from kitty_daemon_identity import ArgvError, PidError
 from kitty_orphan_sweep import PsutilProcessTable
 from kitty_orphan_sweep._proctable import ProcessHandle, handle_gone
@@ -160,12 +161,12 @@ def test_unreadable_create_time_and_exe_are_unknown() -> None:
 def test_real_table_sees_a_listener_and_its_own_socket() -> None:
     sock = socket.socket()
     try:
-        sock.bind(("127.0.0.1", 20390))
+        sock.bind(("127.0.0.1", PORT_BASE + 190))
         sock.listen(1)
         table = PsutilProcessTable()
-        assert os.getpid() in table.listening_pids()[20390]
-        assert table.pid_listens_on(os.getpid(), 20390)
-        assert not table.pid_listens_on(os.getpid(), 20391)
+        assert os.getpid() in table.listening_pids()[PORT_BASE + 190]
+        assert table.pid_listens_on(os.getpid(), PORT_BASE + 190)
+        assert not table.pid_listens_on(os.getpid(), PORT_BASE + 191)
         assert os.getpid() in table.protected_pids()
     finally:
         sock.close()
@@ -175,22 +176,22 @@ def test_lsof_fallback_parses_pids_or_reports_unavailable(monkeypatch: pytest.Mo
     table = PsutilProcessTable()
     sock = socket.socket()
     try:
-        sock.bind(("127.0.0.1", 20391))
+        sock.bind(("127.0.0.1", PORT_BASE + 191))
         sock.listen(1)
-        found = table.lsof_pids(20391, 5.0)
+        found = table.lsof_pids(PORT_BASE + 191, 5.0)
         if found is not None:  # lsof may be missing on a minimal box; the None path is below
             assert found == [os.getpid()]
     finally:
         sock.close()
     monkeypatch.setattr("shutil.which", lambda _: None)
-    assert table.lsof_pids(20391, 1.0) is None
+    assert table.lsof_pids(PORT_BASE + 191, 1.0) is None
     monkeypatch.setattr("shutil.which", lambda _: "/bin/sleep")
 
     def slow(*a: object, **k: object) -> object:
         raise subprocess.TimeoutExpired("lsof", 0.1)
 
     monkeypatch.setattr("subprocess.run", slow)
-    assert table.lsof_pids(20391, 0.1) is None
+    assert table.lsof_pids(PORT_BASE + 191, 0.1) is None
 
 
 def test_handle_gone_treats_errors_conservatively() -> None:
@@ -231,11 +232,11 @@ def _psutil_view(ports: set[int]) -> dict[int, set[int | None]]:
 def test_every_socket_table_path_agrees_with_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
     from kitty_orphan_sweep import _proctable
 
-    socks = [_listen(20392), _listen(20393)]
+    socks = [_listen(PORT_BASE + 192), _listen(PORT_BASE + 193)]
     try:
-        ports = {20392, 20393, 20394}
+        ports = {PORT_BASE + 192, PORT_BASE + 193, PORT_BASE + 194}
         expected = _psutil_view(ports)
-        assert expected == {20392: {os.getpid()}, 20393: {os.getpid()}}
+        assert expected == {PORT_BASE + 192: {os.getpid()}, PORT_BASE + 193: {os.getpid()}}
         table = PsutilProcessTable()
         assert table.listening_pids(ports) == expected  # netlink sock_diag
         assert table.listening_pids(ports, hint_pids=[os.getpid()]) == expected  # hinted owner
@@ -246,7 +247,7 @@ def test_every_socket_table_path_agrees_with_psutil(monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(_proctable, "_PROC_NET_TCP", "/nonexistent")
         assert table.listening_pids(ports) == expected  # plain psutil
         whole = table.listening_pids()
-        assert whole[20392] == {os.getpid()}
+        assert whole[PORT_BASE + 192] == {os.getpid()}
     finally:
         for s in socks:
             s.close()

@@ -1,7 +1,8 @@
 """The README's example runs as written against real daemons and does what its comments say.
 
-Ports: sync 20383-20387 and dashboard 20395-20398, a block inside 20380-20399 that no other
-test of this package binds (those use 20380-20382, 20390-20394 and 20399 there).
+Ports (offsets from the package's test window, 20200 by default): sync +183..+187 and dashboard
++195..+198, a block inside +180..+199 that no other test of this package binds (those use
++180..+182, +190..+194 and +199 there).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from _orphan_sweep_helpers import ProcessPool, reap_marked
+from _orphan_sweep_helpers import PORT_BASE, ProcessPool, reap_marked
 from kitty_daemon_identity import CleanupClass, SkipReason, daemon_root, read_state
 from kitty_orphan_sweep import CleanupPath
 from kitty_orphan_sweep._net import connect_probe, port_refuses
 
 README = Path(__file__).parents[1] / "README.md"
 (EXAMPLE,) = re.findall(r"```python\n(.*?)```", README.read_text("utf-8"), re.DOTALL)
-SYNC = range(20383, 20388)
-DASHBOARD = range(20395, 20399)
+SYNC = range(PORT_BASE + 183, PORT_BASE + 188)
+DASHBOARD = range(PORT_BASE + 195, PORT_BASE + 199)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from _orphan_sweep_helpers import (
+    PORT_BASE,
     CountingListener,
     Env,
     ProcessPool,
@@ -138,10 +139,10 @@ def test_hostile_proxy_environment_changes_nothing(
     pool.third_party_http(env.sync[1])
     pool.silent_tcp(env.sync[2])
     baseline = scan("sync", health_timeout=0.3)
-    proxy = CountingListener(20399)
+    proxy = CountingListener(PORT_BASE + 199)
     try:
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
-            monkeypatch.setenv(name, "http://127.0.0.1:20399")
+            monkeypatch.setenv(name, f"http://127.0.0.1:{PORT_BASE + 199}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         hostile = scan("sync", health_timeout=0.3)
