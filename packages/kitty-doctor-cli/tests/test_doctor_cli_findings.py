@@ -104,6 +104,38 @@ def test_kd102_unreadable_session_is_not_no_session() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("storage_kw", "command"),
+    [
+        ({"dir_mode": 0o000}, "chmod 700 /h/auth"),
+        ({"owner_ok": False}, "sudo chown 1000 /h/auth/session.json"),
+        ({"mode": 0o000}, "chmod 600 /h/auth/session.json"),
+    ],
+    ids=["dir_shuts_owner_out", "another_users_file", "file_mode_shuts_owner_out"],
+)
+def test_kd106_unreadable_is_not_corrupt_and_says_how_to_read_it_again(
+    storage_kw: dict[str, Any], command: str
+) -> None:
+    """Issue 12: a session the OS will not let us read may be perfectly good: never `mv` it."""
+    denied = replace(
+        STORAGE_OK,
+        parse="unreadable",
+        corrupt_reason="Permission denied",
+        permission_denied=True,
+        **storage_kw,
+    )
+    found = findings(
+        identity=replace(IDENTITY_OK, state="unreadable"),
+        storage=denied,
+        ctx=replace(CTX, uid=1000),
+    )
+    f = only(found, "KD106")
+    assert (f.name, f.severity) == ("storage_unreadable", Severity.CRITICAL)
+    assert "not corrupt" in f.summary
+    assert f.remediation.command == command
+    assert "KD102" not in ids(found)
+
+
 def test_kd102_quotes_paths_with_spaces() -> None:
     ctx = replace(CTX, session_path="/my home/auth/session.json", login_command="app login")
     found = findings(identity=replace(IDENTITY_OK, state="corrupt"), ctx=ctx)

@@ -280,3 +280,55 @@ def test_as_another_user_roots_daemons_are_not_yours(spawn: Callable[..., Daemon
         assert roots.alive()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root to run the doctor as a second user (nobody)",
+)
+@pytest.mark.parametrize("case", ["auth_dir_0000", "session_of_another_user"])
+def test_an_unreadable_session_is_kd106_and_no_section_crashes(case: str) -> None:
+    """Issue 12: unreadable is not corrupt. As `nobody`, a 0000 auth directory and a session
+    file root wrote are each one finding with the fix that makes it readable again; no
+    section crashes (the refresh lock says it could not look) and nothing is moved."""
+    import json
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="kitty-nobody-"))
+    try:
+        home, auth = base / ".kitty", base / ".kitty" / "auth"
+        auth.mkdir(parents=True)
+        session = auth / "session.json"
+        session.write_text('{"not": "looked at"}', encoding="utf-8")
+        for path in (base, home, auth):
+            os.chown(path, 65534, 65534)
+            os.chmod(path, 0o700)
+        if case == "auth_dir_0000":
+            os.chown(session, 65534, 65534)
+            os.chmod(auth, 0o000)
+            fix = f"chmod 700 {auth}"
+        else:
+            os.chmod(session, 0o600)  # root's file in nobody's auth dir
+            fix = f"sudo chown 65534 {session}"
+        done = subprocess.run(
+            [sys.executable, "-c", AS_NOBODY, "--json", "--family", "sync"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, KITTY_HOME=str(home)),
+            timeout=60,
+            check=False,
+        )
+        doc = json.loads(done.stdout)
+        assert all(s["status"] == "ok" for s in doc["sections"].values()), doc["sections"]
+        kd106 = [f for f in doc["findings"] if f["id"] == "KD106"]
+        assert [f["remediation"]["command"] for f in kd106] == [fix]
+        assert "KD102" not in {f["id"] for f in doc["findings"]}
+        assert doc["identity"]["state"] == "unreadable"
+        if case == "auth_dir_0000":
+            assert doc["refresh_lock"]["held"] is None
+            assert doc["refresh_lock"]["unreadable"] == "Permission denied"
+        os.chmod(auth, 0o700)
+        assert session.read_text(encoding="utf-8") == '{"not": "looked at"}'
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -8,6 +8,7 @@ missing or broken library crashes its own section, not the whole report (DOC-02)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -123,7 +124,7 @@ def collect_storage(cfg: Config) -> StorageFacts:
 
     path = cfg.session_path
     st = _lstat(path)
-    parse, reason = "missing", None
+    parse, reason, denied = "missing", None, False
     try:
         # Read even when stat failed: only FileNotFoundError means "missing" (read() -> None);
         # a stat that fails for any other reason (ELOOP, EACCES on a parent) is not "no session".
@@ -132,6 +133,7 @@ def collect_storage(cfg: Config) -> StorageFacts:
         parse, reason = "corrupt", str(getattr(exc, "reason", "") or exc)
     except OSError as exc:
         parse, reason = "unreadable", unreadable_reason(exc)
+        denied = isinstance(exc, PermissionError)
     return StorageFacts(
         path=str(path),
         exists=st is not None or parse != "missing",
@@ -144,6 +146,7 @@ def collect_storage(cfg: Config) -> StorageFacts:
         home_mode=_perm(_lstat(cfg.home)),
         parse=parse,
         corrupt_reason=reason,
+        permission_denied=denied,
     )
 
 
@@ -182,8 +185,9 @@ def lock_holders(pr: Any) -> tuple[LockHolder, ...]:
 
 def _existing_ancestor(path: Path) -> Path:
     for candidate in (path, *path.parents):
-        if candidate.exists():
-            return candidate
+        with contextlib.suppress(PermissionError):  # inside a directory that shuts us out
+            if candidate.exists():
+                return candidate
     return path  # pragma: no cover - the filesystem root always exists
 
 
@@ -192,7 +196,30 @@ def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
 
     path = cfg.lock_path
     this_host = socket.gethostname()
-    if not path.exists():
+    try:
+        exists = path.exists()
+        pr = probe(path) if exists else None
+    except PermissionError as exc:
+        # The auth directory shuts us out (mode 0000, another user's): a fact about the
+        # directory (KD105/KD106 say what to do), not a crash of this section.
+        fs = detect_filesystem(_existing_ancestor(path))
+        return LockFacts(
+            path=str(path),
+            exists=True,
+            held=None,
+            holder_pid=None,
+            holder_source=None,
+            holder_cmdline=None,
+            record=None,
+            stale_record=False,
+            mode=fs.mode,
+            fs_type=fs.fs_type,
+            network_fs=bool(fs.network),
+            this_host=this_host,
+            stuck_threshold_s=cfg.stuck_threshold_s,
+            unreadable=unreadable_reason(exc),
+        )
+    if pr is None:
         # Probing would have to open (create) the file: report from the filesystem alone.
         fs = detect_filesystem(_existing_ancestor(path))
         return LockFacts(
@@ -210,7 +237,6 @@ def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
             this_host=this_host,
             stuck_threshold_s=cfg.stuck_threshold_s,
         )
-    pr = probe(path)
     rec = pr.record
     record = None
     if rec is not None:

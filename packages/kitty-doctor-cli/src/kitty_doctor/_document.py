@@ -123,6 +123,7 @@ def lock_doc(facts: LockFacts) -> dict[str, Any]:
         "foreign_host": facts.foreign_host,
         "stuck": facts.stuck,
         "stuck_threshold_s": facts.stuck_threshold_s,
+        "unreadable": facts.unreadable,
     }
 
 

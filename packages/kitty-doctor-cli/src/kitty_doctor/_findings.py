@@ -50,6 +50,8 @@ class FindingContext:
     expected_version_flag: str | None = None
     """`--expected-daemon-version` as given to this run (None: the installed default, which the
     next run picks again)."""
+    uid: int | None = None
+    """This user's uid, for a `chown` back to them (None where the OS has no uids)."""
 
 
 def doctor_command(
@@ -117,10 +119,12 @@ def _session_findings(
                 _login(ctx),
             )
         )
+    elif state == "unreadable" and storage is not None and storage.permission_denied:
+        # Unreadable is not corrupt (issue 12): the file may be perfectly good, only not ours to
+        # read (written by `sudo <app> login`) or shut by a mode; moving it aside would lose it.
+        out.append(_unreadable_finding(storage, ctx))
     elif state in ("corrupt", "unreadable"):
-        # An unreadable file is storage_corrupt in kitty's vocabulary too (AUTH-33): the session
-        # is lost to every process of this user, and moving it aside works even when its owner
-        # is someone else (the auth dir is the user's).
+        # Corrupt, or not a file kitty may read at all (a symlink, a loop): move it aside.
         reason = storage.corrupt_reason if storage is not None else None
         path = ctx.session_path
         login = ctx.login_command or LOGIN_FALLBACK
@@ -215,6 +219,34 @@ def _permission_findings(storage: StorageFacts) -> list[Finding]:
             remediation,
         )
     ]
+
+
+def _unreadable_finding(storage: StorageFacts, ctx: FindingContext) -> Finding:
+    """KD106: the session file exists but this user may not read it, and how to read it again."""
+    path = ctx.session_path
+    reason = storage.corrupt_reason or "permission denied"
+    if storage.dir_mode is not None and (storage.dir_mode & 0o700) != 0o700:
+        remediation = Remediation(
+            shlex.join(["chmod", "700", storage.dir_path]),
+            "the auth directory shuts its owner out: give it back its owner's access",
+        )
+    elif storage.owner_ok is False and ctx.uid is not None:
+        remediation = Remediation(
+            shlex.join(["sudo", "chown", str(ctx.uid), path]),
+            "the file belongs to another user (a login run with sudo?): make it yours again",
+        )
+    else:
+        remediation = Remediation(
+            shlex.join(["chmod", "600", path]),
+            "the file's mode shuts its owner out: let its owner read and write it",
+        )
+    return _finding(
+        "KD106",
+        "storage_unreadable",
+        Severity.CRITICAL,
+        f"session file exists but cannot be read ({reason}); it is not corrupt, so keep it",
+        remediation,
+    )
 
 
 def _stuck_because(lock: LockFacts, age_s: float) -> str:

@@ -101,6 +101,9 @@ class StorageFacts:
     home_mode: int | None
     parse: str  # ok | missing | corrupt | unreadable
     corrupt_reason: str | None
+    #: Unreadable because the OS (or kitty: another user's file) denied it, not because of
+    #: what the path is: the file may be fine (KD106), not corrupt (KD102).
+    permission_denied: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,8 @@ class LockFacts:
     #: Who holds the lock now (kitty-filelock's `holder_pids`, else the taker if still alive).
     #: `holder_pid` is the pid that took it, which may have exited while a child holds on.
     holders: tuple[LockHolder, ...] = ()
+    #: Why the lock file could not even be looked at (its directory shuts us out), else None.
+    unreadable: str | None = None
 
     @property
     def taker_exited(self) -> bool:

@@ -184,7 +184,8 @@ def _lock(out: _Out, facts: LockFacts) -> None:
             max_hold = "-" if rec.max_hold_s is None else f"{rec.max_hold_s:g}"
             out.detail(f"acquired {rec.acquired_at or '?'}, max hold {max_hold} s")
     elif facts.held is None:
-        out.line(WARN, "could not tell whether the lock is held")
+        why = f": {facts.unreadable}" if facts.unreadable else ""
+        out.line(WARN, f"could not tell whether the lock is held{why}")
     elif rec is not None:
         age = rec.age_s
         mark = INFO if facts.stale_and_old else OK

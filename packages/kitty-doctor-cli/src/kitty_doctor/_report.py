@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 import traceback
@@ -77,6 +78,7 @@ def finding_context(cfg: Config) -> FindingContext:
         family=cfg.family_flag,
         stuck_threshold_s=cfg.stuck_threshold_s,
         expected_version_flag=cfg.expected_version_flag,
+        uid=os.getuid() if hasattr(os, "getuid") else None,
     )
 
 
