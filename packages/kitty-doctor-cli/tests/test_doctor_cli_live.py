@@ -107,6 +107,9 @@ def _converse(args: list[str], answer: bytes, env: dict[str, str]) -> tuple[int,
         stderr=slave,
         env=env,
         close_fds=True,
+        # A terminal's foreground job gets ^C: undo an inherited SIG_IGN (a CI run started in
+        # the background of a script ignores SIGINT, and Python then keeps ignoring it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     os.close(slave)
     transcript = b""
@@ -332,3 +335,35 @@ def test_an_unreadable_session_is_kd106_and_no_section_crashes(case: str) -> Non
         assert session.read_text(encoding="utf-8") == '{"not": "looked at"}'
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads and signals")
+def test_a_ctrl_c_taken_by_another_thread_still_ends_the_wait_for_an_answer() -> None:
+    """The kernel may hand SIGINT to any thread (the scan's idle workers): a read blocked in
+    the main thread is then not interrupted. The prompt's wait must still end at once."""
+    import threading
+
+    from kitty_doctor._run import read_answer
+
+    read_end, write_end = os.pipe()
+    rescued = threading.Event()
+    returned = threading.Event()
+
+    def another_thread() -> None:
+        time.sleep(0.3)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this thread takes it
+        if not returned.wait(10):  # hang cap: unblock the read so the test fails, not hangs
+            rescued.set()
+            os.write(write_end, b"n\n")
+
+    helper = threading.Thread(target=another_thread)
+    with os.fdopen(read_end, "r") as stdin:
+        helper.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                read_answer(stdin)
+        finally:
+            returned.set()
+            helper.join(timeout=15)
+            os.close(write_end)
+    assert not rescued.is_set(), "the ^C was only seen after the answer arrived"

@@ -39,6 +39,17 @@ posix_only = pytest.mark.skipif(not POSIX, reason="POSIX modes, links and FIFOs"
 root_only = pytest.mark.skipif(not ROOT, reason="needs root to plant another user's entry")
 
 
+def _bind_short(sock: socket.socket, path: Path) -> None:
+    """Bind a UNIX socket at `path` by a relative name: a socket path is limited to ~108
+    bytes, and pytest's tmp paths for long test names are longer."""
+    here = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        sock.bind(path.name)
+    finally:
+        os.chdir(here)
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
@@ -274,7 +285,7 @@ def test_append_refuses_what_is_not_its_own_regular_file(tmp_path: Path, kind: s
         os.mkfifo(log)
     elif kind == "socket":
         held = socket.socket(socket.AF_UNIX)
-        held.bind(str(log))
+        _bind_short(held, log)
     else:
         log.mkdir()
     try:
@@ -384,7 +395,7 @@ def test_sockets_and_directories_are_invalid(tmp_path: Path, kind: str) -> None:
     held: socket.socket | None = None
     if kind == "socket":
         held = socket.socket(socket.AF_UNIX)
-        held.bind(str(path))
+        _bind_short(held, path)
         expected = "is a socket, not a regular file"
     else:
         path.mkdir()

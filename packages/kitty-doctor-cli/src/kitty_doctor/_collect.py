@@ -191,52 +191,43 @@ def _existing_ancestor(path: Path) -> Path:
     return path  # pragma: no cover - the filesystem root always exists
 
 
+def _unprobed_lock(cfg: Config, this_host: str, unreadable: str | None) -> LockFacts:
+    """What the filesystem alone says: the lock file is missing (probing would create it), or
+    its directory shuts us out (then whether it is held is unknown)."""
+    from kitty_filelock import detect_filesystem
+
+    fs = detect_filesystem(_existing_ancestor(cfg.lock_path))
+    return LockFacts(
+        path=str(cfg.lock_path),
+        exists=unreadable is not None,
+        held=None if unreadable is not None else False,
+        holder_pid=None,
+        holder_source=None,
+        holder_cmdline=None,
+        record=None,
+        stale_record=False,
+        mode=fs.mode,
+        fs_type=fs.fs_type,
+        network_fs=bool(fs.network),
+        this_host=this_host,
+        stuck_threshold_s=cfg.stuck_threshold_s,
+        unreadable=unreadable,
+    )
+
+
 def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
-    from kitty_filelock import detect_filesystem, probe
+    from kitty_filelock import probe
 
     path = cfg.lock_path
     this_host = socket.gethostname()
     try:
-        exists = path.exists()
-        pr = probe(path) if exists else None
+        pr = probe(path) if path.exists() else None
     except PermissionError as exc:
         # The auth directory shuts us out (mode 0000, another user's): a fact about the
         # directory (KD105/KD106 say what to do), not a crash of this section.
-        fs = detect_filesystem(_existing_ancestor(path))
-        return LockFacts(
-            path=str(path),
-            exists=True,
-            held=None,
-            holder_pid=None,
-            holder_source=None,
-            holder_cmdline=None,
-            record=None,
-            stale_record=False,
-            mode=fs.mode,
-            fs_type=fs.fs_type,
-            network_fs=bool(fs.network),
-            this_host=this_host,
-            stuck_threshold_s=cfg.stuck_threshold_s,
-            unreadable=unreadable_reason(exc),
-        )
+        return _unprobed_lock(cfg, this_host, unreadable_reason(exc))
     if pr is None:
-        # Probing would have to open (create) the file: report from the filesystem alone.
-        fs = detect_filesystem(_existing_ancestor(path))
-        return LockFacts(
-            path=str(path),
-            exists=False,
-            held=False,
-            holder_pid=None,
-            holder_source=None,
-            holder_cmdline=None,
-            record=None,
-            stale_record=False,
-            mode=fs.mode,
-            fs_type=fs.fs_type,
-            network_fs=bool(fs.network),
-            this_host=this_host,
-            stuck_threshold_s=cfg.stuck_threshold_s,
-        )
+        return _unprobed_lock(cfg, this_host, None)
     rec = pr.record
     record = None
     if rec is not None:

@@ -71,13 +71,34 @@ def _ask(candidates: Sequence[Candidate]) -> bool:
         # Inside the try: a ^C that lands between the question and the read is still "No".
         out.write("\n".join(lines) + "\n" + consent_question(len(candidates)))
         out.flush()
-        answer = sys.stdin.readline()
+        answer = read_answer(sys.stdin)
     except KeyboardInterrupt:
         answer = ""
     if not answer.endswith("\n"):  # ^D or ^C: the cursor is still on the prompt line
         out.write("\n")
         out.flush()
     return answer.strip().lower() in ("y", "yes")
+
+
+#: How often a wait for the answer comes back to Python, where a pending ^C is raised.
+_ANSWER_POLL_S: Final = 0.1
+
+
+def read_answer(stream: TextIO) -> str:
+    """One line from `stream`, where ^C is never lost: the kernel may hand SIGINT to any thread
+    of the process (the scan's idle workers), and then a read blocked in the main thread is
+    not interrupted - Python would raise KeyboardInterrupt only after the next Enter. Waiting
+    in short selects returns to Python often enough to raise it at once."""
+    import select
+
+    try:
+        fd = stream.fileno()
+        while not select.select([fd], [], [], _ANSWER_POLL_S)[0]:
+            pass
+    except (OSError, ValueError, io.UnsupportedOperation):  # not selectable (Windows, a fake)
+        pass
+    # The prompt's only read of stdin: nothing can sit in the stream's buffer unseen by select.
+    return stream.readline()
 
 
 def _indented(text: str, first: str, hanging: str, width: int) -> list[str]:
