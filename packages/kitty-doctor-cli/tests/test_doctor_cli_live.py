@@ -357,6 +357,9 @@ def test_a_ctrl_c_taken_by_another_thread_still_ends_the_wait_for_an_answer() ->
             os.write(write_end, b"n\n")
 
     helper = threading.Thread(target=another_thread)
+    # A terminal's foreground job gets ^C as KeyboardInterrupt, whatever this run inherited (a
+    # run started in the background of a script ignores SIGINT).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     with os.fdopen(read_end, "r") as stdin:
         helper.start()
         try:
@@ -366,4 +369,5 @@ def test_a_ctrl_c_taken_by_another_thread_still_ends_the_wait_for_an_answer() ->
             returned.set()
             helper.join(timeout=15)
             os.close(write_end)
+            signal.signal(signal.SIGINT, previous)
     assert not rescued.is_set(), "the ^C was only seen after the answer arrived"
