@@ -18,6 +18,8 @@ psutil is imported by this package only; the classifier it feeds stays stdlib-pu
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib.metadata import PackageNotFoundError, version
 
 from ._constants import (
@@ -103,3 +105,35 @@ __all__ = [
     "stop_recorded",
     "sweep",
 ]
+
+#: The exported constants are the defaults the package uses, read when a call starts. Assigning
+#: one here would change nothing (the package reads its own module), so it is refused with the
+#: argument that does tune it, or said to be fixed.
+_TUNED_BY: dict[str, str] = {
+    "CONNECT_TIMEOUT_S": "pass scan(..., connect_timeout=...)",
+    "HEALTH_TIMEOUT_S": "pass scan(..., health_timeout=...)",
+    "HTTP_STAGE_S": "pass sweep(..., budgets=EscalationBudgets(http_s=...))",
+    "TERM_STAGE_S": "pass sweep(..., budgets=EscalationBudgets(term_s=...))",
+    "KILL_STAGE_S": "pass sweep(..., budgets=EscalationBudgets(kill_s=...))",
+    "PORT_CLOSE_WAIT_S": "pass sweep(..., budgets=EscalationBudgets(port_s=...))",
+    "SPAWN_TIMEOUT_S": "pass ensure_daemon(..., spawn_timeout=...)",
+    "SPAWN_LOCK_TIMEOUT_S": "fixed: how long ensure_daemon waits for another spawner",
+    "SPAWN_PORT_RETRIES": "fixed: how many taken ports a spawn steps over",
+    "LOG_ROTATE_BYTES": "fixed: the daemon log's rotation size",
+    "LSOF_TIMEOUT_S": "fixed: the lsof fallback's deadline",
+    "STOP_RECORDED_GRACE_S": "fixed: stop_recorded's wait for a graceful exit",
+}
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: object) -> None:
+        how = _TUNED_BY.get(name)
+        if how is not None:
+            raise AttributeError(
+                f"kitty_orphan_sweep.{name} is a read-only default; assigning it would change "
+                f"nothing: {how}"
+            )
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
