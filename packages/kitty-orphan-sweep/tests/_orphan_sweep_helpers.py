@@ -206,6 +206,45 @@ time.sleep(3600)
 """
 
 
+class RecordingListener:
+    """In-process loopback listener that keeps what each connection sent (up to the end of the
+    request head; b"" for a bare connect probe) and, given a `status`, answers every request
+    with it: a squatter, or a daemon stand-in that accepts (202) or refuses a shutdown."""
+
+    def __init__(self, port: int, status: int | None = None) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.status = status
+        self.requests: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2 if self.status is not None else 0.2)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data and (chunk := conn.recv(4096)):
+                        data += chunk
+                self.requests.append(data)
+                if self.status is not None and data:
+                    with contextlib.suppress(OSError):
+                        conn.sendall(
+                            b"HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            % self.status
+                        )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(timeout=5)
+
+
 class CountingListener:
     """In-process loopback listener that counts connections (a hostile 'proxy' stand-in)."""
 

@@ -6,14 +6,11 @@ Targets are real processes; only the facts a guard reads are steered at the `Pro
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import types
 from collections.abc import Callable, Collection
@@ -23,7 +20,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from _orphan_sweep_helpers import CountingListener, Env, ProcessPool, Spawned, make_record
+from _orphan_sweep_helpers import (
+    CountingListener,
+    Env,
+    ProcessPool,
+    RecordingListener,
+    Spawned,
+    make_record,
+)
 from kitty_daemon_identity import (
     SkipReason,
     daemon_root,
@@ -217,50 +221,11 @@ def test_a_forged_marker_on_another_users_process_is_never_signalled(env: Env) -
 # -- the escalation's own small decisions, at its seams -------------------------------------------
 
 
-class StatusListener:
-    """Loopback HTTP listener answering every request with one status; records what arrived."""
-
-    def __init__(self, port: int, status: int) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.status = status
-        self.requests: list[bytes] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                data = b""
-                with contextlib.suppress(OSError):
-                    while b"\r\n\r\n" not in data:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                self.requests.append(data)
-                with contextlib.suppress(OSError):
-                    conn.sendall(
-                        b"HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        % self.status
-                    )
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._thread.join(timeout=5)
-
-
 @pytest.mark.parametrize(("status", "accepted"), [(202, True), (200, False), (403, False)])
 def test_only_a_202_counts_as_an_accepted_shutdown(env: Env, status: int, accepted: bool) -> None:
     root = daemon_root(env.home)
     ensure_scope_key(root)
-    listener = StatusListener(env.sync[0], status)
+    listener = RecordingListener(env.sync[0], status)
     try:
         assert _post_shutdown(env.sync[0], root, 2.0) is accepted
     finally:
@@ -271,7 +236,7 @@ def test_only_a_202_counts_as_an_accepted_shutdown(env: Env, status: int, accept
 
 def test_no_scope_key_means_no_request_and_no_acceptance(env: Env) -> None:
     root = daemon_root(env.home)  # never given a key
-    listener = StatusListener(env.sync[0], 202)  # would "accept" anything it is sent
+    listener = RecordingListener(env.sync[0], 202)  # would "accept" anything it is sent
     try:
         assert _post_shutdown(env.sync[0], root, 2.0) is False
     finally:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import socket
 import sys
-import threading
 
 import psutil
 import pytest
@@ -15,6 +12,7 @@ import kitty_daemon_identity as kdi
 from _orphan_sweep_helpers import (
     Env,
     ProcessPool,
+    RecordingListener,
     kill_and_reap,
     record_singleton,
 )
@@ -31,34 +29,6 @@ from kitty_orphan_sweep import (
 )
 
 QUICK = EscalationBudgets(http_s=1.0, term_s=1.0, kill_s=0.5, port_s=0.3)
-
-
-class RecordingListener:
-    """A squatter that keeps every byte any client sends it (connect probes send none)."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.received = bytearray()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(0.2)
-                with contextlib.suppress(OSError):
-                    while chunk := conn.recv(4096):
-                        self.received += chunk
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._thread.join(timeout=5)
 
 
 def _record(env: Env, pid: int, port: int | None = None) -> StateRecord:
@@ -123,7 +93,7 @@ def test_a_squatter_on_the_released_port_is_an_impostor_and_never_hears_from_us(
         # Ours (marker and create time re-checked) is signalled; the squatter got no request.
         assert isinstance(outcome, SweptEntry), outcome
         assert outcome.cleanup_path is CleanupPath.TERMINATE
-        assert bytes(squatter.received) == b""
+        assert b"".join(squatter.requests) == b""
         assert not ours.alive()
     finally:
         squatter.close()
