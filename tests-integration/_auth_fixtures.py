@@ -128,8 +128,9 @@ def reap(proc: subprocess.Popen[Any], timeout: float = REAP_TIMEOUT_S) -> None:
 
 
 @dataclass
-class OAuthServer:
-    """Handle on one `_oauth_server.py` subprocess (loopback, ephemeral port)."""
+class AdminServer:
+    """Handle on one test authorization server subprocess (loopback, ephemeral port) and the
+    admin routes both of ours serve (counters, hashed request log, faults, leak check)."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -143,14 +144,6 @@ class OAuthServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.url}/oauth/token"
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}/api/me"
 
     def counters(self) -> dict[str, int]:
         return dict(self.client.get("/admin/counters").raise_for_status().json())
@@ -169,6 +162,19 @@ class OAuthServer:
 
     def release(self) -> None:
         self.client.post("/admin/release").raise_for_status()
+
+
+@dataclass
+class OAuthServer(AdminServer):
+    """Handle on one `_oauth_server.py` subprocess (Authlib)."""
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/oauth/token"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/me"
 
     def revoke(self, session_id: str) -> None:
         self.client.post("/admin/revoke", json={"session_id": session_id}).raise_for_status()

@@ -19,16 +19,16 @@ import shutil
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import pytest
 
-from _auth_fixtures import _child_env, _read_port, reap, token_hash
+from _auth_fixtures import AdminServer, _child_env, _read_port, reap, token_hash
 from _jws import CLIENT_KEY_ID, client_key_pair, es256_jwt
 
 if TYPE_CHECKING:
@@ -72,21 +72,12 @@ def require_node() -> None:
 
 
 @dataclass
-class OidcProvider:
-    """Handle on one `provider.mjs` subprocess (loopback, ephemeral port)."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    stderr_path: Path
-    client_key: Any = None  # the private key of kitty-jwt, if that client is registered
-    client: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.issuer, trust_env=False, timeout=30.0)
+class OidcProvider(AdminServer):
+    """Handle on one `provider.mjs` subprocess (panva's oidc-provider)."""
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
     @property
     def token_url(self) -> str:
@@ -97,29 +88,13 @@ class OidcProvider:
         """The protected resource of this provider: OpenID Connect userinfo."""
         return f"{self.issuer}/me"
 
-    # ---- admin routes (provider.mjs) --------------------------------------------------------
-
-    def counters(self) -> dict[str, int]:
-        return dict(self.client.get("/admin/counters").raise_for_status().json())
+    # ---- admin routes (provider.mjs, beyond AdminServer's) ----------------------------------
 
     def log(self, kind: str | None = None) -> list[dict[str, Any]]:
-        entries = list(self.client.get("/admin/log").raise_for_status().json())
-        return [e for e in entries if kind is None or e["kind"] == kind]
-
-    def fault(self, **changes: Any) -> dict[str, Any]:
-        return dict(self.client.post("/admin/fault", json=changes).raise_for_status().json())
-
-    def release(self) -> None:
-        self.client.post("/admin/release").raise_for_status()
+        return [e for e in super().log() if kind is None or e["kind"] == kind]
 
     def reset(self) -> None:
         self.client.post("/admin/reset").raise_for_status()
-
-    def leaks(self, paths: Sequence[Path]) -> tuple[dict[str, int], int]:
-        """(file → how many tokens issued since the last reset it contains, tokens issued)."""
-        body = {"paths": [str(p) for p in paths]}
-        answer = self.client.post("/admin/leaks", json=body).raise_for_status().json()
-        return dict(answer["leaks"]), int(answer["issued"])
 
     def presentations(self, refresh_token: str) -> int:
         """How many refresh requests presented this token (from the provider's hashed log)."""
