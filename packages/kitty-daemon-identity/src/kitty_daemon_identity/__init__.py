@@ -2,8 +2,9 @@
 
 It holds (stdlib only):
 
-* families and their half-open port ranges (``DaemonFamily``, ``PortRange``, ``family_range``),
-  the home/daemon-root resolution and the scope id of a daemon root on this machine;
+* the app profile (``AppProfile``, kitty's own ``KITTY``) and its daemon families (``Family``,
+  kitty's ``DaemonFamily`` names, half-open ``PortRange``s), the home/daemon-root resolution and
+  the scope id of a daemon root on this machine;
 * the argv markers a spawner appends (``marker_args``, ``parse_markers``, ``spawn_shaped``);
 * the health payload a daemon serves (``HealthPayload``; ``parse_health`` never raises);
 * the family state record and the scope key file (``read_state``/``write_state``,
@@ -14,8 +15,6 @@ It holds (stdlib only):
 """
 
 from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
 
 # Process facts have one implementation in kitty, kitty-filelock's (issue 12); they stay part of
 # this package's public face for the daemons and cleaners that import them from here.
@@ -65,8 +64,9 @@ from ._family import (
     state_path,
 )
 from ._health import HEALTH_KEYS, HealthParseError, HealthPayload, parse_health
-from ._home import daemon_root, default_home
-from ._markers import Markers, marker_args, parse_markers, spawn_shaped
+from ._launch import EXIT_PORT_TAKEN, DaemonLaunch, bind_first, daemon_launch, serve_daemon
+from ._markers import Markers, marker_args, parse_markers, spawn_shaped, strip_markers
+from ._profile import KITTY, AppProfile, Family, as_family, daemon_root, default_home
 from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
 from ._scope import namespace_id, scope_id
 from ._server import DaemonServer, RouteHandler
@@ -79,11 +79,7 @@ from ._state import (
     read_state,
     write_state,
 )
-
-try:
-    __version__: str = version("kitty-daemon-identity")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0+unknown"
+from ._version import __version__
 
 __all__ = [
     "DAEMON_PROTOCOL_VERSION",
@@ -91,11 +87,13 @@ __all__ = [
     "DASHBOARD_RANGE",
     "DEFAULT_ENTRY_SIGNATURES",
     "EXEC_MARKER_PREFIX",
+    "EXIT_PORT_TAKEN",
     "HEALTH_KEYS",
     "HEALTH_MAX_BYTES",
     "HEALTH_PAYLOAD_MAX_BYTES",
     "HEALTH_SCHEMA_VERSION",
     "IDLE_RETIREMENT_SECONDS",
+    "KITTY",
     "LISTEN_BACKLOG",
     "REQUEST_BODY_MAX_BYTES",
     "RETIRE_GRACE_SECONDS",
@@ -103,14 +101,17 @@ __all__ = [
     "START_TIME_TOLERANCE_S",
     "STATE_SCHEMA_VERSION",
     "SYNC_RANGE",
+    "AppProfile",
     "ArgvError",
     "CleanupClass",
     "ConfigError",
     "ConnectState",
     "DaemonFamily",
     "DaemonIdentityRecord",
+    "DaemonLaunch",
     "DaemonSelf",
     "DaemonServer",
+    "Family",
     "Foreground",
     "HealthOutcome",
     "HealthParseError",
@@ -130,7 +131,10 @@ __all__ = [
     "SkipReason",
     "StateRecord",
     "__version__",
+    "as_family",
+    "bind_first",
     "classify",
+    "daemon_launch",
     "daemon_root",
     "default_home",
     "ensure_scope_key",
@@ -148,9 +152,11 @@ __all__ = [
     "read_state",
     "scope_id",
     "scope_key_path",
+    "serve_daemon",
     "should_retire",
     "spawn_lock_path",
     "spawn_shaped",
     "state_path",
+    "strip_markers",
     "write_state",
 ]

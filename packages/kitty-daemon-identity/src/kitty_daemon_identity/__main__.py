@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import logging
 import os
 import signal
@@ -28,26 +27,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Final, NoReturn, TextIO
+from typing import Final, NoReturn, TextIO, TypeVar
 
 from . import __version__, _constants
 from ._errors import ConfigError, PortTaken, UsageError
-from ._family import DaemonFamily, family_range
-from ._home import daemon_root, default_home
-from ._markers import parse_markers
+from ._family import DaemonFamily
+from ._launch import bind_first, daemon_launch, parse_port
+from ._markers import strip_markers
+from ._profile import as_family
 from ._server import LOOPBACK, DaemonServer
 from ._state import ensure_scope_key
 
 __all__ = ["DaemonOptions", "ExitCode", "PortTaken", "UsageError", "main", "parse_options", "run"]
 
 logger = logging.getLogger("kitty_daemon_identity.daemon")
+_T = TypeVar("_T")
 
 _MAX_HELD_CONNECTIONS: Final = 1024  # --wedge accept keeps sockets open, but not unboundedly
 _ACCEPT_POLL_S: Final = 0.1
-# "Address in use"; Windows reports an excluded or exclusively-bound port as WSAEACCES (10013).
-_IN_USE: Final = frozenset(
-    {errno.EADDRINUSE, 10048, 10013} if os.name == "nt" else {errno.EADDRINUSE}
-)
 
 
 class ExitCode(IntEnum):
@@ -85,12 +82,9 @@ def _positive_float(text: str) -> float:
 
 def _port(text: str) -> int:
     try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is outside 1..65535")
-    return value
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,37 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> DaemonOptions:
     """Turn argv + environment into options; raise ``UsageError`` with a clear message."""
-    markers = parse_markers(argv)
     # Spawners append the markers; they are evidence for scanners, not options for argparse.
-    rest = [
-        a
-        for a in argv
-        if not a.startswith((_constants.ROOT_MARKER_PREFIX, _constants.EXEC_MARKER_PREFIX))
-    ]
-    args = build_parser().parse_args(rest)
+    args = build_parser().parse_args(strip_markers(argv))
     family = DaemonFamily(args.family)
-    port: int | None = args.port
-    if port is None and environ.get("KITTY_DAEMON_PORT"):
-        raw = environ["KITTY_DAEMON_PORT"]
-        try:
-            port = _port(raw)
-        except argparse.ArgumentTypeError as exc:
-            raise UsageError(f"KITTY_DAEMON_PORT={raw!r} is invalid: {exc}") from None
-    if markers.conflict:
-        raise UsageError("conflicting --kitty-daemon-root= markers; pass exactly one")
-    if markers.root_present:
-        if not markers.root:
-            raise UsageError("empty --kitty-daemon-root= marker; pass the resolved daemon root")
-        root = Path(markers.root)
-    elif args.root is not None:
-        root = args.root
-    else:
-        try:
-            root = daemon_root(default_home())
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
-    if not root.is_absolute():
-        root = root.resolve()
+    launch = daemon_launch(family, argv, environ, root=args.root)
+    port: int | None = args.port if args.port is not None else launch.port
+    root = launch.root
     version = args.advertise_version if args.advertise_version is not None else __version__
     if not 0 < len(version) <= 64:
         raise UsageError(f"--advertise-version {version!r} must be 1..64 characters")
@@ -192,24 +161,9 @@ class _ReferenceServer(DaemonServer):
         super()._begin_shutdown(reason)
 
 
-def _candidate_ports(options: DaemonOptions) -> list[int]:
-    if options.port is not None:
-        return [options.port]
-    return list(family_range(options.family))
-
-
-def _bind_first(options: DaemonOptions, bind: Callable[[int], object]) -> object:
+def _bind_first(options: DaemonOptions, bind: Callable[[int], _T]) -> _T:
     """Bind the explicit port or the first free port of the family's range."""
-    for port in _candidate_ports(options):
-        try:
-            return bind(port)
-        except OSError as exc:
-            if exc.errno not in _IN_USE:
-                raise
-            if options.port is not None:
-                raise PortTaken(f"port {port} on {LOOPBACK} is already in use") from None
-    rng = family_range(options.family)
-    raise PortTaken(f"no free port in the {options.family.value} range {rng} on {LOOPBACK}")
+    return bind_first(as_family(options.family), options.port, bind)
 
 
 def _bind_raw(port: int, backlog: int) -> socket.socket:
@@ -257,7 +211,6 @@ def _hold_connections(sock: socket.socket, stop: threading.Event) -> None:
 def _run_wedged(options: DaemonOptions, out: TextIO, stop: threading.Event) -> int:
     # backlog mode never accepts, so the kernel queue is what makes connects "succeed".
     sock = _bind_first(options, lambda p: _bind_raw(p, _constants.LISTEN_BACKLOG))
-    assert isinstance(sock, socket.socket)
     port = sock.getsockname()[1]
     holder = None
     if options.wedge == "accept":
@@ -291,7 +244,6 @@ def _run_server(
         )
 
     server = _bind_first(options, make)
-    assert isinstance(server, _ReferenceServer)
     server.ignore_shutdown_requests = options.ignore_shutdown
 
     def relay() -> None:

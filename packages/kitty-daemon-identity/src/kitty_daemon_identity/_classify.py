@@ -17,6 +17,7 @@ from ._constants import DEFAULT_ENTRY_SIGNATURES, START_TIME_TOLERANCE_S
 from ._family import DaemonFamily, PortRange
 from ._health import HealthParseError, HealthPayload
 from ._markers import Markers, parse_markers, spawn_shaped
+from ._profile import KITTY, AppProfile, Family
 from ._state import OtherRoot, StateRecord
 
 __all__ = [
@@ -149,7 +150,7 @@ class HealthProbe:
 class ListenerObservation:
     """Everything observed about one open or suspect listener in the scanned family's range."""
 
-    family: DaemonFamily
+    family: DaemonFamily | Family
     port: int
     connect: ConnectState
     pid: int | None
@@ -175,7 +176,7 @@ class Foreground:
     "unknown": ``stale_version`` is then null.
     """
 
-    family: DaemonFamily
+    family: DaemonFamily | Family
     range: PortRange
     daemon_root: Path
     scope_id: str
@@ -240,8 +241,15 @@ class DaemonIdentityRecord:
 
 
 def _text(value: object) -> str:
-    """The wire string of an enum member or a plain string (callers may pass either)."""
+    """The wire string of an enum member, a family or a plain string (callers may pass any)."""
+    if isinstance(value, Family):
+        return value.name
     return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def _profile(family: object) -> AppProfile:
+    """Whose markers to read: a bound family's app; kitty's for kitty's enum or a plain name."""
+    return family.app if isinstance(family, Family) else KITTY
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -403,8 +411,9 @@ def classify(candidate: ListenerObservation, foreground: Foreground) -> DaemonId
     obs, fg = candidate, foreground
     health = obs.health
     payload = health.payload if health.outcome == HealthOutcome.OK else None
-    markers = parse_markers(obs.argv) if obs.argv is not None else None
-    shaped = obs.argv is not None and spawn_shaped(obs.argv, fg.entry_signatures)
+    profile = _profile(fg.family)
+    markers = parse_markers(obs.argv, profile=profile) if obs.argv is not None else None
+    shaped = obs.argv is not None and spawn_shaped(obs.argv, fg.entry_signatures, profile=profile)
     singleton = _is_singleton(obs, fg, payload)
     cleanup_class, reason, source = _decide(obs, fg, payload, markers, shaped, singleton)
     self_matches = (

@@ -10,16 +10,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._constants import DEFAULT_ENTRY_SIGNATURES, EXEC_MARKER_PREFIX, ROOT_MARKER_PREFIX
+from ._constants import DEFAULT_ENTRY_SIGNATURES
+from ._profile import KITTY, AppProfile
 
-__all__ = ["Markers", "marker_args", "parse_markers", "spawn_shaped"]
+__all__ = ["Markers", "marker_args", "parse_markers", "spawn_shaped", "strip_markers"]
 
 
-def marker_args(root: Path | str, exe: Path | str) -> list[str]:
-    """The two argv elements a spawner appends: resolved daemon root and resolved interpreter."""
+def marker_args(root: Path | str, exe: Path | str, *, profile: AppProfile = KITTY) -> list[str]:
+    """The two argv elements a spawner appends: resolved daemon root and resolved interpreter.
+
+    The prefixes are the profile's (``--kitty-daemon-root=`` for kitty, ``--acme-daemon-root=``).
+    """
     return [
-        f"{ROOT_MARKER_PREFIX}{Path(root).resolve()}",
-        f"{EXEC_MARKER_PREFIX}{Path(exe).resolve()}",
+        f"{profile.root_marker_prefix}{Path(root).resolve()}",
+        f"{profile.exec_marker_prefix}{Path(exe).resolve()}",
     ]
 
 
@@ -38,15 +42,16 @@ class Markers:
     conflict: bool
 
 
-def parse_markers(argv: Iterable[str]) -> Markers:
-    """Find the markers; each must be one whole argv element (``--kitty-daemon-root=<path>``)."""
+def parse_markers(argv: Iterable[str], *, profile: AppProfile = KITTY) -> Markers:
+    """Find the profile's markers, each one whole argv element (``--kitty-daemon-root=<p>``)."""
+    root_prefix, exec_prefix = profile.root_marker_prefix, profile.exec_marker_prefix
     roots: list[str] = []
     exes: list[str] = []
     for element in argv:
-        if element.startswith(ROOT_MARKER_PREFIX):
-            roots.append(element[len(ROOT_MARKER_PREFIX) :])
-        elif element.startswith(EXEC_MARKER_PREFIX):
-            exes.append(element[len(EXEC_MARKER_PREFIX) :])
+        if element.startswith(root_prefix):
+            roots.append(element[len(root_prefix) :])
+        elif element.startswith(exec_prefix):
+            exes.append(element[len(exec_prefix) :])
     return Markers(
         root=roots[0] if roots else None,
         exe=exes[0] if exes else None,
@@ -60,8 +65,17 @@ def _basename(element: str) -> str:
     return element.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
+def strip_markers(argv: Iterable[str], *, profile: AppProfile = KITTY) -> list[str]:
+    """argv without the profile's markers (a daemon's own option parser never sees them)."""
+    prefixes = (profile.root_marker_prefix, profile.exec_marker_prefix)
+    return [a for a in argv if not a.startswith(prefixes)]
+
+
 def spawn_shaped(
-    argv: Sequence[str] | None, entry_signatures: Iterable[str] = DEFAULT_ENTRY_SIGNATURES
+    argv: Sequence[str] | None,
+    entry_signatures: Iterable[str] = DEFAULT_ENTRY_SIGNATURES,
+    *,
+    profile: AppProfile = KITTY,
 ) -> bool:
     """True iff argv carries a marker, or an element equal to a signature or whose basename is one.
 
@@ -70,8 +84,9 @@ def spawn_shaped(
     if not argv:
         return False
     signatures = frozenset(s for s in entry_signatures if s)
+    prefixes = (profile.root_marker_prefix, profile.exec_marker_prefix)
     for element in argv:
-        if element.startswith((ROOT_MARKER_PREFIX, EXEC_MARKER_PREFIX)):
+        if element.startswith(prefixes):
             return True
         if element in signatures:
             return True

@@ -30,6 +30,7 @@ from kitty_filelock import process_alive_since, process_start_time
 from . import _constants
 from ._family import DaemonFamily
 from ._health import HealthPayload
+from ._profile import Family, as_family
 from ._retire import DaemonSelf, RetireDecision, should_retire
 from ._scope import scope_id
 from ._state import read_scope_key, read_state
@@ -166,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def version_string(self) -> str:
-        return "kitty-daemon"  # no Python version banner
+        return self.server.owner.family.app.server_name  # no Python version banner
 
     # -- logging: never bodies, headers or query strings (they may carry tokens) --------------
     def log_message(self, format: str, *args: Any) -> None:
@@ -297,11 +298,11 @@ class DaemonServer:
 
     def __init__(
         self,
-        family: DaemonFamily | str,
+        family: DaemonFamily | Family | str,
         port: int,
         root: Path | str,
         *,
-        package_version: str,
+        package_version: str | None = None,
         token: str | None = None,
         busy_probe: Callable[[], bool] = lambda: False,
         tick_s: float | None = None,
@@ -316,13 +317,10 @@ class DaemonServer:
                 f"DaemonServer binds {LOOPBACK} only; refusing host {host!r} "
                 "(a daemon reachable from other machines or containers is out of contract)"
             )
-        try:
-            self.family = DaemonFamily(family)
-        except ValueError:
-            raise ValueError(
-                f"unknown daemon family {family!r}; use one of "
-                f"{', '.join(f.value for f in DaemonFamily)}"
-            ) from None
+        # A bound Family (an app's), or one of kitty's names; ValueError names the known ones.
+        self.family: Family = as_family(family)
+        if package_version is None:
+            package_version = self.family.version
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535 (0 = any free port), got {port!r}")
         if not isinstance(package_version, str) or not (
@@ -373,7 +371,7 @@ class DaemonServer:
 
     def __repr__(self) -> str:  # never shows the token
         return (
-            f"DaemonServer(family={self.family.value!r}, port={self.port}, root={str(self.root)!r})"
+            f"DaemonServer(family={self.family.name!r}, port={self.port}, root={str(self.root)!r})"
         )
 
     # -- identity ----------------------------------------------------------------------------
@@ -405,8 +403,8 @@ class DaemonServer:
         return HealthPayload(
             schema_version=_constants.HEALTH_SCHEMA_VERSION,
             status=self._status,
-            daemon_family=self.family.value,
-            protocol_version=_constants.DAEMON_PROTOCOL_VERSION,
+            daemon_family=self.family.name,
+            protocol_version=self.family.protocol_version,
             package_version=self.package_version,
             singleton_scope_id=self.scope_id,
             daemon_root=str(self.root),

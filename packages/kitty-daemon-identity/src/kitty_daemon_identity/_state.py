@@ -19,8 +19,9 @@ from kitty_filelock import read_json_file, read_small_file, write_private_file
 
 from ._constants import STATE_SCHEMA_VERSION
 from ._errors import KittyDaemonError
-from ._family import DaemonFamily, scope_key_path, state_path
+from ._family import DaemonFamily, scope_key_path
 from ._jsonio import loads_strict
+from ._profile import Family, as_family, valid_family_name
 
 __all__ = [
     "OtherRoot",
@@ -41,9 +42,12 @@ _KEY_SETTLE_SLEEP_S: Final = 0.01
 
 @dataclass(frozen=True, slots=True)
 class StateRecord:
-    """The recorded singleton of one family in one daemon root (``state.json``)."""
+    """The recorded singleton of one family in one daemon root (``state.json``).
 
-    family: DaemonFamily
+    ``family`` is the family's name (kitty's are the ``DaemonFamily`` strings).
+    """
+
+    family: str
     pid: int
     port: int
     process_started_at: float
@@ -56,7 +60,7 @@ class StateRecord:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": STATE_SCHEMA_VERSION,
-            "family": self.family.value,
+            "family": str(self.family),
             "pid": self.pid,
             "port": self.port,
             "process_started_at": self.process_started_at,
@@ -77,12 +81,9 @@ class StateRecord:
         protocol = _int(data.get("protocol_version"))
         started = data.get("process_started_at")
         raw_family = data.get("family")
-        if schema is None or schema < 1 or not isinstance(raw_family, str):
+        if schema is None or schema < 1 or not valid_family_name(raw_family):
             return None
-        try:
-            family = DaemonFamily(raw_family)
-        except ValueError:
-            return None
+        family = str(raw_family)
         if pid is None or pid <= 0 or port is None or not 1 <= port <= 65535:
             return None
         if isinstance(started, bool) or not isinstance(started, int | float):
@@ -113,7 +114,7 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def write_state(root: Path, record: StateRecord) -> Path:
+def write_state(root: Path, record: StateRecord, family: Family | None = None) -> Path:
     """Atomically write ``record`` to its family's state file in ``root``; return the path.
 
     kitty-filelock's private writer: the root is created 0700 if missing and refused
@@ -121,7 +122,8 @@ def write_state(root: Path, record: StateRecord) -> Path:
     a 0600 temp file is fsynced, then ``os.replace``d over the target, so a reader sees either
     the old record or the new one, never a torn one, and a symlink planted at the path is
     replaced, never written through. Only ``ensure_daemon`` (under the family's spawn lock)
-    calls this; a daemon never writes its own record.
+    calls this; a daemon never writes its own record. ``family`` (the bound family the record
+    is of) names the file; without it, ``record.family`` is one of kitty's families.
     """
     if StateRecord.from_dict(record.to_dict()) is None:
         # Never persist what every reader would reject as garbage (and then ignore silently).
@@ -130,7 +132,10 @@ def write_state(root: Path, record: StateRecord) -> Path:
             "positive (port <= 65535), process_started_at a finite number > 0, "
             "protocol_version >= 1, and the text fields strings"
         )
-    target = state_path(Path(root), record.family)
+    fam = as_family(family if family is not None else record.family)
+    if fam.name != record.family:
+        raise ValueError(f"record of family {record.family!r} given for family {fam.name!r}")
+    target = fam.state_path(Path(root))
     data = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False).encode()
     write_private_file(target, data)
     return target
@@ -149,7 +154,7 @@ class OtherRoot:
     state: StateRecord | None
 
 
-def load_other_root(root: Path | str, family: DaemonFamily = DaemonFamily.SYNC) -> OtherRoot:
+def load_other_root(root: Path | str, family: Family | str = DaemonFamily.SYNC) -> OtherRoot:
     """Gather ``OtherRoot`` for ``classify`` (the I/O side); never raises."""
     try:
         exists = Path(root).is_dir()
@@ -158,21 +163,22 @@ def load_other_root(root: Path | str, family: DaemonFamily = DaemonFamily.SYNC) 
     return OtherRoot(str(root), exists, read_state(Path(root), family) if exists else None)
 
 
-def read_state(root: Path, family: DaemonFamily = DaemonFamily.SYNC) -> StateRecord | None:
+def read_state(root: Path, family: Family | str = DaemonFamily.SYNC) -> StateRecord | None:
     """The family's state record, or None if missing, unreadable, garbage or of another family.
 
     Never raises and never modifies the file.
     """
+    fam = as_family(family)
     try:
         # kitty-filelock's reader: a FIFO or symlink in place of the record reads as garbage and
         # never blocks the caller (ensure_daemon reads it while holding the spawn lock).
         doc = read_json_file(
-            state_path(Path(root), family), max_bytes=_STATE_MAX_BYTES, loads=loads_strict
+            fam.state_path(Path(root)), max_bytes=_STATE_MAX_BYTES, loads=loads_strict
         )
         record = StateRecord.from_dict(doc)
     except (OSError, ValueError, TypeError):
         return None
-    if record is None or record.family is not DaemonFamily(family):
+    if record is None or record.family != fam.name:
         return None
     return record
 

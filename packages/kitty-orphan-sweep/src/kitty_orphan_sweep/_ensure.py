@@ -18,25 +18,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import psutil
 
-import kitty_daemon_identity as kdi
 from kitty_daemon_identity import (
+    EXIT_PORT_TAKEN,
     DaemonFamily,
+    Family,
     HealthPayload,
     StateRecord,
-    daemon_root,
-    default_home,
     ensure_scope_key,
-    family_range,
-    log_path,
     marker_args,
     read_state,
     scope_id,
-    spawn_lock_path,
-    state_path,
     write_state,
 )
 from kitty_filelock import MachineFileLock, make_private_dirs, open_private_append
@@ -49,9 +44,6 @@ from ._recorded import check_recorded, stop_recorded
 from ._results import ResetResult
 from ._scan import coerce_family, probe_health, scan
 from ._sweep import sweep
-
-#: Reference-daemon exit status for "port already taken" (DID-24): a port race, not a failure.
-EXIT_PORT_TAKEN: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,43 +65,46 @@ class _Recorded(StrEnum):
 
 
 def _judge_recorded(
-    state: StateRecord, home: Path, expected_version: str, table: ProcessTable
+    state: StateRecord, family: Family, home: Path, expected_version: str, table: ProcessTable
 ) -> _Recorded:
     check = check_recorded(
         state,
         home=home,
         process_table=table,
         attempts=_constants.RECORDED_HEALTH_ATTEMPTS,
+        family=family,
     )
     if check.payload is not None:
         compatible = (
-            check.payload.protocol_version == kdi.DAEMON_PROTOCOL_VERSION
+            check.payload.protocol_version == family.protocol_version
             and check.payload.package_version == expected_version
         )
         return _Recorded.REUSE if compatible else _Recorded.INCOMPATIBLE
     if check.owns_port:
         # Alive and holding its port: a second daemon would break the singleton, and a
         # timeout is never kill authority.
-        raise DaemonUnresponsiveError(state.family.value, state.pid, state.port)
+        raise DaemonUnresponsiveError(
+            state.family, state.pid, state.port, family.app.doctor_command
+        )
     # Not holding its port (gone, recycled, released it while draining, or not ours at all):
     # whoever answers there now is not the singleton. A live daemon of ours is left alone: it
     # retires by itself once a new singleton is recorded (DID-22 rule 2).
     return _Recorded.GONE
 
 
-def _remove_state(root: Path, family: DaemonFamily) -> None:
+def _remove_state(root: Path, family: Family) -> None:
     with contextlib.suppress(FileNotFoundError):
-        state_path(root, family).unlink()
+        family.state_path(root).unlink()
 
 
-def _free_port(family: DaemonFamily, skip: set[int]) -> int:
-    rng = family_range(family)
+def _free_port(family: Family, skip: set[int]) -> int:
+    rng = family.range()
     for port in rng:
         if port in skip:
             continue
         if port_refuses(port, _constants.FREE_PORT_CONNECT_S) and can_bind(port):
             return port
-    raise NoFreePortError(family.value, str(rng))
+    raise NoFreePortError(family.name, str(rng), family.range_variable, family.app.doctor_command)
 
 
 def _rotate(log: Path) -> None:
@@ -133,9 +128,9 @@ def _tail(log: Path, offset: int) -> str:
 
 
 def _spawn(
-    command: Sequence[str], root: Path, home: Path, port: int, family: DaemonFamily
+    command: Sequence[str], root: Path, home: Path, port: int, family: Family
 ) -> tuple[subprocess.Popen[bytes], Path, int]:
-    log = log_path(root, family)
+    log = family.log_path(root)
     _rotate(log)
     # kitty-filelock's appender: 0600 from creation whatever the umask, never through a symlink
     # and never into a FIFO, hard link or another user's file (UnsafePathError says so).
@@ -143,9 +138,12 @@ def _spawn(
     try:
         offset = os.fstat(fd).st_size
         env = dict(os.environ)
-        env["KITTY_DAEMON_PORT"] = str(port)
-        env["KITTY_HOME"] = str(home)
-        argv = [*command, *marker_args(root, sys.executable)]
+        # The spawn contract (kitty_daemon_identity.daemon_launch reads it on the daemon side).
+        profile = family.app
+        env[profile.port_variable] = str(port)
+        if profile.home_env:
+            env[profile.home_env] = str(home)
+        argv = [*command, *marker_args(root, sys.executable, profile=profile)]
         detach: dict[str, Any]
         if os.name == "nt":  # pragma: no cover - Windows only
             detach = {
@@ -167,7 +165,7 @@ def _reap_when_it_exits(child: subprocess.Popen[bytes]) -> None:
     """A detached daemon stays our child until it is waited for. A daemon thread waits, so a
     daemon that later retires or is swept never lingers as a zombie in a long-lived caller, and
     the Popen object stays referenced (no "still running" warning) for as long as it runs."""
-    threading.Thread(target=child.wait, name=f"kitty-reap-{child.pid}", daemon=True).start()
+    threading.Thread(target=child.wait, name=f"daemon-reap-{child.pid}", daemon=True).start()
 
 
 def _kill_child(child: subprocess.Popen[bytes]) -> None:
@@ -201,7 +199,7 @@ def _holds_port(table: ProcessTable, pid: int, port: int) -> bool:
 def _wait_healthy(
     child: subprocess.Popen[bytes],
     port: int,
-    family: DaemonFamily,
+    family: Family,
     scope: str,
     timeout: float,
     table: ProcessTable,
@@ -221,7 +219,7 @@ def _wait_healthy(
         if (
             payload is not None
             and payload.port == port
-            and payload.daemon_family == family.value
+            and payload.daemon_family == family.name
             and payload.singleton_scope_id == scope
             and _is_child_or_descendant(payload.pid, child)
             # A listener that won the port race can name our child's pid (it is public); only
@@ -251,7 +249,7 @@ def _validate_command(command: Sequence[str]) -> list[str]:
 def ensure_daemon(
     command: Sequence[str],
     *,
-    family: DaemonFamily | str = DaemonFamily.SYNC,
+    family: DaemonFamily | Family | str = DaemonFamily.SYNC,
     home: Path | str | None = None,
     expected_version: str | None = None,
     spawn_timeout: float | None = None,
@@ -259,15 +257,18 @@ def ensure_daemon(
 ) -> DaemonHandle:
     """Return the family singleton of this scope, spawning it if needed (reuse-or-spawn).
 
-    `command` is the daemon argv without markers; kitty appends the root/exec markers and passes
-    the chosen port in `KITTY_DAEMON_PORT`. Safe to call from many threads and processes at once.
+    `command` is the daemon argv without markers; the family's app's root/exec markers are
+    appended and the chosen port is passed in `<PREFIX>_DAEMON_PORT` (the spawn contract,
+    `kitty_daemon_identity.daemon_launch`). `expected_version` defaults to the family's version.
+    Safe to call from many threads and processes at once.
     """
     argv = _validate_command(command)
     fam = coerce_family(family)
-    family_range(fam)  # a bad KITTY_*_PORTS fails here, before anything is locked or spawned
-    home_path = (Path(home) if home is not None else default_home()).expanduser().absolute()
-    root = daemon_root(home_path)
-    expected = expected_version if expected_version is not None else kdi.__version__
+    fam.range()  # a bad <PREFIX>_*_PORTS fails here, before anything is locked or spawned
+    home_path = (Path(home) if home is not None else fam.app.resolve_home()).expanduser()
+    home_path = home_path.absolute()
+    root = fam.app.daemon_root(home_path)
+    expected = expected_version if expected_version is not None else fam.version
     timeout = _constants.SPAWN_TIMEOUT_S if spawn_timeout is None else spawn_timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValueError(f"spawn_timeout must be a positive number of seconds, got {timeout!r}")
@@ -275,17 +276,17 @@ def ensure_daemon(
     # Home and daemon root are private from creation (SPEC §0.3); existing ones are not chmod-ed.
     make_private_dirs(root)
     lock = MachineFileLock(
-        spawn_lock_path(root, fam),
+        fam.spawn_lock_path(root),
         acquire_timeout=_constants.SPAWN_LOCK_TIMEOUT_S,
         poll_interval=_constants.SPAWN_LOCK_POLL_S,
-        label=f"spawn:{fam.value}",
+        label=f"spawn:{fam.name}",
     )
     with lock:
         ensure_scope_key(root)
         return _ensure_locked(argv, fam, home_path, root, expected, float(timeout), table)
 
 
-def _reap(family: DaemonFamily, home: Path, expected: str, table: ProcessTable) -> ResetResult:
+def _reap(family: Family, home: Path, expected: str, table: ProcessTable) -> ResetResult:
     records = scan(family, home=home, expected_version=expected, process_table=table)
     return sweep(records, force=False, home=home, family=family, process_table=table)
 
@@ -297,7 +298,7 @@ def _handle(payload_or_state: StateRecord, reused: bool, reaped: ResetResult) ->
 
 def _ensure_locked(
     argv: list[str],
-    family: DaemonFamily,
+    family: Family,
     home: Path,
     root: Path,
     expected: str,
@@ -307,13 +308,13 @@ def _ensure_locked(
     scope = scope_id(root)
     state = read_state(root, family)
     if state is not None:
-        verdict = _judge_recorded(state, home, expected, table)
+        verdict = _judge_recorded(state, family, home, expected, table)
         if verdict is _Recorded.REUSE:
             return _handle(state, True, _reap(family, home, expected, table))
         if verdict is _Recorded.INCOMPATIBLE:
             # A failure here is not fatal: the old daemon keeps its port, the new one takes
             # another and the old one retires as superseded once the new record is written.
-            stop_recorded(state, home=home, process_table=table)
+            stop_recorded(state, home=home, process_table=table, family=family)
         _remove_state(root, family)
     # Reap first: a stale orphan must free its port before we pick one (SWP-17).
     reaped = _reap(family, home, expected, table)
@@ -327,7 +328,7 @@ def _ensure_locked(
         except TimeoutError:
             _kill_child(child)
             raise DaemonStartError(
-                f"the {family.value} daemon did not become healthy on port {port} within "
+                f"the {family.name} daemon did not become healthy on port {port} within "
                 f"{timeout:g} s",
                 child.returncode,
                 _tail(log, offset),
@@ -339,12 +340,12 @@ def _ensure_locked(
             if outcome == EXIT_PORT_TAKEN:
                 continue  # somebody took the port between our check and its bind: next one
             raise DaemonStartError(
-                f"the {family.value} daemon exited during start on port {port}",
+                f"the {family.name} daemon exited during start on port {port}",
                 outcome,
                 _tail(log, offset),
             )
         record = StateRecord(
-            family=family,
+            family=family.name,
             pid=outcome.pid,
             port=outcome.port,
             process_started_at=outcome.process_started_at,
@@ -354,11 +355,11 @@ def _ensure_locked(
             instance_id=outcome.instance_id,
             scope_id=outcome.singleton_scope_id,
         )
-        write_state(root, record)
+        write_state(root, record, family)
         _reap_when_it_exits(child)
         return _handle(record, False, reaped)
     raise DaemonStartError(
-        f"the {family.value} daemon lost the race for a port {len(tried)} times "
+        f"the {family.name} daemon lost the race for a port {len(tried)} times "
         f"(tried {sorted(tried)})",
         EXIT_PORT_TAKEN,
         "",

@@ -42,17 +42,24 @@ class SweepGuardError(KittySweepError, RuntimeError):
 class NoFreePortError(KittySweepError):
     """Every port of the family range is taken (after reaping safe orphans)."""
 
-    def __init__(self, family: str, range_: str) -> None:
-        super().__init__(family, range_)
+    def __init__(
+        self,
+        family: str,
+        range_: str,
+        variable: str | None = None,
+        doctor_command: str = "kitty-doctor",
+    ) -> None:
+        super().__init__(family, range_, variable, doctor_command)
         self.family = family
         self.range = range_
+        self.variable = variable or f"KITTY_{family.upper()}_PORTS"
+        self.doctor_command = doctor_command
 
     def __str__(self) -> str:
-        variable = f"KITTY_{self.family.upper()}_PORTS"
         return (
             f"no free port for the {self.family} daemon in range {self.range}; run "
-            f"`kitty-doctor --family {self.family}` to see what holds them, or set {variable} "
-            "to another range"
+            f"`{self.doctor_command} --family {self.family}` to see what holds them, or set "
+            f"{self.variable} to another range"
         )
 
 
@@ -78,15 +85,19 @@ class DaemonUnresponsiveError(KittySweepError):
     a timeout is never kill authority either. The caller retries later or the operator looks.
     """
 
-    def __init__(self, family: str, pid: int, port: int) -> None:
-        super().__init__(family, pid, port)
+    def __init__(
+        self, family: str, pid: int, port: int, doctor_command: str = "kitty-doctor"
+    ) -> None:
+        super().__init__(family, pid, port, doctor_command)
         self.family = family
         self.pid = pid
         self.port = port
+        self.doctor_command = doctor_command
 
     def __str__(self) -> str:
         return (
             f"the {self.family} daemon (pid {self.pid}, port {self.port}) is alive and holds its "
             "port but did not answer its health check in time; not starting a second one. Try "
-            f"again shortly, or run `kitty-doctor --family {self.family}` to see why it is stuck"
+            f"again shortly, or run `{self.doctor_command} --family {self.family}` to see why it "
+            "is stuck"
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from kitty_daemon_identity import parse_markers, read_scope_key, spawn_shaped
+from kitty_daemon_identity import KITTY, AppProfile, parse_markers, read_scope_key, spawn_shaped
 
 from . import _constants
 from ._net import HttpOutcome, HttpRequest, http_exchange, port_refuses
@@ -53,6 +53,8 @@ class Target:
     #: For a target without a root marker only (a forced pre-marker record): the family's entry
     #: signatures its argv must still match. Empty with no marker: never signalled.
     entry_signatures: tuple[str, ...] = ()
+    #: Whose argv markers to re-check (the scanned family's app).
+    profile: AppProfile = KITTY
 
 
 class _Refused(Exception):
@@ -112,7 +114,7 @@ def _guard(
             FailureReason.PID_REUSED,
             f"pid {proc.pid} started at {created:.2f}, scanned process at {target.create_time:.2f}",
         )
-    if parse_markers(_argv(proc)).root != target.marker_root:
+    if parse_markers(_argv(proc), profile=target.profile).root != target.marker_root:
         raise _Refused(FailureReason.IDENTITY_CHANGED, "root marker no longer in argv")
 
 
@@ -156,7 +158,7 @@ def _guard_unmarked(
             FailureReason.IDENTITY_CHANGED,
             f"pid {proc.pid} started at {created:.3f}, not at the scanned {target.create_time:.3f}",
         )
-    if not spawn_shaped(_argv(proc), target.entry_signatures):
+    if not spawn_shaped(_argv(proc), target.entry_signatures, profile=target.profile):
         raise _Refused(FailureReason.IDENTITY_CHANGED, "argv no longer has the entry signature")
     sockets = table.listening_sockets(target.port, proc.pid)
     if not sockets or not any(s.held for s in sockets):

@@ -16,11 +16,10 @@ from pathlib import Path
 import psutil
 
 from kitty_daemon_identity import (
+    Family,
     HealthPayload,
     StateRecord,
-    daemon_root,
-    default_home,
-    family_range,
+    as_family,
     parse_markers,
     scope_id,
 )
@@ -67,8 +66,9 @@ class RecordedCheck:
     owns_port: bool = False
 
 
-def _root_of(home: Path | str | None) -> Path:
-    return daemon_root(Path(home) if home is not None else default_home())
+def _family_of(state: StateRecord, family: Family | None) -> Family:
+    """The record's family: the app's one given, else kitty's by the record's name."""
+    return as_family(family if family is not None else state.family)
 
 
 def _mismatch(payload: HealthPayload, state: StateRecord, scope: str) -> list[str]:
@@ -77,7 +77,7 @@ def _mismatch(payload: HealthPayload, state: StateRecord, scope: str) -> list[st
         for name, ok in (
             ("pid", payload.pid == state.pid),
             ("port", payload.port == state.port),
-            ("family", payload.daemon_family == state.family.value),
+            ("family", payload.daemon_family == state.family),
             ("start time", payload.process_started_at == state.process_started_at),
             ("scope", payload.singleton_scope_id == scope and state.scope_id == scope),
         )
@@ -110,14 +110,17 @@ def check_recorded(
     process_table: ProcessTable | None = None,
     health: bool = True,
     attempts: int = 1,
+    family: Family | None = None,
 ) -> RecordedCheck:
     """Judge the process `state` names, from the OS first; never signals, never sends a key.
 
     Health (`GET /api/health`, `attempts` tries) is asked only once the socket table proves that
     every socket on the recorded port is open in the recorded process and owned by the daemon
-    root's owner, so a squatter on a released port is an `impostor`, never `healthy`.
+    root's owner, so a squatter on a released port is an `impostor`, never `healthy`. An app's
+    record needs its `family` (whose markers and range to check).
     """
-    root = _root_of(home)
+    fam = _family_of(state, family)
+    root = fam.app.daemon_root(home)
     table = process_table if process_table is not None else PsutilProcessTable()
     try:
         proc = table.process(state.pid)
@@ -132,12 +135,12 @@ def check_recorded(
     except psutil.Error as exc:
         why = f"process unreadable ({type(exc).__name__})"
         return RecordedCheck(RecordedStatus.UNVERIFIED, why)
-    markers = parse_markers(argv)
+    markers = parse_markers(argv, profile=fam.app)
     if markers.conflict or markers.root != str(root):
         return RecordedCheck(
             RecordedStatus.FOREIGN, f"pid {state.pid} does not carry this home's root marker"
         )
-    rng = family_range(state.family)
+    rng = fam.range()
     if state.port not in rng:
         return RecordedCheck(RecordedStatus.UNVERIFIED, f"port {state.port} outside {rng}")
     sockets = table.listening_sockets(state.port, state.pid)
@@ -166,6 +169,7 @@ def stop_recorded(
     home: Path | str | None = None,
     budgets: EscalationBudgets | None = None,
     process_table: ProcessTable | None = None,
+    family: Family | None = None,
 ) -> SweptEntry | FailedEntry:
     """Stop the recorded daemon through the sweep's guarded escalation (SWP-16).
 
@@ -174,7 +178,8 @@ def stop_recorded(
     marker in its argv. A record naming any other process (a `sleep`, someone's server) gets
     `identity_changed` and no signal, whatever the caller's flags.
     """
-    root = _root_of(home)
+    fam = _family_of(state, family)
+    root = fam.app.daemon_root(home)
     table = process_table if process_table is not None else PsutilProcessTable()
     target = Target(
         port=state.port,
@@ -186,6 +191,7 @@ def stop_recorded(
         package_version=state.package_version,
         protocol_version=state.protocol_version,
         reason="recorded_singleton",
+        profile=fam.app,
     )
     if budgets is None:
         budgets = EscalationBudgets(http_s=_constants.STOP_RECORDED_GRACE_S)

@@ -18,23 +18,20 @@ from typing import Final
 
 import psutil
 
-import kitty_daemon_identity as kdi
 from kitty_daemon_identity import (
-    DEFAULT_ENTRY_SIGNATURES,
     ArgvError,
     ConnectState,
     DaemonFamily,
     DaemonIdentityRecord,
+    Family,
     Foreground,
     HealthOutcome,
     HealthProbe,
     ListenerObservation,
     OtherRoot,
     PidError,
+    as_family,
     classify,
-    daemon_root,
-    default_home,
-    family_range,
     load_other_root,
     parse_health,
     parse_markers,
@@ -69,12 +66,9 @@ def _remember_marker(port: int, pid: int, started: float, root: str) -> None:
             del _SCANNED_MARKERS[next(iter(_SCANNED_MARKERS))]
 
 
-def coerce_family(family: DaemonFamily | str) -> DaemonFamily:
-    try:
-        return DaemonFamily(family)
-    except ValueError:
-        choices = ", ".join(f.value for f in DaemonFamily)
-        raise ValueError(f"unknown daemon family {family!r}; use one of: {choices}") from None
+def coerce_family(family: DaemonFamily | Family | str) -> Family:
+    """The bound family: an app's ``Family``, or one of kitty's by name (else ``ValueError``)."""
+    return as_family(family)
 
 
 def _positive(name: str, value: float) -> float:
@@ -275,7 +269,7 @@ def process_facts(pid: int, table: ProcessTable) -> _ProcFacts:
 def _named_root(
     argv: tuple[str, ...] | None,
     fg: Foreground,
-    family: DaemonFamily,
+    family: Family,
     cache: dict[str, OtherRoot],
 ) -> OtherRoot | None:
     """The other daemon root a listener's marker names (exists? its state record), for DID-12:
@@ -283,7 +277,7 @@ def _named_root(
     `root_missing`. None when the marker is ours, absent or conflicting."""
     if argv is None:
         return None
-    markers = parse_markers(argv)
+    markers = parse_markers(argv, profile=family.app)
     named = markers.root
     if markers.conflict or not named or named == str(fg.daemon_root):
         return None
@@ -293,32 +287,33 @@ def _named_root(
 
 
 def foreground(
-    family: DaemonFamily,
+    family: Family,
     home: Path | None,
     *,
     expected_version: str | None = None,
     extra_entry_signatures: Iterable[str] = (),
 ) -> Foreground:
     """The caller's own view (SWP-06): resolved root, scope id, interpreter, version, singleton."""
-    root = daemon_root(home if home is not None else default_home())
-    extra = tuple(s for s in extra_entry_signatures if s and s not in DEFAULT_ENTRY_SIGNATURES)
+    root = family.app.daemon_root(home)
+    own = family.entry_signatures
+    extra = tuple(s for s in extra_entry_signatures if s and s not in own)
     return Foreground(
         family=family,
-        range=family_range(family),
+        range=family.range(),
         daemon_root=root,
         scope_id=scope_id(root),
         # Resolved, like the exec marker the spawner writes: a venv's python is a symlink, and an
         # unresolved path would put `exec_mismatch` evidence on every daemon we started ourselves.
         executable=str(Path(sys.executable).resolve()),
-        package_version=expected_version if expected_version is not None else kdi.__version__,
-        protocol_version=kdi.DAEMON_PROTOCOL_VERSION,
+        package_version=expected_version if expected_version is not None else family.version,
+        protocol_version=family.protocol_version,
         singleton=read_state(root, family),
-        entry_signatures=(*DEFAULT_ENTRY_SIGNATURES, *extra),
+        entry_signatures=(*own, *extra),
     )
 
 
 def scan(
-    family: DaemonFamily | str,
+    family: DaemonFamily | Family | str,
     *,
     home: Path | str | None = None,
     ports: Iterable[int] | None = None,
@@ -369,7 +364,8 @@ def _listener_process(
     if pid is None:
         uid = socket_uid()
         return None if uid is None else ListenerProcess(None, uid, None, None, None, None)
-    markers = parse_markers(fact.argv) if fact.argv is not None else None
+    profile = as_family(fg.family).app
+    markers = parse_markers(fact.argv, profile=profile) if fact.argv is not None else None
     root = markers.root if markers is not None and not markers.conflict else None
     exists: bool | None = None
     if root:
@@ -379,7 +375,7 @@ def _listener_process(
 
 
 def scan_listeners(
-    family: DaemonFamily | str,
+    family: DaemonFamily | Family | str,
     *,
     home: Path | str | None = None,
     ports: Iterable[int] | None = None,
@@ -392,7 +388,7 @@ def scan_listeners(
     """`scan`, with the process facts behind each record (owner uid, create time, argv, the
     root its marker names and whether that root still exists) for an operator's review."""
     fam = coerce_family(family)
-    rng = family_range(fam)
+    rng = fam.range()
     if ports is None:
         wanted = list(rng)
     else:
@@ -400,8 +396,8 @@ def scan_listeners(
         outside = [p for p in wanted if p not in rng]
         if outside:
             raise ValueError(
-                f"ports {outside[:5]} are outside the {fam.value} range {rng}; a family scan only "
-                f"connects inside its own range (change KITTY_{fam.value.upper()}_PORTS to move it)"
+                f"ports {outside[:5]} are outside the {fam.name} range {rng}; a family scan only "
+                f"connects inside its own range (change {fam.range_variable} to move it)"
             )
     c_timeout = _positive(
         "connect_timeout",
@@ -458,7 +454,7 @@ def scan_listeners(
             and fact.argv is not None
             and record.process_started_at is not None
         ):
-            markers = parse_markers(fact.argv)
+            markers = parse_markers(fact.argv, profile=fam.app)
             if markers.root_present and not markers.conflict and markers.root:
                 _remember_marker(port, lookup.pid, record.process_started_at, markers.root)
         process = _listener_process(

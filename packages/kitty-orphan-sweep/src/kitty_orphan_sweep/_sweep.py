@@ -7,15 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kitty_daemon_identity import (
-    DEFAULT_ENTRY_SIGNATURES,
+    KITTY,
     CleanupClass,
     DaemonFamily,
     DaemonIdentityRecord,
+    Family,
     HealthOutcome,
     SkipReason,
-    daemon_root,
-    default_home,
-    family_range,
+    as_family,
     scope_id,
 )
 
@@ -36,15 +35,19 @@ _OUR_MARKER = frozenset(
 )
 
 
-def _static_guard(record: DaemonIdentityRecord, family: DaemonFamily | None) -> None:
-    """SWP-08: programming errors, checked for every record before anything is signalled."""
+def _static_guard(record: DaemonIdentityRecord, family: Family | None) -> Family:
+    """SWP-08: programming errors, checked for every record before anything is signalled.
+
+    Returns the record's family, looked up in the scanned family's app (kitty's without one).
+    """
+    profile = family.app if family is not None else KITTY
     try:
-        rec_family = DaemonFamily(record.daemon_family)
+        rec_family = profile.family(record.daemon_family)
     except ValueError:
         raise SweepGuardError(record, "known_family") from None
-    if family is not None and rec_family is not DaemonFamily(family):
+    if family is not None and rec_family.name != family.name:
         raise SweepGuardError(record, "scanned_family")
-    if record.port not in family_range(rec_family):
+    if record.port not in rec_family.range():
         raise SweepGuardError(record, "port_in_family_range")
     try:
         cls = CleanupClass(record.cleanup_class)
@@ -57,9 +60,10 @@ def _static_guard(record: DaemonIdentityRecord, family: DaemonFamily | None) -> 
         raise SweepGuardError(record, "consistent_cleanup_class")
     if cls is not CleanupClass.SAFE_AUTO and record.skip_reason is None:
         raise SweepGuardError(record, "consistent_cleanup_class")
+    return rec_family
 
 
-def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
+def _target(record: DaemonIdentityRecord, family: Family, root: Path, my_scope: str) -> Target:
     reason = record.skip_reason
     marker: str | None = None
     key_root: Path | None = None
@@ -73,7 +77,7 @@ def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
     elif reason is SkipReason.PRE_MARKER:
         # Spawn-shaped argv without a marker (kitty before 0.1): the entry signature, the exact
         # create time and the port are re-checked before each signal. No key: no root claimed.
-        signatures = DEFAULT_ENTRY_SIGNATURES
+        signatures = family.entry_signatures
     elif reason is SkipReason.MISSING_PID and (
         record.singleton_scope_id == my_scope and record.daemon_root == str(root)
     ):
@@ -106,6 +110,7 @@ def _target(record: DaemonIdentityRecord, root: Path, my_scope: str) -> Target:
         protocol_version=record.protocol_version,
         reason=label,
         entry_signatures=signatures,
+        profile=family.app,
     )
 
 
@@ -115,7 +120,7 @@ def sweep(
     force: bool = False,
     home: Path | str | None = None,
     budgets: EscalationBudgets | None = None,
-    family: DaemonFamily | str | None = None,
+    family: DaemonFamily | Family | str | None = None,
     process_table: ProcessTable | None = None,
 ) -> ResetResult:
     """Stop every `safe_auto` record (and `operator_required` ones with `force=True`).
@@ -123,23 +128,23 @@ def sweep(
     `never_touch` records are never signalled. Static guards run for all records first
     (violation → `SweepGuardError`, nothing signalled); runtime guards run before every signal;
     all targets escalate in parallel, so the whole sweep takes at most one target's budget.
+    An app's records need its ``family`` (records name families of kitty's app otherwise).
     """
     items = list(records)
-    fam = DaemonFamily(family) if family is not None else None
-    for record in items:
-        _static_guard(record, fam)
+    fam = as_family(family) if family is not None else None
+    families = [_static_guard(record, fam) for record in items]
     budgets = budgets if budgets is not None else EscalationBudgets()
     table = process_table if process_table is not None else PsutilProcessTable()
-    root = daemon_root(Path(home) if home is not None else default_home())
+    root = (fam.app if fam is not None else KITTY).daemon_root(home)
     allowed = {CleanupClass.SAFE_AUTO} | ({CleanupClass.OPERATOR_REQUIRED} if force else set())
     skipped: list[SkippedEntry] = []
     targets: list[Target] = []
     my_scope = (
         scope_id(root) if any(CleanupClass(r.cleanup_class) in allowed for r in items) else ""
     )
-    for record in items:
+    for record, rec_family in zip(items, families, strict=True):
         if CleanupClass(record.cleanup_class) in allowed:
-            targets.append(_target(record, root, my_scope))
+            targets.append(_target(record, rec_family, root, my_scope))
         else:
             skipped.append(
                 SkippedEntry(record.pid, record.port, record.cleanup_class, record.skip_reason)
@@ -147,7 +152,7 @@ def sweep(
     outcomes: list[SweptEntry | FailedEntry] = []
     if targets:
         protected = table.protected_pids()
-        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="kitty-sweep") as pool:
+        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="sweep") as pool:
             outcomes = list(pool.map(lambda t: escalate(t, budgets, table, protected), targets))
     swept = [o for o in outcomes if isinstance(o, SweptEntry)]
     failed = [o for o in outcomes if isinstance(o, FailedEntry)]
