@@ -22,6 +22,7 @@ from kitty_daemon_identity import (
     DaemonServer,
     HealthPayload,
     RetireReason,
+    RouteRequest,
     StateRecord,
     _constants,
     ensure_scope_key,
@@ -398,6 +399,43 @@ def test_get_route_uses_bearer(server: DaemonServer) -> None:
     ok = request(server.port, "GET", "/api/stats", headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status == 200
     assert ok.json() == {"n": 0}
+
+
+def test_route_with_request_sees_query_and_headers_but_never_the_credential(
+    server: DaemonServer,
+) -> None:
+    seen: list[RouteRequest] = []
+
+    def handler(req: RouteRequest) -> tuple[int, Mapping[str, Any]]:
+        seen.append(req)
+        return 200, {"tags": list(req.query.get("tag", ())), "trace": req.headers.get("x-trace")}
+
+    server.add_route("GET", "/api/items", handler, with_request=True)
+    resp = request(
+        server.port,
+        "GET",
+        "/api/items?tag=a&tag=b&empty=",
+        headers={"Authorization": f"Bearer {TOKEN}", "X-Trace": "t-1", "Cookie": "c=1"},
+    )
+    assert resp.status == 200
+    assert resp.json() == {"tags": ["a", "b"], "trace": "t-1"}
+    (req,) = seen
+    assert (req.method, req.path, req.query["empty"]) == ("GET", "/api/items", ("",))
+    assert "authorization" not in req.headers
+    assert "cookie" not in req.headers
+    assert TOKEN not in repr(req)
+
+
+def test_public_route_needs_no_token_and_is_not_activity(
+    server: DaemonServer, clock: FakeClock
+) -> None:
+    server.add_route("GET", "/api/version", lambda body: (200, {"v": 1}), public=True)
+    server.add_route("GET", "/api/private", lambda body: (200, {}))
+    clock.now += 50
+    resp = request(server.port, "GET", "/api/version")
+    assert (resp.status, resp.json()) == (200, {"v": 1})
+    assert request(server.port, "GET", "/api/health").json()["idle_s"] == 50.0
+    assert request(server.port, "GET", "/api/private").status == 403  # default stays private
 
 
 def test_failing_route_is_a_500_without_details(

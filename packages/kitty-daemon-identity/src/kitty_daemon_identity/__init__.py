@@ -69,7 +69,7 @@ from ._markers import Markers, marker_args, parse_markers, spawn_shaped, strip_m
 from ._profile import KITTY, AppProfile, Family, as_family, daemon_root, default_home
 from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
 from ._scope import namespace_id, scope_id
-from ._server import DaemonServer, RouteHandler
+from ._server import DaemonServer, RouteHandler, RouteRequest, RouteRequestHandler
 from ._state import (
     OtherRoot,
     StateRecord,
@@ -128,6 +128,8 @@ __all__ = [
     "RetireDecision",
     "RetireReason",
     "RouteHandler",
+    "RouteRequest",
+    "RouteRequestHandler",
     "SkipReason",
     "StateRecord",
     "__version__",

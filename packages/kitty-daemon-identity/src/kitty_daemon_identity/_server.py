@@ -1,9 +1,10 @@
 """``DaemonServer``: the small loopback-only HTTP server every kitty daemon runs (DID-17..DID-21).
 
 Routes: ``GET /api/health`` (the DID-07 payload, unauthenticated, never counts as activity),
-``POST /api/shutdown`` (instance token or scope key) and any authenticated extra route an
-embedding app adds with ``add_route``. Every request must carry ``Host: 127.0.0.1:<port>`` or
-``localhost:<port>`` (defeats DNS rebinding) and no ``Origin`` (no browser may drive a daemon).
+``POST /api/shutdown`` (instance token or scope key) and any extra route an embedding app adds
+with ``add_route`` (authenticated unless declared ``public=True``). Every request must carry
+``Host: 127.0.0.1:<port>`` or ``localhost:<port>`` (defeats DNS rebinding) and no ``Origin`` (no
+browser may drive a daemon).
 A retirement tick on its own thread applies ``should_retire`` and stops the server when told.
 """
 
@@ -21,9 +22,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
+from urllib.parse import parse_qs, urlsplit
 
 from kitty_filelock import process_alive_since, process_start_time
 
@@ -35,13 +38,42 @@ from ._retire import DaemonSelf, RetireDecision, should_retire
 from ._scope import scope_id
 from ._state import read_scope_key, read_state
 
-__all__ = ["MAX_CONNECTIONS", "REQUEST_DEADLINE_SECONDS", "DaemonServer", "RouteHandler"]
+__all__ = [
+    "MAX_CONNECTIONS",
+    "REQUEST_DEADLINE_SECONDS",
+    "DaemonServer",
+    "RouteHandler",
+    "RouteRequest",
+    "RouteRequestHandler",
+]
 
 logger = logging.getLogger(__name__)
 
 RouteHandler = Callable[[Mapping[str, Any]], tuple[int, Mapping[str, Any]]]
 """An extra route: receives the JSON body (``{}`` for GET; ``token`` removed) and returns
-``(status, json_object)``. Only called after authentication succeeded."""
+``(status, json_object)``. Only called after authentication succeeded (unless public)."""
+
+# Headers a handler never sees: they carry the credential, and handlers may log what they get.
+_HIDDEN_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """What a ``with_request=True`` route receives: the whole request minus its credential.
+
+    ``query`` maps each parameter to all its values (``?tag=a&tag=b`` → ``("a", "b")``);
+    ``headers`` are lower-cased, without ``Authorization``/``Cookie``; ``body`` is the JSON
+    object (``{}`` without a body; a ``token`` member removed).
+    """
+
+    method: str
+    path: str
+    query: Mapping[str, tuple[str, ...]]
+    headers: Mapping[str, str]
+    body: Mapping[str, Any]
+
+
+RouteRequestHandler = Callable[[RouteRequest], tuple[int, Mapping[str, Any]]]
 
 LOOPBACK: Final = "127.0.0.1"
 HEALTH_PATH: Final = "/api/health"
@@ -230,16 +262,28 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return  # the error response is already sent
         self._request_read()  # a slow route handler is not a slow sender
-        if not owner._authorized(self._bearer(), body.pop("token", None)):
+        token = body.pop("token", None)
+        public = owner._is_public(self.command, path)
+        if not public and not owner._authorized(self._bearer(), token):
             self._send_json(403, {"error": "invalid_token"})
             return
         if (self.command, path) == ("POST", SHUTDOWN_PATH):
             self._send_json(202, {"status": "stopping"})
             owner._begin_shutdown("shutdown_request")
             return
-        owner.touch()  # authenticated work resets the idle clock
-        status, result = owner._call_route(self.command, path, body)
+        if not public:
+            owner.touch()  # authenticated work resets the idle clock; a public probe does not
+        status, result = owner._call_route(self._route_request(path, body))
         self._send_json(status, result)
+
+    def _route_request(self, path: str, body: Mapping[str, Any]) -> RouteRequest:
+        query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        headers = {
+            k.lower(): v for k, v in self.headers.items() if k.lower() not in _HIDDEN_HEADERS
+        }
+        return RouteRequest(
+            self.command, path, {k: tuple(v) for k, v in query.items()}, headers, body
+        )
 
     def _bearer(self) -> str | None:
         value = self.headers.get("Authorization")
@@ -346,7 +390,10 @@ class DaemonServer:
         self._busy_probe = busy_probe
         self._clock = clock
         self._last_activity = clock()
-        self._routes: dict[tuple[str, str], RouteHandler] = {}
+        # (method, path) -> (handler, public, with_request)
+        self._routes: dict[
+            tuple[str, str], tuple[RouteHandler | RouteRequestHandler, bool, bool]
+        ] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -418,8 +465,20 @@ class DaemonServer:
         )
 
     # -- routes and auth ---------------------------------------------------------------------
-    def add_route(self, method: str, path: str, handler: RouteHandler) -> None:
-        """Add an authenticated route (same token rules as shutdown; resets the idle clock)."""
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        handler: RouteHandler | RouteRequestHandler,
+        *,
+        public: bool = False,
+        with_request: bool = False,
+    ) -> None:
+        """Add a route. Authenticated by default (same token rules as shutdown; each call
+        resets the idle clock); ``public=True`` declares it unauthenticated and health-like (no
+        token needed, never counts as activity): never put anything secret behind it.
+        ``with_request=True`` hands the handler a ``RouteRequest`` (query and headers too)
+        instead of the JSON body alone."""
         method = method.upper()
         if method not in {"GET", "POST", "PUT", "DELETE", "PATCH"}:
             raise ValueError(f"unsupported method {method!r}; use GET, POST, PUT, DELETE or PATCH")
@@ -427,19 +486,24 @@ class DaemonServer:
             raise ValueError(f"route path must start with '/' and have no query, got {path!r}")
         if path in {HEALTH_PATH, SHUTDOWN_PATH} or (method, path) in self._routes:
             raise ValueError(f"route {method} {path} is already defined")
-        self._routes[(method, path)] = handler
+        self._routes[(method, path)] = (handler, public, with_request)
+
+    def _is_public(self, method: str, path: str) -> bool:
+        route = self._routes.get((method, path))
+        return route is not None and route[1]
 
     def _methods_for(self, path: str) -> set[str]:
         builtin = {HEALTH_PATH: {"GET"}, SHUTDOWN_PATH: {"POST"}}.get(path, set())
         return builtin | {m for (m, p) in self._routes if p == path}
 
-    def _call_route(
-        self, method: str, path: str, body: Mapping[str, Any]
-    ) -> tuple[int, Mapping[str, Any]]:
+    def _call_route(self, request: RouteRequest) -> tuple[int, Mapping[str, Any]]:
+        handler, _, with_request = self._routes[(request.method, request.path)]
         try:
-            return self._routes[(method, path)](body)
+            if with_request:
+                return cast(RouteRequestHandler, handler)(request)
+            return cast(RouteHandler, handler)(request.body)
         except Exception as exc:
-            logger.error("route %s %s failed: %s", method, path, type(exc).__name__)
+            logger.error("route %s %s failed: %s", request.method, request.path, type(exc).__name__)
             return 500, {"error": "internal_error"}
 
     def _authorized(self, bearer: str | None, body_token: object) -> bool:
