@@ -22,6 +22,7 @@ import sys
 import types
 from importlib.metadata import PackageNotFoundError, version
 
+from ._client import DaemonClient, DaemonGoneError, DaemonResponse
 from ._constants import (
     CONNECT_TIMEOUT_S,
     HEALTH_TIMEOUT_S,
@@ -77,7 +78,10 @@ __all__ = [
     "STOP_RECORDED_GRACE_S",
     "TERM_STAGE_S",
     "CleanupPath",
+    "DaemonClient",
+    "DaemonGoneError",
     "DaemonHandle",
+    "DaemonResponse",
     "DaemonStartError",
     "DaemonUnresponsiveError",
     "EscalationBudgets",

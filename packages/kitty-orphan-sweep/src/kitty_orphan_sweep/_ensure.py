@@ -37,6 +37,7 @@ from kitty_daemon_identity import (
 from kitty_filelock import MachineFileLock, make_private_dirs, open_private_append
 
 from . import _constants
+from ._client import DaemonClient
 from ._errors import DaemonStartError, DaemonUnresponsiveError, NoFreePortError
 from ._net import can_bind, port_refuses
 from ._proctable import ProcessTable, PsutilProcessTable
@@ -48,7 +49,11 @@ from ._sweep import sweep
 
 @dataclass(frozen=True, slots=True)
 class DaemonHandle:
-    """The family singleton this call reused or spawned, plus what was reaped on the way."""
+    """The family singleton this call reused or spawned, plus what was reaped on the way.
+
+    ``client()`` calls the daemon's own authenticated routes (the scope key as bearer token,
+    sent only after the socket table proves the port is still this daemon's).
+    """
 
     pid: int
     port: int
@@ -56,6 +61,18 @@ class DaemonHandle:
     reused: bool
     reaped: ResetResult
     state: StateRecord
+    root: Path | None = None
+
+    def client(self, *, timeout: float = 10.0) -> DaemonClient:
+        if self.root is None:
+            raise ValueError("this handle names no daemon root; use ensure_daemon()'s handle")
+        return DaemonClient(
+            port=self.port,
+            pid=self.pid,
+            process_started_at=self.state.process_started_at,
+            root=self.root,
+            timeout=timeout,
+        )
 
 
 class _Recorded(StrEnum):
@@ -291,9 +308,9 @@ def _reap(family: Family, home: Path, expected: str, table: ProcessTable) -> Res
     return sweep(records, force=False, home=home, family=family, process_table=table)
 
 
-def _handle(payload_or_state: StateRecord, reused: bool, reaped: ResetResult) -> DaemonHandle:
-    s = payload_or_state
-    return DaemonHandle(s.pid, s.port, f"http://127.0.0.1:{s.port}", reused, reaped, s)
+def _handle(state: StateRecord, root: Path, reused: bool, reaped: ResetResult) -> DaemonHandle:
+    s = state
+    return DaemonHandle(s.pid, s.port, f"http://127.0.0.1:{s.port}", reused, reaped, s, root)
 
 
 def _ensure_locked(
@@ -310,7 +327,7 @@ def _ensure_locked(
     if state is not None:
         verdict = _judge_recorded(state, family, home, expected, table)
         if verdict is _Recorded.REUSE:
-            return _handle(state, True, _reap(family, home, expected, table))
+            return _handle(state, root, True, _reap(family, home, expected, table))
         if verdict is _Recorded.INCOMPATIBLE:
             # A failure here is not fatal: the old daemon keeps its port, the new one takes
             # another and the old one retires as superseded once the new record is written.
@@ -357,7 +374,7 @@ def _ensure_locked(
         )
         write_state(root, record, family)
         _reap_when_it_exits(child)
-        return _handle(record, False, reaped)
+        return _handle(record, root, False, reaped)
     raise DaemonStartError(
         f"the {family.name} daemon lost the race for a port {len(tried)} times "
         f"(tried {sorted(tried)})",

@@ -1,0 +1,87 @@
+"""Another app's daemon family end to end (issue 13): its markers, variables, files and client."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from _acme_app import SYNC
+from _orphan_sweep_helpers import Env, RecordingListener
+from kitty_daemon_identity import read_state
+from kitty_orphan_sweep import (
+    DaemonGoneError,
+    check_recorded,
+    ensure_daemon,
+    scan,
+    stop_recorded,
+)
+
+HERE = Path(__file__).parent
+ACME_CMD = [sys.executable, str(HERE / "_acme_app.py")]
+
+
+@pytest.fixture
+def acme(env: Env, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """acme's home and its own range variable (the test's private port block)."""
+    monkeypatch.setenv("ACME_SYNC_PORTS", f"{env.sync.start}-{env.sync.stop}")
+    monkeypatch.delenv("KITTY_SYNC_PORTS")  # acme never reads kitty's variables
+    home = env.home.parent / "acme-home"
+    monkeypatch.setenv("ACME_HOME", str(home))
+    return home
+
+
+def test_an_app_family_spawns_reuses_and_serves_its_own_routes(acme: Path) -> None:
+    first = ensure_daemon(ACME_CMD, family=SYNC)
+    try:
+        assert not first.reused
+        proc = psutil.Process(first.pid)
+        argv = proc.cmdline()
+        root = (acme / "daemon").resolve()
+        assert f"--acme-daemon-root={root}" in argv
+        assert not any("kitty" in a for a in argv[2:])  # only the venv path may say kitty
+        assert (root / "sync-state.json").is_file()
+        assert (root / "sync-spawn.lock").exists()
+        assert (root / "sync.log").exists()
+        # expected_version defaults to the family's version: the daemon is reused, not replaced.
+        second = ensure_daemon(ACME_CMD, family=SYNC)
+        assert second.reused
+        assert second.pid == first.pid
+        answer = second.client().get("/api/hello", query={"name": "wile"})
+        assert answer.status == 200
+        assert answer.body["hello"] == "wile"
+        # The spawner adds acme's contract variables and none of kitty's (the rest is inherited).
+        assert {"ACME_DAEMON_PORT", "ACME_HOME"} <= set(answer.body["env"])
+        assert "KITTY_DAEMON_PORT" not in answer.body["env"]
+        (record,) = scan(SYNC)
+        assert record.cleanup_class == "never_touch"  # our singleton
+        assert record.skip_reason == "is_recorded_singleton"
+    finally:
+        state = read_state((acme / "daemon").resolve(), SYNC)
+        assert state is not None
+        stopped = stop_recorded(state, family=SYNC)
+        assert stopped.port == first.port
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(first.pid).wait(timeout=20)
+    assert check_recorded(state, family=SYNC).status.value in {"dead", "reused"}
+
+
+def test_the_client_sends_nothing_once_the_port_is_someone_elses(acme: Path) -> None:
+    handle = ensure_daemon(ACME_CMD, family=SYNC)
+    state = handle.state
+    client = handle.client()
+    assert "Bearer" not in repr(client)
+    stop_recorded(state, family=SYNC)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(handle.pid).wait(timeout=20)
+    squatter = RecordingListener(handle.port, status=200)
+    try:
+        with pytest.raises(DaemonGoneError, match="nothing was sent"):
+            client.get("/api/hello")
+        assert all(b"Authorization" not in r for r in squatter.requests)
+        assert squatter.requests == []
+    finally:
+        squatter.close()
