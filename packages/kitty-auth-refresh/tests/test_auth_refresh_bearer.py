@@ -205,8 +205,15 @@ def test_a_failing_token_endpoint_raises_and_backs_off_per_window_not_per_401(
         for _ in range(3):
             with pytest.raises(TransientRefreshError):
                 http.get("/api/me")
+        assert len(api.refreshes) == 1
+        assert len(api.calls) == 3  # each refused once, none retried with the refused token
+        # Still inside the backoff, a peer logs in again: its session is adopted on the 401.
+        peer = make_session(session_id="sess-peer", ttl_s=7200)
+        api.accepted.add(peer.access_token)
+        store.write(peer)
+        assert http.get("/api/me").status_code == 200
+    assert tokens_sent(api)[-1] == peer.access_token
     assert len(api.refreshes) == 1
-    assert len(api.calls) == 3  # each refused once, none retried with the refused token
 
 
 def test_threads_refused_together_on_one_client_cause_one_refresh(
@@ -305,12 +312,13 @@ def test_async_client_over_a_sync_manager(
 ) -> None:
     session = login(store, api, accepted=False)
 
-    async def main() -> int:
+    async def main() -> list[int]:
         async with async_client(api, TokenAuth(SyncTokenManager(store, endpoint))) as http:
-            return (await http.get("/api/me")).status_code
+            return [(await http.get("/api/me")).status_code for _ in range(2)]
 
-    assert asyncio.run(main()) == 200
-    assert api.refreshes == [session.refresh_token]
+    assert asyncio.run(main()) == [200, 200]
+    assert api.refreshes == [session.refresh_token]  # the second call used the new token
+    assert len(api.calls) == 3
 
 
 # ---- secrets ---------------------------------------------------------------------------------
