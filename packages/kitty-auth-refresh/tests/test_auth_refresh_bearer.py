@@ -46,13 +46,6 @@ assert result is not None and result.outcome == "refreshed", result
 
 
 @pytest.fixture
-def api() -> Iterator[ApiServer]:
-    server = ApiServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def endpoint(api: ApiServer) -> Iterator[TokenEndpoint]:
     with TokenEndpoint(api.token_url, "kitty-cli") as endpoint:
         yield endpoint

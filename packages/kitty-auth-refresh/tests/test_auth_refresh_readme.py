@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pathlib
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -49,13 +48,6 @@ def test_readme_example_runs(
     exec(code, {"__name__": f"readme_example_{index}"})  # noqa: S102 - our own README
     if index == 1:
         assert "Run `my-cli login` to sign in again." in capsys.readouterr().out
-
-
-@pytest.fixture
-def api() -> Iterator[ApiServer]:
-    server = ApiServer()
-    yield server
-    server.close()
 
 
 def test_readme_embedding_example_runs_against_a_loopback_server(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -148,13 +147,6 @@ def test_a_missing_lifetime_warns_once_and_assumes_five_minutes(
         "token response has no expires_in; assuming 300 s"
     ]
     assert body["access_token"] not in caplog.text
-
-
-@pytest.fixture
-def api() -> Iterator[ApiServer]:
-    server = ApiServer()
-    yield server
-    server.close()
 
 
 def test_a_real_login_response_becomes_a_stored_session_that_refreshes(
