@@ -200,3 +200,134 @@ class TokenServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(10)
+
+
+class ApiServer:
+    """A real loopback OAuth server and protected API (stdlib, one thread per request).
+
+    ``POST /oauth/token``: the refresh grant rotates both tokens (``refreshes`` records each
+    presented refresh token; ``token_answer`` scripts a failure instead), the
+    ``authorization_code`` grant answers a first login. ``/api/...`` (any method) answers 200
+    ``{"body": <bytes received>}`` to an access token in ``accepted``, else 401; ``calls``
+    records (token, body) of every API request. ``gate_401s=N`` holds the first N refusals
+    until all N have arrived (on a barrier with a cap), so N requests are refused together.
+    ``on_api`` runs with the presented token before the answer (e.g. another process rotates).
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.accepted: set[str] = set()
+        self.refreshes: list[str] = []
+        self.issued: list[str] = []
+        self.calls: list[tuple[str, bytes]] = []
+        self.token_answer: tuple[int, dict[str, Any]] | None = None
+        self.reject_all = False
+        self.on_api: Callable[[str], None] | None = None
+        self._gate: threading.Barrier | None = None
+        self._gated = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+            def _send(self, code: int, doc: dict[str, Any]) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if code == 401:
+                    self.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                if self.path.startswith("/api/"):
+                    self.do_GET()
+                    return
+                form = urllib.parse.parse_qs(self._body().decode())
+                code, doc = outer.token_request(form)
+                self._send(code, doc)
+
+            def do_GET(self) -> None:
+                body = self._body()
+                header = self.headers.get("Authorization", "")
+                token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+                code, doc = outer.api_request(token, body)
+                self._send(code, doc)
+
+            do_PUT = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.token_url = f"{self.url}/oauth/token"
+        # A short poll: shutdown() waits up to one interval, at every test's teardown.
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def gate_401s(self, parties: int) -> None:
+        import threading
+
+        self._gate = threading.Barrier(parties, timeout=20)  # a hang cap, not a timing
+        self._gated = parties
+
+    def issue(self) -> dict[str, Any]:
+        """A fresh token pair the API accepts (what a login or a refresh hands out)."""
+        access, refresh = marker("srv-acc"), marker("srv-ref")
+        with self._lock:
+            self.issued += [access, refresh]
+            self.accepted.add(access)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }
+
+    def token_request(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        grant = form.get("grant_type", [""])[0]
+        if grant == "authorization_code":
+            return 200, {**self.issue(), "scope": "openid offline_access"}
+        with self._lock:
+            self.refreshes.append(form["refresh_token"][0])
+        if self.token_answer is not None:
+            return self.token_answer
+        return 200, self.issue()
+
+    def api_request(self, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.calls.append((token, body))
+        if self.on_api is not None:
+            self.on_api(token)
+        with self._lock:
+            ok = token in self.accepted and not self.reject_all
+            gate = self._gate if not ok and self._gated > 0 else None
+            if gate is not None:
+                self._gated -= 1
+        if gate is not None:
+            gate.wait()
+        return (200, {"body": len(body)}) if ok else (401, {"error": "invalid_token"})
+
+    def close(self) -> None:
+        if self._gate is not None:
+            self._gate.abort()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from _authkit import TOKEN_URL, FakeClock, Handler
+from _authkit import TOKEN_URL, ApiServer, FakeClock, Handler
 from kitty_auth_refresh import SessionStore, TokenEndpoint
 
 
@@ -63,3 +63,11 @@ def endpoint_for(fake_clock: FakeClock) -> Iterator[Callable[..., TokenEndpoint]
 def auth_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+@pytest.fixture
+def api() -> Iterator[ApiServer]:
+    """A real loopback token endpoint and protected API (see ``ApiServer``)."""
+    server = ApiServer()
+    yield server
+    server.close()

@@ -17,6 +17,7 @@ from kitty_auth_refresh import (
     RefreshRejected,
     RefreshReplay,
     ReloginRequired,
+    RequestNotReplayable,
     StoreWriteFailed,
     TransientRefreshError,
 )
@@ -40,6 +41,7 @@ ERRORS: list[tuple[KittyAuthError, tuple[type[BaseException], ...], str]] = [
     (RefreshLockBusy("hold_budget"), (TransientRefreshError, ConnectionError), "hold_budget"),
     (RefreshLockBusy("replay", None, "no newer material"), (TransientRefreshError,), "replay"),
     (StoreWriteFailed("/h/auth/session.json", "ENOSPC", SESSION), (OSError,), "ENOSPC"),
+    (RequestNotReplayable("PUT"), (RuntimeError,), "HTTP 401) for a PUT request"),
 ]
 
 
@@ -76,5 +78,6 @@ def test_tree_matches_the_spec() -> None:
         RefreshProtocolError,
         TransientRefreshError,
         StoreWriteFailed,
+        RequestNotReplayable,
     ):
         assert leaf.__mro__[1] is KittyAuthError

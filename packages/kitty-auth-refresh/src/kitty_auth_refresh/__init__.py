@@ -9,6 +9,7 @@ still persisted (compare-then-clear). Transient failures never log anyone out.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from ._clock import Clock
 from ._endpoint import TokenEndpoint
@@ -23,6 +24,7 @@ from ._errors import (
     RefreshRejected,
     RefreshReplay,
     ReloginRequired,
+    RequestNotReplayable,
     StoreWriteFailed,
     TransientRefreshError,
     UnreadableSession,
@@ -32,7 +34,11 @@ from ._manager import LogoutResult, SyncTokenManager, TokenManager
 from ._session import Session, UnverifiedClaims, same_material, unverified_claims
 from ._status import AuthState, AuthStatus, auth_status
 from ._store import SessionStore
+from ._token_response import session_from_token_response
 from ._transaction import RefreshOutcome, RefreshResult, RejectionCause, run_refresh_transaction
+
+if TYPE_CHECKING:
+    from ._bearer import TokenAuth
 
 try:
     __version__: str = version("kitty-auth-refresh")
@@ -57,10 +63,12 @@ __all__ = [
     "RefreshResult",
     "RejectionCause",
     "ReloginRequired",
+    "RequestNotReplayable",
     "Session",
     "SessionStore",
     "StoreWriteFailed",
     "SyncTokenManager",
+    "TokenAuth",
     "TokenEndpoint",
     "TokenManager",
     "TransientRefreshError",
@@ -71,5 +79,16 @@ __all__ = [
     "default_home",
     "run_refresh_transaction",
     "same_material",
+    "session_from_token_response",
     "unverified_claims",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # TokenAuth subclasses httpx.Auth, so it is loaded on first use: importing httpx costs
+    # ~100 ms, which read-only callers (``kitty-doctor``) never need to pay.
+    if name == "TokenAuth":
+        from ._bearer import TokenAuth
+
+        return TokenAuth
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import datetime as dt
 import email.utils
 import ipaddress
@@ -19,7 +18,7 @@ import threading
 import types
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     import httpx
@@ -32,12 +31,12 @@ from ._errors import (
     RefreshReplay,
     TransientRefreshError,
 )
-from ._session import Session, as_utc, parse_time, utc_now
+from ._session import Session, as_utc, utc_now
+from ._token_response import is_number, json_object, refreshed_session
 
 logger = logging.getLogger("kitty_auth_refresh")
 
 DEFAULT_HTTP_TIMEOUT_S: Final = 10.0
-DEFAULT_ACCESS_TTL_S: Final = 300
 REVOKE_TIMEOUT_S: Final = 5.0
 CLOCK_SKEW_WARN_S: Final = 60
 REPLAY_RETRY_AFTER_MAX_S: Final = 5
@@ -55,8 +54,6 @@ AUTH_METHODS: Final = frozenset(
 SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
 #: RFC 8414 §2: a metadata document without token_endpoint_auth_methods_supported means this.
 DEFAULT_SUPPORTED_AUTH_METHODS: Final = ("client_secret_basic",)
-# Whole seconds taken off every lifetime: the server started its clock before our request left.
-EXPIRY_ALLOWANCE_S: Final = 1
 _RESERVED_PARAMS: Final = frozenset(
     {
         "grant_type",
@@ -419,7 +416,7 @@ class TokenEndpoint:
     ) -> Session:
         status = response.status_code
         secrets = (old.refresh_token, old.access_token, self._client_secret or "", assertion)
-        body = _json_object(response)
+        body = json_object(response)
         raw_error = body.get("error") if body is not None else None
         # A non-string ``error`` (a list, an object) is only ever a protocol error.
         error = raw_error if isinstance(raw_error, str) else None
@@ -429,7 +426,7 @@ class TokenEndpoint:
         if status == 200:
             if body is None:
                 raise RefreshProtocolError(status, "the 200 response is not a JSON object")
-            return self._new_session(body, old, sent)
+            return refreshed_session(old, body, sent)
         if status in REJECTION_STATUSES and error in REJECTION_KINDS:
             raise RefreshRejected(str(error), description, status)
         if status in CLIENT_REJECTION_STATUSES and error in CLIENT_REJECTION_KINDS:
@@ -445,45 +442,6 @@ class TokenEndpoint:
         if status == 429:
             raise TransientRefreshError("rate_limited", status, description)
         raise RefreshProtocolError(status, scrub(error, *secrets) or description)
-
-    def _new_session(self, body: dict[str, Any], old: Session, sent: dt.datetime) -> Session:
-        access = body.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise RefreshProtocolError(200, "the 200 response has no access_token string")
-        expires_in = body.get("expires_in")
-        if expires_in is None:
-            logger.warning("token response has no expires_in; assuming %d s", DEFAULT_ACCESS_TTL_S)
-            expires_in = DEFAULT_ACCESS_TTL_S
-        if not _is_number(expires_in):
-            raise RefreshProtocolError(200, "expires_in is not a number")
-        changes: dict[str, Any] = {
-            "access_token": access,
-            "issued_at": sent,
-            # Send time + lifetime - allowance: immune to a skewed clock, and never later than
-            # the server's own expiry (it started counting after our request left).
-            "access_expires_at": sent
-            + dt.timedelta(seconds=float(expires_in) - EXPIRY_ALLOWANCE_S),
-        }
-        refresh = body.get("refresh_token")
-        if isinstance(refresh, str) and refresh:
-            changes["refresh_token"] = refresh  # a non-rotating server omits it: keep ours
-        refresh_at = body.get("refresh_token_expires_at")
-        refresh_in = body.get("refresh_token_expires_in")
-        if isinstance(refresh_at, str):
-            try:
-                changes["refresh_expires_at"] = parse_time(refresh_at)
-            except ValueError:
-                reason = "refresh_token_expires_at is not ISO-8601"
-                raise RefreshProtocolError(200, reason) from None
-        elif _is_number(refresh_at):
-            changes["refresh_expires_at"] = dt.datetime.fromtimestamp(float(refresh_at), dt.UTC)
-        elif _is_number(refresh_in):
-            changes["refresh_expires_at"] = sent + dt.timedelta(seconds=float(refresh_in))
-        for name in ("session_id", "scope", "token_type", "subject", "email", "id_token"):
-            value = body.get(name)
-            if isinstance(value, str) and value:
-                changes[name] = value
-        return dataclasses.replace(old, **changes)
 
 
 def infer_auth_method(client_secret: object, private_key: object) -> str:
@@ -562,7 +520,7 @@ def _discover(issuer: str, timeout: float, transport: httpx.BaseTransport | None
             if response.status_code != 200:
                 last = f"{url} answered HTTP {response.status_code}"
                 continue
-            doc = _json_object(response)
+            doc = json_object(response)
             if doc is None:
                 last = f"{url} is not a JSON object"
                 continue
@@ -580,24 +538,12 @@ def _form_encode(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _retry_after(body: dict[str, Any], response: httpx.Response) -> int:
     raw: object = body.get("retry_after")
     if raw is None:
         raw = response.headers.get("retry-after")
     value = 0
-    if _is_number(raw):
+    if is_number(raw):
         value = int(raw)
     elif isinstance(raw, str):
         with contextlib.suppress(ValueError):

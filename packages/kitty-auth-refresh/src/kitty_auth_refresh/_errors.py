@@ -14,7 +14,8 @@ Tree (leaves also subclass the builtin they resemble)::
     ├── RefreshProtocolError(KittyAuthError)               status, description
     ├── TransientRefreshError(KittyAuthError, ConnectionError)  kind, status
     │   └── RefreshLockBusy(TransientRefreshError)         kind: lock_busy|hold_budget|replay
-    └── StoreWriteFailed(KittyAuthError, OSError)          path, reason, session (memory only)
+    ├── StoreWriteFailed(KittyAuthError, OSError)          path, reason, session (memory only)
+    └── RequestNotReplayable(KittyAuthError, RuntimeError) method, status
 
 No message, ``repr`` or pickled state contains a token: server text is scrubbed before it is
 stored (see ``_endpoint``), and ``StoreWriteFailed.session`` is deliberately dropped when pickled
@@ -293,3 +294,24 @@ class StoreWriteFailed(KittyAuthError, OSError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.reason))
+
+
+class RequestNotReplayable(KittyAuthError, RuntimeError):
+    """``TokenAuth`` got a 401 for a request whose body was streamed (an iterator, a generator,
+    a file): it refreshed the token but cannot send that body a second time."""
+
+    def __init__(self, method: str, status: int = 401) -> None:
+        self.method = method
+        self.status = status
+        super().__init__(method, status)
+
+    def __str__(self) -> str:
+        return (
+            f"the server refused the access token (HTTP {self.status}) for a {self.method} "
+            "request whose body was streamed, so it cannot be sent again; the token has been "
+            "refreshed: send the request again, or pass the body as bytes (content=, data=, "
+            "json=) to have it retried automatically"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.method, self.status))

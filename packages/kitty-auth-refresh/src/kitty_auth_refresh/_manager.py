@@ -230,6 +230,34 @@ class _ManagerCore:
             self._apply(result)
         return result
 
+    def refresh_rejected(self, rejected: str) -> None:
+        """The resource server refused the access token ``rejected`` (HTTP 401): force one
+        refresh through the transaction, unless the material already moved past it.
+
+        Called under the single-flight lock, so N callers rejected together cause one refresh:
+        the first replaces the token, the others find it replaced and use the new one. Across
+        processes the transaction re-reads the file under the machine-wide lock and adopts what
+        a peer persisted instead of presenting a spent refresh token. Raises the failure when no
+        new token could be had (the old one was just refused: serving it again is pointless).
+        """
+        session = self.load()
+        if session.access_token != rejected:
+            return  # a concurrent caller already replaced it: no second refresh
+        if self._in_backoff() and self._backoff_error is not None:
+            # A refused token does not lift the backoff either: one refresh per window, not one
+            # per 401, while the token endpoint is failing.
+            if not self._adopt_newer_from_disk(session):
+                raise self._backoff_error.with_traceback(None)
+            return
+        self.refresh_cycle(True, session)
+        current = self.session
+        if (
+            current is not None
+            and current.access_token == rejected
+            and self._backoff_error is not None
+        ):
+            raise self._backoff_error.with_traceback(None)
+
     def _adopt_newer_from_disk(self, session: Session) -> bool:
         """Adopt persisted material that differs from ours and lives longer. No lock, no network."""
         try:
@@ -401,12 +429,22 @@ class TokenManager:
             self._flight = (loop, asyncio.Lock())
         return self._flight[1]
 
-    async def get_access_token(self) -> str:
-        token = self._core.fresh_token()
-        if token is not None:
-            return token
+    async def get_access_token(self, rejected: str | None = None) -> str:
+        """A valid access token, refreshed ahead of expiry.
+
+        ``rejected``: an access token the resource server just refused (HTTP 401). If it is
+        still the current one, one refresh is forced first (``TokenAuth`` does this for you).
+        """
+        if rejected is None:
+            token = self._core.fresh_token()
+            if token is not None:
+                return token
         with contextlib.suppress(StoreWriteFailed):  # the rotated session is in memory
-            await self.refresh_if_needed()
+            if rejected is None:
+                await self.refresh_if_needed()
+            else:
+                async with self._single_flight():
+                    await asyncio.to_thread(self._core.refresh_rejected, rejected)
         return self._core.access_token_after_cycle()
 
     async def refresh_if_needed(self, force: bool = False) -> RefreshResult | None:
@@ -458,12 +496,18 @@ class SyncTokenManager:
     def session(self) -> Session | None:
         return self._core.session
 
-    def get_access_token(self) -> str:
-        token = self._core.fresh_token()
-        if token is not None:
-            return token
+    def get_access_token(self, rejected: str | None = None) -> str:
+        """A valid access token; ``rejected`` as for ``TokenManager.get_access_token``."""
+        if rejected is None:
+            token = self._core.fresh_token()
+            if token is not None:
+                return token
         with contextlib.suppress(StoreWriteFailed):  # the rotated session is in memory
-            self.refresh_if_needed()
+            if rejected is None:
+                self.refresh_if_needed()
+            else:
+                with self._flight:
+                    self._core.refresh_rejected(rejected)
         return self._core.access_token_after_cycle()
 
     def refresh_if_needed(self, force: bool = False) -> RefreshResult | None:
