@@ -583,3 +583,33 @@ def test_a_socket_at_the_session_path_is_corrupt_not_an_os_error(
         sock.bind(store.path.name)
         with pytest.raises(CorruptSession, match="file is a socket, not a regular file"):
             store.read()
+
+
+def test_an_apps_store_lives_in_its_home(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: another app's profile names its home; kitty's variable is not consulted."""
+    from kitty_daemon_identity import AppProfile, Family, PortRange
+
+    acme = AppProfile("acme", families=(Family("sync", PortRange(18400, 18450), "1.0"),))
+    monkeypatch.setenv("KITTY_HOME", str(tmp_path / "kitty"))
+    monkeypatch.setenv("ACME_HOME", str(tmp_path / "acme"))
+    assert SessionStore(profile=acme).path == tmp_path / "acme" / "auth" / "session.json"
+    assert default_home(acme) == tmp_path / "acme"
+    monkeypatch.setenv("ACME_HOME", "relative")
+    with pytest.raises(ConfigError, match="ACME_HOME"):
+        SessionStore(profile=acme)
+    with pytest.raises(ValueError, match="not both"):
+        SessionStore(tmp_path, profile=acme)
+
+
+def test_store_errors_do_not_name_kitty(tmp_path: pathlib.Path) -> None:
+    """An embedding app's users read these messages: no brand but the app's own."""
+    from kitty_auth_refresh import CorruptSession, RefreshLockBusy, UnreadableSession
+
+    for exc in (
+        CorruptSession(tmp_path / "s.json", "bad"),
+        UnreadableSession(tmp_path / "s.json", "EACCES"),
+        RefreshLockBusy(),
+    ):
+        assert "kitty" not in str(exc).replace(str(tmp_path), "")

@@ -82,7 +82,7 @@ class CorruptSession(KittyAuthError, ValueError):
     def __str__(self) -> str:
         return (
             f"the saved session file {self.path} is unreadable ({self.reason}); "
-            "kitty left it untouched: sign in again to replace it, or restore it from a backup"
+            "it was left untouched: sign in again to replace it, or restore it from a backup"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -103,7 +103,7 @@ class UnreadableSession(KittyAuthError, PermissionError):
 
     def __str__(self) -> str:
         return (
-            f"the saved session file {self.path} cannot be read ({self.reason}); kitty left it "
+            f"the saved session file {self.path} cannot be read ({self.reason}); it was left "
             f"untouched: make it yours and private with `chown $(id -u) {self.path} && "
             f"chmod 600 {self.path}` (as root if needed), or sign in again to replace it"
         )
@@ -263,7 +263,7 @@ class RefreshLockBusy(TransientRefreshError):
         extra = f": {self.description}" if self.description else ""
         return (
             f"token refresh could not run now ({self.kind}){extra}; "
-            "another kitty process is refreshing: the session is kept, try again shortly"
+            "another process is refreshing: the session is kept, try again shortly"
         )
 
 

@@ -13,13 +13,14 @@ import kitty_daemon_identity
 from ._errors import ConfigError
 
 
-def default_home() -> pathlib.Path:
+def default_home(profile: kitty_daemon_identity.AppProfile | None = None) -> pathlib.Path:
     """``$KITTY_HOME`` if set and non-empty (``~`` expanded, must be absolute), else the default.
 
-    The default is ``~/.kitty`` (Windows: ``%LOCALAPPDATA%\\kitty``). A relative value raises this
-    package's ``ConfigError`` (callers catch ``kitty_auth_refresh.ConfigError``).
+    The default is ``~/.kitty`` (Windows: ``%LOCALAPPDATA%\\kitty``); an app's ``profile`` has its
+    own variable and default. A relative value raises this package's ``ConfigError`` (callers
+    catch ``kitty_auth_refresh.ConfigError``).
     """
     try:
-        return kitty_daemon_identity.default_home()
+        return (profile or kitty_daemon_identity.KITTY).resolve_home()
     except kitty_daemon_identity.ConfigError as exc:
         raise ConfigError(exc.variable, exc.value, exc.reason) from None

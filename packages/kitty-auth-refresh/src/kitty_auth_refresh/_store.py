@@ -9,6 +9,7 @@ import pathlib
 import time
 from typing import Final
 
+import kitty_daemon_identity
 from kitty_filelock import (
     InvalidFileError,
     KittyLockError,
@@ -34,14 +35,27 @@ _TEMP_SUFFIX: Final = ".tmp"
 class SessionStore:
     """The persisted session in ``<root>/session.json`` (root defaults to ``<home>/auth``).
 
+    The home is kitty's (``KITTY_HOME``), or an app's: ``SessionStore(profile=ACME)`` uses
+    ``ACME.resolve_home() / "auth"`` (its ``ACME_HOME``), resolved once, here.
+
     Readers never lock: ``write`` replaces the file atomically, so a reader sees the old or the
     new file, never a mix. Only the refresh transaction and ``TokenManager`` write or delete.
     """
 
     __slots__ = ("_root",)
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self._root = pathlib.Path(root) if root is not None else default_home() / "auth"
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        profile: kitty_daemon_identity.AppProfile | None = None,
+    ) -> None:
+        if root is not None and profile is not None:
+            raise ValueError("give SessionStore a root or a profile, not both")
+        if root is not None:
+            self._root = pathlib.Path(root)
+        else:
+            self._root = default_home(profile) / "auth"
 
     @property
     def root(self) -> pathlib.Path:

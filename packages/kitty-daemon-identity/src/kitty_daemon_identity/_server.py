@@ -524,7 +524,7 @@ class DaemonServer:
             if self._stop.is_set():
                 return
             self._serving = True
-        ticker = threading.Thread(target=self._tick_loop, name="kitty-retire-tick", daemon=True)
+        ticker = threading.Thread(target=self._tick_loop, name="daemon-retire-tick", daemon=True)
         ticker.start()
         try:
             self._httpd.serve_forever(poll_interval=_SERVE_POLL_S)
@@ -536,7 +536,7 @@ class DaemonServer:
 
     def start(self) -> threading.Thread:
         """Run ``serve_forever`` on a daemon thread and return it."""
-        thread = threading.Thread(target=self.serve_forever, name="kitty-daemon-http", daemon=True)
+        thread = threading.Thread(target=self.serve_forever, name="daemon-http", daemon=True)
         thread.start()
         return thread
 
@@ -570,7 +570,7 @@ class DaemonServer:
             logger.info("stopping: %s", reason)
         with self._lock:
             self._status = "stopping"
-        threading.Thread(target=self.shutdown, name="kitty-daemon-stop", daemon=True).start()
+        threading.Thread(target=self.shutdown, name="daemon-stop", daemon=True).start()
 
     # -- self-retirement (DID-21) ------------------------------------------------------------
     def tick(self) -> RetireDecision:

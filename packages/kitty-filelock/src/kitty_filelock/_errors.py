@@ -179,7 +179,7 @@ class InvalidFileError(KittyLockError, ValueError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        return f"{self.path} {self.reason}; kitty left it untouched"
+        return f"{self.path} {self.reason}; it was left untouched"
 
     def __str__(self) -> str:
         return self._message()
