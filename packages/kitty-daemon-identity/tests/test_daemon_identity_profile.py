@@ -190,3 +190,80 @@ def test_daemon_server_speaks_for_the_app(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.close()
+
+
+def _health(server: DaemonServer) -> tuple[dict[str, object], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/api/health")
+    raw = conn.getresponse().read()
+    conn.close()
+    return json.loads(raw), raw
+
+
+@pytest.mark.parametrize(
+    ("extra", "served"),
+    [
+        ({"queue_depth": 3}, {"queue_depth": 3}),
+        ({"queue_depth": 3, "undeclared": "x"}, {"queue_depth": 3}),  # only declared names
+        ({"queue_depth": "q" * 257}, None),  # too long a value: no extra at all
+        ({"queue_depth": [1]}, None),  # not a scalar
+        ({f"f{i}": 1 for i in range(17)}, None),  # too many fields
+    ],
+)
+def test_extra_health_fields_are_declared_small_and_parsed(
+    tmp_path: Path, extra: dict[str, object], served: dict[str, object] | None
+) -> None:
+    from kitty_daemon_identity import HEALTH_KEYS, HealthPayload, parse_health
+
+    server = DaemonServer(
+        ACME.family("index"), 0, tmp_path, hard_exit_after_retire=False, extra_health=lambda: extra
+    )
+    server.start()
+    try:
+        body, raw = _health(server)
+    finally:
+        server.shutdown()
+        server.close()
+    assert body.get("extra") == served
+    parsed = parse_health(raw)
+    assert isinstance(parsed, HealthPayload)
+    assert parsed.extra == (served or {})
+    assert set(body) - {"extra"} == HEALTH_KEYS
+
+
+def test_extra_health_never_breaks_health(tmp_path: Path) -> None:
+    def boom() -> dict[str, object]:
+        raise RuntimeError("app bug")
+
+    big = {f"f{i}": "v" * 200 for i in range(12)}  # valid, but the payload would pass 2048 bytes
+    index = AppProfile(
+        "acme", families=(Family("index", PortRange(1, 2), "1", health_fields=tuple(big)),)
+    ).family("index")
+    for source in (boom, lambda: big):
+        server = DaemonServer(index, 0, tmp_path, hard_exit_after_retire=False, extra_health=source)
+        server.start()
+        try:
+            body, _ = _health(server)
+        finally:
+            server.shutdown()
+            server.close()
+        assert "extra" not in body
+        assert body["status"] == "ok"
+
+
+def test_a_malformed_extra_is_ignored_like_an_unknown_key(tmp_path: Path) -> None:
+    from kitty_daemon_identity import HealthPayload, parse_health
+
+    server = DaemonServer(SYNC, 0, tmp_path, hard_exit_after_retire=False)
+    try:
+        good = server.health_payload().to_dict()
+    finally:
+        server.close()
+    assert "extra" not in good  # kitty's and an app's payload without extras: the DID-07 keys
+    for bad in ([], {"Bad-Name": 1}, {"x": [1]}):
+        parsed = parse_health(json.dumps({**good, "extra": bad}).encode())
+        assert isinstance(parsed, HealthPayload)
+        assert parsed.extra == {}
+    parsed = parse_health(json.dumps({**good, "extra": {"queue_depth": 2}}).encode())
+    assert isinstance(parsed, HealthPayload)
+    assert parsed.extra == {"queue_depth": 2}

@@ -7,19 +7,49 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Final, cast
 
 from ._constants import HEALTH_MAX_BYTES, HEALTH_SCHEMA_VERSION
 from ._jsonio import DuplicateKeyError, loads_strict
 
-__all__ = ["HEALTH_KEYS", "HealthParseError", "HealthPayload", "parse_health"]
+__all__ = ["HEALTH_KEYS", "HealthParseError", "HealthPayload", "check_extra", "parse_health"]
 
 _MAX_STRING_CHARS: Final = 4096
 _MAX_PACKAGE_VERSION_CHARS: Final = 64
 _INSTANCE_ID: Final = re.compile(r"[0-9a-f]{32}")
 _STATUSES: Final = frozenset({"ok", "stopping"})
+# An app's extra health fields (Family.health_fields): a few small scalars under "extra".
+_EXTRA_KEY: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_EXTRA_MAX_FIELDS: Final = 16
+_EXTRA_MAX_CHARS: Final = 256
+
+HealthExtra = Mapping[str, str | int | float | bool | None]
+
+
+def check_extra(extra: object) -> str | None:
+    """None if ``extra`` is a valid extra-fields object, else why not (one short phrase).
+
+    At most 16 snake_case names, each a string (<= 256 characters), a finite number, a bool or
+    null: small, flat evidence an app's daemon adds to its health; never a secret.
+    """
+    if not isinstance(extra, Mapping):
+        return "not an object"
+    if len(extra) > _EXTRA_MAX_FIELDS:
+        return f"more than {_EXTRA_MAX_FIELDS} fields"
+    for key, value in extra.items():
+        if not isinstance(key, str) or not _EXTRA_KEY.fullmatch(key):
+            return f"field name {key!r} is not snake_case"
+        if isinstance(value, str):
+            if len(value) > _EXTRA_MAX_CHARS:
+                return f"field {key!r} is longer than {_EXTRA_MAX_CHARS} characters"
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return f"field {key!r} is not a finite number"
+        elif value is not None and not isinstance(value, bool | int):
+            return f"field {key!r} is not a string, number, bool or null"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +70,21 @@ class HealthPayload:
     busy: bool
     idle_s: float
     instance_id: str
+    #: The app's extra fields (its family's ``health_fields``); absent from the JSON when empty.
+    extra: HealthExtra = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.extra:
+            del out["extra"]
+        return out
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
 
 
-HEALTH_KEYS: Final[frozenset[str]] = frozenset(f.name for f in fields(HealthPayload))
+#: The keys every payload carries (``extra`` is optional and not among them).
+HEALTH_KEYS: Final[frozenset[str]] = frozenset(f.name for f in fields(HealthPayload)) - {"extra"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +160,7 @@ def _check(key: str, value: Any) -> str | None:
     return None if ok else f"bad_value:{key}"
 
 
-_FIELD_ORDER: Final = tuple(f.name for f in fields(HealthPayload))
+_FIELD_ORDER: Final = tuple(f.name for f in fields(HealthPayload) if f.name in HEALTH_KEYS)
 
 
 def _from_object(obj: Mapping[str, Any]) -> HealthPayload | HealthParseError:
@@ -140,6 +176,10 @@ def _from_object(obj: Mapping[str, Any]) -> HealthPayload | HealthParseError:
     values = {key: obj[key] for key in _FIELD_ORDER}
     values["process_started_at"] = float(values["process_started_at"])
     values["idle_s"] = float(values["idle_s"])
+    # A malformed "extra" is ignored like any unknown key: evidence only, never a reason to
+    # call a live daemon's health invalid.
+    if "extra" in obj and check_extra(obj["extra"]) is None:
+        values["extra"] = dict(obj["extra"])
     return HealthPayload(**values)
 
 

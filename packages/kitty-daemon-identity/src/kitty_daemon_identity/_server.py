@@ -11,6 +11,7 @@ A retirement tick on its own thread applies ``should_retire`` and stops the serv
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hmac
 import json
@@ -32,7 +33,7 @@ from kitty_filelock import process_alive_since, process_start_time
 
 from . import _constants
 from ._family import DaemonFamily
-from ._health import HealthPayload
+from ._health import HealthExtra, HealthPayload, check_extra
 from ._profile import Family, as_family
 from ._retire import DaemonSelf, RetireDecision, should_retire
 from ._scope import scope_id
@@ -355,6 +356,7 @@ class DaemonServer:
         host: str = LOOPBACK,
         hard_exit_after_retire: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        extra_health: Callable[[], HealthExtra] | None = None,
     ) -> None:
         if host != LOOPBACK:
             raise ValueError(
@@ -388,6 +390,7 @@ class DaemonServer:
         self.hard_exit_after_retire = hard_exit_after_retire
         self._token = token or None
         self._busy_probe = busy_probe
+        self._extra_health = extra_health
         self._clock = clock
         self._last_activity = clock()
         # (method, path) -> (handler, public, with_request)
@@ -447,6 +450,16 @@ class DaemonServer:
 
     def health_payload(self) -> HealthPayload:
         """The DID-07 payload; it never contains the token, the scope key, env or argv."""
+        payload = self._payload()
+        if payload.extra and len(payload.to_json()) > _constants.HEALTH_PAYLOAD_MAX_BYTES:
+            logger.warning(
+                "extra health fields would pass %d bytes; serving health without them",
+                _constants.HEALTH_PAYLOAD_MAX_BYTES,
+            )
+            payload = dataclasses.replace(payload, extra={})
+        return payload
+
+    def _payload(self) -> HealthPayload:
         return HealthPayload(
             schema_version=_constants.HEALTH_SCHEMA_VERSION,
             status=self._status,
@@ -462,7 +475,30 @@ class DaemonServer:
             busy=self.busy(),
             idle_s=round(self.idle_s(), 3),
             instance_id=self.instance_id,
+            extra=self._extra(),
         )
+
+    def _extra(self) -> HealthExtra:
+        """The app's extra fields, only those its family declares; {} when broken or too big."""
+        if self._extra_health is None:
+            return {}
+        try:
+            raw = self._extra_health()
+            problem = check_extra(raw)
+        except Exception:
+            logger.exception("extra_health raised; serving health without extra fields")
+            return {}
+        if problem is not None:
+            logger.warning("extra_health is invalid (%s); serving health without it", problem)
+            return {}
+        declared = set(self.family.health_fields)
+        undeclared = sorted(set(raw) - declared)
+        if undeclared:
+            # Only declared names go out: an app cannot leak a field by accident.
+            logger.warning(
+                "extra_health fields %s are not in the family's health_fields", undeclared
+            )
+        return {k: v for k, v in raw.items() if k in declared}
 
     # -- routes and auth ---------------------------------------------------------------------
     def add_route(
