@@ -260,6 +260,7 @@ def test_a_malformed_extra_is_ignored_like_an_unknown_key(tmp_path: Path) -> Non
     finally:
         server.close()
     assert "extra" not in good  # kitty's and an app's payload without extras: the DID-07 keys
+    bad: object
     for bad in ([], {"Bad-Name": 1}, {"x": [1]}):
         parsed = parse_health(json.dumps({**good, "extra": bad}).encode())
         assert isinstance(parsed, HealthPayload)

@@ -356,7 +356,7 @@ class DaemonServer:
         host: str = LOOPBACK,
         hard_exit_after_retire: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        extra_health: Callable[[], HealthExtra] | None = None,
+        extra_health: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
         if host != LOOPBACK:
             raise ValueError(
@@ -498,7 +498,8 @@ class DaemonServer:
             logger.warning(
                 "extra_health fields %s are not in the family's health_fields", undeclared
             )
-        return {k: v for k, v in raw.items() if k in declared}
+        checked = cast(HealthExtra, raw)  # check_extra proved every value a JSON scalar
+        return {k: v for k, v in checked.items() if k in declared}
 
     # -- routes and auth ---------------------------------------------------------------------
     def add_route(
