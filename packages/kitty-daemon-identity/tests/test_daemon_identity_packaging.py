@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -45,10 +47,10 @@ def test_all_is_sorted_and_importable() -> None:
         assert hasattr(kitty_daemon_identity, name), name
 
 
-def _readme_example() -> str:
+def _readme_example(name: str = "embedding") -> str:
     text = (PKG / "README.md").read_text()
     block = re.search(
-        r"<!-- embedding-example:start -->\s*```python\n(.*?)```\s*<!-- embedding-example:end -->",
+        rf"<!-- {name}-example:start -->\s*```python\n(.*?)```\s*<!-- {name}-example:end -->",
         text,
         re.S,
     )
@@ -110,3 +112,45 @@ def test_readme_embedding_example_runs(
     thread.join(timeout=HANG_CAP_S)
     assert not thread.is_alive()
     assert not errors
+
+
+def test_readme_profile_example_is_a_whole_daemon_of_another_app(tmp_path: Path) -> None:
+    """The app-profile snippet, run as a script the way ensure_daemon spawns it."""
+    script = tmp_path / "acme_daemon.py"
+    script.write_text(_readme_example("profile"))
+    root = tmp_path / "acme-home" / "daemon"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITTY_")}
+    env["ACME_DAEMON_PORT"] = str(port)
+    log = tmp_path / "daemon.err"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), f"--acme-daemon-root={root}", "--acme-daemon-exec=/x"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + HANG_CAP_S
+        while True:
+            try:
+                health = request(port, "GET", "/api/health", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the README daemon never served"
+                time.sleep(0.02)
+        assert health.headers["server"] == "acme-daemon"
+        assert health.json()["daemon_root"] == str(root.resolve())
+        assert health.json()["package_version"] == "1.4.0"
+        assert request(port, "GET", "/api/ping").status == 403
+        key = read_scope_key(root)
+        assert key is not None
+        pong = request(port, "GET", "/api/ping", headers={"Authorization": f"Bearer {key}"})
+        assert pong.json() == {"pong": True}
+        assert shutdown(port, key).status == 202
+        assert proc.wait(timeout=HANG_CAP_S) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
