@@ -14,6 +14,7 @@ from _orphan_sweep_helpers import Env, RecordingListener
 from kitty_daemon_identity import read_state
 from kitty_orphan_sweep import (
     DaemonGoneError,
+    DaemonHandle,
     check_recorded,
     ensure_daemon,
     scan,
@@ -85,3 +86,40 @@ def test_the_client_sends_nothing_once_the_port_is_someone_elses(acme: Path) -> 
         assert squatter.requests == []
     finally:
         squatter.close()
+
+
+ACME_DAEMON = """
+import sys
+from kitty_daemon_identity import AppProfile, Family, PortRange, serve_daemon
+
+ACME = AppProfile("acme", families=(Family("sync", PortRange(18400, 18450), "1.4.0"),))
+
+def setup(server):
+    server.add_route("GET", "/api/status", lambda body: (200, {"synced": 0}))
+
+sys.exit(serve_daemon(ACME.family("sync"), setup=setup, hard_exit_after_retire=False))
+"""
+
+
+def test_readme_app_example_runs(
+    acme: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from test_orphan_sweep_readme import APP_EXAMPLE
+
+    package = tmp_path / "site" / "acme"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "daemon.py").write_text(ACME_DAEMON)
+    monkeypatch.setenv("PYTHONPATH", str(package.parent))
+    namespace: dict[str, object] = {"__name__": "readme_app_example"}
+    exec(compile(APP_EXAMPLE, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    handle = namespace["handle"]
+    assert isinstance(handle, DaemonHandle)
+    try:
+        assert capsys.readouterr().out.strip() == "200 {'synced': 0}"
+        assert handle.state.package_version == "1.4.0"
+    finally:
+        stop_recorded(handle.state, family=SYNC)

@@ -20,7 +20,7 @@ from kitty_orphan_sweep import CleanupPath
 from kitty_orphan_sweep._net import connect_probe, port_refuses
 
 README = Path(__file__).parents[1] / "README.md"
-(EXAMPLE,) = re.findall(r"```python\n(.*?)```", README.read_text("utf-8"), re.DOTALL)
+EXAMPLE, APP_EXAMPLE = re.findall(r"```python\n(.*?)```", README.read_text("utf-8"), re.DOTALL)
 SYNC = range(PORT_BASE + 183, PORT_BASE + 188)
 DASHBOARD = range(PORT_BASE + 195, PORT_BASE + 199)
 
