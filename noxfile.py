@@ -225,8 +225,14 @@ def standalone_filelock(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def wheels(session: nox.Session) -> None:
-    """Build every package with --no-sources and install them together: validates sibling ranges."""
-    work = pathlib.Path(tempfile.mkdtemp(prefix="kitty-wheels-"))
+    """Build every package with --no-sources and install them together: validates sibling ranges.
+
+    Then the example app (examples/acme, another team's CLI) is built and installed from those
+    wheels, never from the workspace, and its tests run there: its brand test greps everything
+    its users see for "kitty".
+    """
+    # A neutral temp prefix: the example's brand test must not find kitty in its own venv path.
+    work = pathlib.Path(tempfile.mkdtemp(prefix="wheels-"))
     try:
         built = _build(session, work / "dist", *DIST_NAMES)
         if len(built) != len(DIST_NAMES):
@@ -240,6 +246,21 @@ def wheels(session: nox.Session) -> None:
             "uv", "pip", "install", "--quiet", "--python", py, *map(str, built), external=True
         )
         session.run(py, "-P", "-c", "import " + ", ".join(PACKAGES.values()), external=True)
+        example = ROOT / "examples" / "acme"
+        session.run(
+            "uv", "build", "--wheel", "--out-dir", str(work / "example"), str(example),
+            external=True,
+        )  # fmt: skip
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", py, *map(str, built),
+            *map(str, (work / "example").glob("*.whl")), "pytest", "pytest-timeout",
+            external=True,
+        )  # fmt: skip
+        session.run(
+            py, "-m", "pytest", str(example / "tests"), "-p", "no:cacheprovider",
+            "--timeout=120", _junit("example-acme"),
+            external=True,
+        )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
