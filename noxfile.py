@@ -16,6 +16,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import nox
@@ -144,8 +145,7 @@ def _build(session: nox.Session, out: pathlib.Path, *packages: str) -> list[path
 
 
 _TEST_TOOLS = ("pytest", "pytest-timeout", "pytest-asyncio", "hypothesis", "psutil")
-_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-_SYSTEM_PYTHON = "/usr/bin/python3"
+_NOBODY = 65534
 
 
 def _lone_filelock_venv(
@@ -194,22 +194,24 @@ def standalone_filelock(session: nox.Session) -> None:
         (wheel,) = _build(session, work / "dist", "kitty-filelock")
         py = _lone_filelock_venv(session, work / "venv", wheel)
         session.run(*_filelock_pytest(py, _junit("standalone-filelock")), external=True)
-        if (
-            getattr(os, "geteuid", lambda: -1)() == 0
-            and shutil.which("setpriv")
-            and os.access(_SYSTEM_PYTHON, os.X_OK)
-        ):
+        # The second-uid facts (root, setpriv, an interpreter `nobody` can run) have one home,
+        # the integration harness (stdlib only, so importable here).
+        sys.path.insert(0, str(ROOT / "tests-integration"))
+        from _harness import as_user, second_user_python
+
+        nobody_python = second_user_python()
+        if nobody_python is not None:
             # The user's venv must be readable by that user: the system interpreter (root's
             # own may live under a private /root) in a world-readable directory.
             shared = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-nobody-"))
             try:
                 shared.chmod(0o755)
-                npy = _lone_filelock_venv(session, shared / "venv", wheel, _SYSTEM_PYTHON)
+                npy = _lone_filelock_venv(session, shared / "venv", wheel, nobody_python)
                 subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
                 (shared / "tmp").mkdir()
-                os.chown(shared / "tmp", 65534, 65534)
+                os.chown(shared / "tmp", _NOBODY, _NOBODY)
                 session.run(
-                    *_NOBODY,
+                    *as_user(_NOBODY),
                     *_filelock_pytest(npy, "--basetemp", str(shared / "tmp" / "pytest")),
                     env={
                         "HOME": str(shared / "tmp"),
