@@ -7,6 +7,12 @@ run with exactly its declared dependencies (an undeclared import of a sibling fa
 `mutation` (AST mutation testing of the guard and decision modules, bench/mutation.py) run on
 request.
 Each pytest run writes JUnit XML to `.ci/reports/` so `.ci/run` can print one summary line.
+
+Every Python the packages claim (PYTHONS) runs the unit tests and `standalone_filelock`;
+coverage is measured once, on the floor version. A claimed version with no interpreter on this
+machine is skipped, named ("Python interpreter 3.13 not found"), never downloaded.
+`.ci/run` runs the default sessions in two lanes at once, one per core, by their tag: LANE_BESIDE
+(the I/O-bound integration matrices, then the newest Python's runs) beside LANE_MAIN (the rest).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.error_on_missing_interpreters = True
+# A claimed Python missing here is skipped with its name (see PYTHONS), not an error.
+nox.options.error_on_missing_interpreters = False
 nox.options.sessions = [
     "lint",
     "typecheck",
@@ -44,6 +51,21 @@ PACKAGES = {
     "kitty-doctor-cli": "kitty_doctor",
 }
 DIST_NAMES = sorted(PACKAGES)
+#: Every Python the packages claim (requires-python >=3.11, classifiers up to 3.13).
+PYTHONS = ("3.11", "3.12", "3.13")
+#: Where coverage is measured (once: the same code on a newer interpreter adds no lines).
+COVERAGE_PYTHON = PYTHONS[0]
+LANE_MAIN = "lane-main"
+LANE_BESIDE = "lane-beside-integration"
+
+
+def _per_python() -> list[nox.param]:
+    """The `python` parameter over PYTHONS; the newest one's run goes in the lane beside the
+    integration matrices (mostly waiting on subprocesses, they leave a core free)."""
+    return [
+        nox.param(version, tags=[LANE_BESIDE if version == PYTHONS[-1] else LANE_MAIN])
+        for version in PYTHONS
+    ]
 
 
 def _sync(session: nox.Session, *args: str) -> None:
@@ -62,7 +84,7 @@ def _junit(name: str) -> str:
     return f"--junitxml={REPORTS / name}.xml"
 
 
-@nox.session
+@nox.session(tags=[LANE_MAIN])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
     _sync(session, "--only-group", "lint")
@@ -70,7 +92,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session
+@nox.session(tags=[LANE_MAIN])
 @nox.parametrize("package", DIST_NAMES)
 def typecheck(session: nox.Session, package: str) -> None:
     """mypy --strict over one package's sources and tests, in that package's own venv."""
@@ -87,7 +109,7 @@ def typecheck(session: nox.Session, package: str) -> None:
     )
 
 
-@nox.session
+@nox.session(tags=[LANE_MAIN])
 def typecheck_tooling(session: nox.Session) -> None:
     """mypy --strict over the code that is not a package: integration tests, benchmarks, noxfile."""
     _sync(
@@ -106,24 +128,32 @@ def typecheck_tooling(session: nox.Session) -> None:
 
 
 @nox.session
+@nox.parametrize("python", _per_python())
 @nox.parametrize("package", DIST_NAMES)
 def tests(session: nox.Session, package: str) -> None:
-    """One package's unit tests in its own venv, with line+branch coverage >= 90 %."""
+    """One package's unit tests in its own venv on one claimed Python; on COVERAGE_PYTHON with
+    line+branch coverage >= 90 %."""
     _sync(session, "--package", package, "--group", "test")
     pkg_dir = ROOT / "packages" / package
-    cov_file = pathlib.Path(session.create_tmp()) / ".coverage"
+    coverage: list[str] = []
+    env: dict[str, str] = {}
+    if session.python == COVERAGE_PYTHON:
+        coverage = [
+            f"--cov={PACKAGES[package]}",
+            "--cov-branch",
+            "--cov-report=term-missing:skip-covered",
+            "--cov-fail-under=90",
+        ]
+        env["COVERAGE_FILE"] = str(pathlib.Path(session.create_tmp()) / ".coverage")
     session.run(
         "python",
         "-m",
         "pytest",
         str(pkg_dir / "tests"),
-        f"--cov={PACKAGES[package]}",
-        "--cov-branch",
-        "--cov-report=term-missing:skip-covered",
-        "--cov-fail-under=90",
-        _junit(f"tests-{package}"),
+        *coverage,
+        _junit(f"tests-{package}-py{session.python}"),
         *session.posargs,
-        env={"COVERAGE_FILE": str(cov_file)},
+        env=env,
     )
 
 
@@ -184,23 +214,28 @@ def _filelock_pytest(py: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-@nox.session(venv_backend="none")
+@nox.session
+@nox.parametrize("python", _per_python())
 def standalone_filelock(session: nox.Session) -> None:
-    """kitty-filelock installs ALONE (no Requires-Dist) and its tests pass with only it present;
-    as root, they also run once as an unprivileged user (`setpriv`), so root's bypass of file
-    permissions hides no bug."""
+    """kitty-filelock installs ALONE (no Requires-Dist) and its tests pass with only it present,
+    on one claimed Python (nox's own venv for the session only provides that interpreter); as
+    root, on COVERAGE_PYTHON's run, they also run once as an unprivileged user (`setpriv`), so
+    root's bypass of file permissions hides no bug."""
+    version = str(session.python)
     work = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-"))
     try:
         (wheel,) = _build(session, work / "dist", "kitty-filelock")
-        py = _lone_filelock_venv(session, work / "venv", wheel)
-        session.run(*_filelock_pytest(py, _junit("standalone-filelock")), external=True)
+        py = _lone_filelock_venv(session, work / "venv", wheel, version)
+        session.run(
+            *_filelock_pytest(py, _junit(f"standalone-filelock-py{version}")), external=True
+        )
         # The second-uid facts (root, setpriv, an interpreter `nobody` can run) have one home,
         # the integration harness (stdlib only, so importable here).
         sys.path.insert(0, str(ROOT / "tests-integration"))
         from _harness import as_user, second_user_python
 
         nobody_python = second_user_python()
-        if nobody_python is not None:
+        if nobody_python is not None and version == COVERAGE_PYTHON:
             # The user's venv must be readable by that user: the system interpreter (root's
             # own may live under a private /root) in a world-readable directory.
             shared = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-nobody-"))
@@ -225,7 +260,7 @@ def standalone_filelock(session: nox.Session) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@nox.session(venv_backend="none")
+@nox.session(venv_backend="none", tags=[LANE_MAIN])
 def wheels(session: nox.Session) -> None:
     """Build every package with --no-sources and install them together: validates sibling ranges."""
     work = pathlib.Path(tempfile.mkdtemp(prefix="kitty-wheels-"))
@@ -246,7 +281,7 @@ def wheels(session: nox.Session) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@nox.session
+@nox.session(tags=[LANE_BESIDE])
 def integration(session: nox.Session) -> None:
     """Live-subprocess matrices: real daemons, real lock holders, a real Authlib OAuth server
     and panva's oidc-provider (node; installed here from its package-lock.json)."""
