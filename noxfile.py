@@ -59,9 +59,37 @@ LANE_MAIN = "lane-main"
 LANE_BESIDE = "lane-beside-integration"
 
 
+#: Unit suites that bind fixed loopback ports (daemon-identity 20100-20199, orphan-sweep
+#: 20200-20399, doctor 20400-20599): two runs of one of them at once would see each other's
+#: daemons, so all Pythons of such a package share one lane.
+_FIXED_PORT_SUITES = ("kitty-daemon-identity", "kitty-orphan-sweep", "kitty-doctor-cli")
+#: The suites that go beside the integration matrices (which mostly wait on subprocesses).
+_BESIDE_SUITES = ("kitty-doctor-cli",)
+
+
+def _lane(package: str, python: str) -> str:
+    if package in _BESIDE_SUITES:
+        return LANE_BESIDE
+    if package in _FIXED_PORT_SUITES or python != PYTHONS[-1]:
+        return LANE_MAIN
+    return LANE_BESIDE
+
+
+def _unit_runs() -> list[nox.param]:
+    """(package, python) over DIST_NAMES x PYTHONS, each tagged with its lane; kitty-filelock's
+    suite runs here on COVERAGE_PYTHON only: `standalone_filelock` runs it on every Python, from
+    the wheel alone (the stricter install), so a second run per Python would add nothing."""
+    return [
+        nox.param(package, python, tags=[_lane(package, python)])
+        for python in PYTHONS
+        for package in DIST_NAMES
+        if package != "kitty-filelock" or python == COVERAGE_PYTHON
+    ]
+
+
 def _per_python() -> list[nox.param]:
     """The `python` parameter over PYTHONS; the newest one's run goes in the lane beside the
-    integration matrices (mostly waiting on subprocesses, they leave a core free)."""
+    integration matrices."""
     return [
         nox.param(version, tags=[LANE_BESIDE if version == PYTHONS[-1] else LANE_MAIN])
         for version in PYTHONS
@@ -128,8 +156,7 @@ def typecheck_tooling(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("python", _per_python())
-@nox.parametrize("package", DIST_NAMES)
+@nox.parametrize(("package", "python"), _unit_runs())
 def tests(session: nox.Session, package: str) -> None:
     """One package's unit tests in its own venv on one claimed Python; on COVERAGE_PYTHON with
     line+branch coverage >= 90 %."""
