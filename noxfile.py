@@ -7,6 +7,12 @@ run with exactly its declared dependencies (an undeclared import of a sibling fa
 `mutation` (AST mutation testing of the guard and decision modules, bench/mutation.py) run on
 request.
 Each pytest run writes JUnit XML to `.ci/reports/` so `.ci/run` can print one summary line.
+
+Every Python the packages claim (PYTHONS) runs the unit tests and `standalone_filelock`;
+coverage is measured once, on the floor version. A claimed version with no interpreter on this
+machine is skipped, named ("Python interpreter 3.13 not found"), never downloaded.
+`.ci/run` runs the default sessions in two lanes at once, one per core, by their tag: LANE_BESIDE
+(the I/O-bound integration matrices, then the newest Python's runs) beside LANE_MAIN (the rest).
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.error_on_missing_interpreters = True
+# A claimed Python missing here is skipped with its name (see PYTHONS), not an error.
+nox.options.error_on_missing_interpreters = False
 nox.options.sessions = [
     "lint",
     "typecheck",
@@ -43,6 +51,49 @@ PACKAGES = {
     "kitty-doctor-cli": "kitty_doctor",
 }
 DIST_NAMES = sorted(PACKAGES)
+#: Every Python the packages claim (requires-python >=3.11, classifiers up to 3.13).
+PYTHONS = ("3.11", "3.12", "3.13")
+#: Where coverage is measured (once: the same code on a newer interpreter adds no lines).
+COVERAGE_PYTHON = PYTHONS[0]
+LANE_MAIN = "lane-main"
+LANE_BESIDE = "lane-beside-integration"
+
+
+#: Unit suites that bind fixed loopback ports (daemon-identity 20100-20199, orphan-sweep
+#: 20200-20399, doctor 20400-20599): two runs of one of them at once would see each other's
+#: daemons, so all Pythons of such a package share one lane.
+_FIXED_PORT_SUITES = ("kitty-daemon-identity", "kitty-orphan-sweep", "kitty-doctor-cli")
+#: The suites that go beside the integration matrices (which mostly wait on subprocesses).
+_BESIDE_SUITES = ("kitty-doctor-cli",)
+
+
+def _lane(package: str, python: str) -> str:
+    if package in _BESIDE_SUITES:
+        return LANE_BESIDE
+    if package in _FIXED_PORT_SUITES or python != PYTHONS[-1]:
+        return LANE_MAIN
+    return LANE_BESIDE
+
+
+def _unit_runs() -> list[nox.param]:
+    """(package, python) over DIST_NAMES x PYTHONS, each tagged with its lane; kitty-filelock's
+    suite runs here on COVERAGE_PYTHON only: `standalone_filelock` runs it on every Python, from
+    the wheel alone (the stricter install), so a second run per Python would add nothing."""
+    return [
+        nox.param(package, python, tags=[_lane(package, python)])
+        for python in PYTHONS
+        for package in DIST_NAMES
+        if package != "kitty-filelock" or python == COVERAGE_PYTHON
+    ]
+
+
+def _per_python() -> list[nox.param]:
+    """The `python` parameter over PYTHONS; the newest one's run goes in the lane beside the
+    integration matrices."""
+    return [
+        nox.param(version, tags=[LANE_BESIDE if version == PYTHONS[-1] else LANE_MAIN])
+        for version in PYTHONS
+    ]
 
 
 def _sync(session: nox.Session, *args: str) -> None:
@@ -61,7 +112,7 @@ def _junit(name: str) -> str:
     return f"--junitxml={REPORTS / name}.xml"
 
 
-@nox.session
+@nox.session(tags=[LANE_MAIN])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
     _sync(session, "--only-group", "lint")
@@ -69,7 +120,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session
+@nox.session(tags=[LANE_MAIN])
 @nox.parametrize("package", DIST_NAMES)
 def typecheck(session: nox.Session, package: str) -> None:
     """mypy --strict over one package's sources and tests, in that package's own venv."""
@@ -86,7 +137,7 @@ def typecheck(session: nox.Session, package: str) -> None:
     )
 
 
-@nox.session
+@nox.session(tags=[LANE_MAIN])
 def typecheck_tooling(session: nox.Session) -> None:
     """mypy --strict over the code that is not a package: integration tests, benchmarks, noxfile."""
     _sync(
@@ -105,24 +156,31 @@ def typecheck_tooling(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("package", DIST_NAMES)
+@nox.parametrize(("package", "python"), _unit_runs())
 def tests(session: nox.Session, package: str) -> None:
-    """One package's unit tests in its own venv, with line+branch coverage >= 90 %."""
+    """One package's unit tests in its own venv on one claimed Python; on COVERAGE_PYTHON with
+    line+branch coverage >= 90 %."""
     _sync(session, "--package", package, "--group", "test")
     pkg_dir = ROOT / "packages" / package
-    cov_file = pathlib.Path(session.create_tmp()) / ".coverage"
+    coverage: list[str] = []
+    env: dict[str, str] = {}
+    if session.python == COVERAGE_PYTHON:
+        coverage = [
+            f"--cov={PACKAGES[package]}",
+            "--cov-branch",
+            "--cov-report=term-missing:skip-covered",
+            "--cov-fail-under=90",
+        ]
+        env["COVERAGE_FILE"] = str(pathlib.Path(session.create_tmp()) / ".coverage")
     session.run(
         "python",
         "-m",
         "pytest",
         str(pkg_dir / "tests"),
-        f"--cov={PACKAGES[package]}",
-        "--cov-branch",
-        "--cov-report=term-missing:skip-covered",
-        "--cov-fail-under=90",
-        _junit(f"tests-{package}"),
+        *coverage,
+        _junit(f"tests-{package}-py{session.python}"),
         *session.posargs,
-        env={"COVERAGE_FILE": str(cov_file)},
+        env=env,
     )
 
 
@@ -144,8 +202,7 @@ def _build(session: nox.Session, out: pathlib.Path, *packages: str) -> list[path
 
 
 _TEST_TOOLS = ("pytest", "pytest-timeout", "pytest-asyncio", "hypothesis", "psutil")
-_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-_SYSTEM_PYTHON = "/usr/bin/python3"
+_NOBODY = 65534
 
 
 def _lone_filelock_venv(
@@ -184,32 +241,39 @@ def _filelock_pytest(py: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-@nox.session(venv_backend="none")
+@nox.session
+@nox.parametrize("python", _per_python())
 def standalone_filelock(session: nox.Session) -> None:
-    """kitty-filelock installs ALONE (no Requires-Dist) and its tests pass with only it present;
-    as root, they also run once as an unprivileged user (`setpriv`), so root's bypass of file
-    permissions hides no bug."""
+    """kitty-filelock installs ALONE (no Requires-Dist) and its tests pass with only it present,
+    on one claimed Python (nox's own venv for the session only provides that interpreter); as
+    root, on COVERAGE_PYTHON's run, they also run once as an unprivileged user (`setpriv`), so
+    root's bypass of file permissions hides no bug."""
+    version = str(session.python)
     work = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-"))
     try:
         (wheel,) = _build(session, work / "dist", "kitty-filelock")
-        py = _lone_filelock_venv(session, work / "venv", wheel)
-        session.run(*_filelock_pytest(py, _junit("standalone-filelock")), external=True)
-        if (
-            getattr(os, "geteuid", lambda: -1)() == 0
-            and shutil.which("setpriv")
-            and os.access(_SYSTEM_PYTHON, os.X_OK)
-        ):
+        py = _lone_filelock_venv(session, work / "venv", wheel, version)
+        session.run(
+            *_filelock_pytest(py, _junit(f"standalone-filelock-py{version}")), external=True
+        )
+        # The second-uid facts (root, setpriv, an interpreter `nobody` can run) have one home,
+        # the integration harness (stdlib only, so importable here).
+        sys.path.insert(0, str(ROOT / "tests-integration"))
+        from _harness import as_user, second_user_python
+
+        nobody_python = second_user_python()
+        if nobody_python is not None and version == COVERAGE_PYTHON:
             # The user's venv must be readable by that user: the system interpreter (root's
             # own may live under a private /root) in a world-readable directory.
             shared = pathlib.Path(tempfile.mkdtemp(prefix="kitty-standalone-nobody-"))
             try:
                 shared.chmod(0o755)
-                npy = _lone_filelock_venv(session, shared / "venv", wheel, _SYSTEM_PYTHON)
+                npy = _lone_filelock_venv(session, shared / "venv", wheel, nobody_python)
                 subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
                 (shared / "tmp").mkdir()
-                os.chown(shared / "tmp", 65534, 65534)
+                os.chown(shared / "tmp", _NOBODY, _NOBODY)
                 session.run(
-                    *_NOBODY,
+                    *as_user(_NOBODY),
                     *_filelock_pytest(npy, "--basetemp", str(shared / "tmp" / "pytest")),
                     env={
                         "HOME": str(shared / "tmp"),
@@ -223,7 +287,7 @@ def standalone_filelock(session: nox.Session) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@nox.session(venv_backend="none")
+@nox.session(venv_backend="none", tags=[LANE_MAIN])
 def wheels(session: nox.Session) -> None:
     """Build every package with --no-sources and install them together: validates sibling ranges.
 
@@ -265,7 +329,7 @@ def wheels(session: nox.Session) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@nox.session
+@nox.session(tags=[LANE_BESIDE])
 def integration(session: nox.Session) -> None:
     """Live-subprocess matrices: real daemons, real lock holders, a real Authlib OAuth server
     and panva's oidc-provider (node; installed here from its package-lock.json)."""

@@ -1,8 +1,9 @@
-"""Harness for the auth matrices: the OAuth server subprocess, its admin API, worker subprocesses.
+"""The auth matrices' world, on top of `_harness.py`: the test authorization servers (their
+admin API), worker subprocesses sharing one session, sessions and the token-leak checks.
 
-Ordering between processes uses files only (`wait_for_file`): bounded polling with a deadline,
-never a sleep that hopes the other side is done. Every process started here is reaped in a
-`finally` (kill, then wait), and every worker's output goes to a file the token-leak check greps.
+Ordering between processes uses files only (`_harness.wait_for_file`): bounded polling with a
+deadline, never a sleep that hopes the other side is done. Every process started here is reaped
+in a `finally`, and every worker's output goes to a file the token-leak check greps.
 """
 
 from __future__ import annotations
@@ -10,34 +11,33 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
-import re
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import httpx
+
+from _harness import (
+    STDERR,
+    child_argv,
+    first_line,
+    log_tail,
+    mask_secrets,
+    reap,
+    spawn,
+    stop_by_eof,
+)
 
 if TYPE_CHECKING:
     from kitty_auth_refresh import Session
 
-HERE: Final = Path(__file__).parent
-SERVER_SCRIPT: Final = HERE / "_oauth_server.py"
-WORKER_SCRIPT: Final = HERE / "_auth_workers.py"
 CLIENT_ID: Final = "kitty-cli"
 USERNAME: Final = "alice"
 PASSWORD: Final = "wonderland"
-SERVER_START_TIMEOUT_S: Final = 20.0
-# Polling interval of file barriers: a latency knob only, never an ordering assumption.
-BARRIER_POLL_S: Final = 0.01
-BARRIER_TIMEOUT_S: Final = 20.0
-REAP_TIMEOUT_S: Final = 10.0
 
 
 def token_hash(token: str) -> str:
@@ -105,28 +105,6 @@ def session_file(home: Path) -> Path:
     return home / "auth" / "session.json"
 
 
-def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
-    """Bounded poll: raise AssertionError naming `what` if `predicate()` stays false."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(BARRIER_POLL_S)
-
-
-def wait_for_file(path: Path, timeout: float = BARRIER_TIMEOUT_S) -> None:
-    wait_until(path.exists, timeout=timeout, what=f"barrier file {path}")
-
-
-def reap(proc: subprocess.Popen[Any], timeout: float = REAP_TIMEOUT_S) -> None:
-    """Kill (if still running) and wait: no process outlives the test that started it."""
-    if proc.poll() is None:
-        with suppress(ProcessLookupError):
-            proc.kill()
-    with suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout)
-
-
 @dataclass
 class AdminServer:
     """Handle on one test authorization server subprocess (loopback, ephemeral port) and the
@@ -162,6 +140,44 @@ class AdminServer:
 
     def release(self) -> None:
         self.client.post("/admin/release").raise_for_status()
+
+    def stop(self) -> None:
+        self.client.close()
+        stop_by_eof(self.proc)  # EOF on its stdin: the server exits on its own
+
+
+_Server = TypeVar("_Server", bound=AdminServer)
+
+
+@contextmanager
+def running_admin_server(
+    kind: type[_Server], argv: Sequence[str], workdir: Path, *, name: str, cwd: Path | None = None
+) -> Iterator[_Server]:
+    """Start one of our authorization servers (`argv`: it prints `{"port": N}` once it accepts
+    connections and exits at EOF on its stdin) with a fresh key registered for its
+    private_key_jwt client (kept in `client_key`); always reaped on exit."""
+    from _jws import client_key_pair
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    key, jwks = client_key_pair(workdir)
+    stderr_path = workdir / f"{name}-{os.getpid()}-{time.monotonic_ns()}.err"
+    proc = spawn(
+        [*argv, "--client-jwks", str(jwks)],
+        stderr_path=stderr_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=cwd,
+    )
+    try:
+        port = int(json.loads(first_line(proc, name=name, stderr_path=stderr_path))["port"])
+        server = kind(proc=proc, port=port, stderr_path=stderr_path, client_key=key)
+    except BaseException:
+        reap(proc)
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass
@@ -218,84 +234,18 @@ class OAuthServer(AdminServer):
         wanted = token_hash(refresh_token)
         return sum(1 for entry in self.log() if entry["rt"] == wanted)
 
-    def stop(self) -> None:
-        self.client.close()
-        if self.proc.stdin is not None:
-            with suppress(OSError):
-                self.proc.stdin.close()  # EOF: the server exits on its own
-        with suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-        reap(self.proc)
-        for stream in (self.proc.stdout,):
-            if stream is not None:
-                stream.close()
+
+def oauth_server_argv(*args: str) -> list[str]:
+    """`_child.py oauth-server ARGS`: the Authlib server (`_oauth_server.py`)."""
+    return child_argv("oauth-server", *args)
 
 
 @contextmanager
 def running_server(workdir: Path, *, access_ttl: int = 300) -> Iterator[OAuthServer]:
-    """Start `_oauth_server.py` on an ephemeral loopback port, with a fresh key registered for
-    its private_key_jwt client (kept in `client_key`); always reaped on exit."""
-    from _jws import client_key_pair
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    key, jwks = client_key_pair(workdir)
-    stderr_path = workdir / f"oauth-server-{os.getpid()}-{time.monotonic_ns()}.err"
-    argv = [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--access-ttl", str(access_ttl)]
-    with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [*argv, "--client-jwks", str(jwks)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=_child_env(),
-        )
-    server: OAuthServer | None = None
-    try:
-        port = _read_port(proc, stderr_path)
-        server = OAuthServer(proc=proc, port=port, stderr_path=stderr_path, client_key=key)
+    """The Authlib server on an ephemeral loopback port (see `running_admin_server`)."""
+    argv = oauth_server_argv("--port", "0", "--access-ttl", str(access_ttl))
+    with running_admin_server(OAuthServer, argv, workdir, name="oauth-server") as server:
         yield server
-    finally:
-        if server is not None:
-            server.stop()
-        else:
-            reap(proc)
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    stream.close()
-
-
-def _read_port(proc: subprocess.Popen[bytes], stderr_path: Path) -> int:
-    # A reader thread rather than select(): select() on a pipe does not work on Windows.
-    assert proc.stdout is not None
-    stdout = proc.stdout
-    lines: queue.Queue[bytes] = queue.Queue()
-    reader = threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True)
-    reader.start()
-    try:
-        line = lines.get(timeout=SERVER_START_TIMEOUT_S)
-    except queue.Empty:
-        raise AssertionError(f"OAuth server printed no port: {log_tail(stderr_path)}") from None
-    if not line:
-        raise AssertionError(f"OAuth server exited early: {log_tail(stderr_path)}")
-    return int(json.loads(line)["port"])
-
-
-def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    # Loopback traffic must never go through a proxy, whatever the developer's shell exports.
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        env.pop(name, None)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    if extra:
-        env.update(extra)
-    return env
 
 
 class Provider(Protocol):
@@ -310,7 +260,7 @@ class Provider(Protocol):
 
 @dataclass
 class Worker:
-    """One `_auth_workers.py` subprocess; its stdout+stderr go to `log_path`."""
+    """One `_child.py auth` subprocess (`_auth_workers.py`); its stdout+stderr go to `log_path`."""
 
     name: str
     proc: subprocess.Popen[bytes]
@@ -345,13 +295,12 @@ def start_worker(
     args: Sequence[str] = (),
     client_id: str = CLIENT_ID,
 ) -> Worker:
-    """Start `_auth_workers.py <role>` as OAuth client `client_id` (public: auth method none);
+    """Start `_child.py auth <role>` as OAuth client `client_id` (public: auth method none);
     the result JSON lands in `<workdir>/<name>.result.json`."""
     log_path = workdir / f"{name}.log"
     result_path = workdir / f"{name}.result.json"
-    argv = [
-        sys.executable,
-        str(WORKER_SCRIPT),
+    argv = child_argv(
+        "auth",
         role,
         "--token-url",
         server.token_url,
@@ -362,15 +311,8 @@ def start_worker(
         "--result",
         str(result_path),
         *args,
-    ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_child_env({"KITTY_HOME": str(home)}),
-        )
+    )
+    proc = spawn(argv, stderr_path=log_path, stdout=STDERR, env={"KITTY_HOME": str(home)})
     return Worker(name=name, proc=proc, log_path=log_path, result_path=result_path)
 
 
@@ -424,34 +366,12 @@ def assert_file_unchanged(path: Path, before: bytes, what: str) -> None:
         raise AssertionError(f"{what}: {path.name} changed ({len(before)} bytes -> {size})")
 
 
-#: Secret shapes of this suite: the test server's tokens (secrets.token_urlsafe(32), 43 URL-safe
-#: chars) and kitty's scope key (secrets.token_hex(32), 64 hex chars).
-_SECRET_SHAPE: Final = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:[A-Za-z0-9_-]{43}|[0-9a-f]{64})(?![A-Za-z0-9_-])"
-)
-
-
-def mask_secrets(text: str) -> str:
-    """`text` for a failure message with anything secret-shaped masked: if a process did leak a
-    token or key into its output, the failure that shows that output must not repeat the leak."""
-    return _SECRET_SHAPE.sub("<secret-shaped value masked>", text)
-
-
 def assert_output_has(text: str, needle: str, what: str, *, present: bool = True) -> None:
     """`needle in text` (or not, with present=False) for a process's output; a failure shows
     the output's end with secret-shaped values masked (pytest would show it raw)."""
     if (needle in text) != present:
         verb = "lacks" if present else "contains"
         raise AssertionError(f"{what} {verb} {needle!r}:\n{mask_secrets(text[-3000:])}")
-
-
-def log_tail(path: Path, chars: int = 2000) -> str:
-    """The end of a captured log for a failure message, secret-shaped values masked."""
-    try:
-        text = path.read_text(errors="replace")[-chars:]
-    except OSError as exc:
-        return f"<log unreadable: {exc.strerror}>"
-    return mask_secrets(text)
 
 
 def assert_no_token_in_logs(paths: Sequence[Path], tokens: Sequence[str]) -> None:

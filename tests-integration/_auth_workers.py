@@ -1,4 +1,4 @@
-"""Worker processes for the auth matrices: ``python _auth_workers.py <role> [options]``.
+"""Worker processes for the auth matrices: ``python _child.py auth <role> [options]``.
 
 Each worker uses the shared session in ``$KITTY_HOME/auth`` exactly as a real CLI or daemon
 would (kitty_auth_refresh's public API only), logs at DEBUG to its stdout/stderr (captured by
@@ -36,7 +36,8 @@ from typing import Any, Final
 
 import httpx
 
-from _auth_fixtures import material_fp
+from _auth_fixtures import CLIENT_ID, material_fp
+from _harness import wait_for_file
 from kitty_auth_refresh import (
     KittyAuthError,
     RefreshResult,
@@ -47,18 +48,7 @@ from kitty_auth_refresh import (
     run_refresh_transaction,
 )
 
-CLIENT_ID: Final = "kitty-cli"
-BARRIER_POLL_S: Final = 0.01  # latency of a file barrier, not an ordering assumption
-BARRIER_TIMEOUT_S: Final = 25.0
 LOGIN_COMMAND: Final = "kitty-demo login"
-
-
-def wait_for_file(path: Path, timeout: float = BARRIER_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"barrier {path.name} never appeared within {timeout} s")
-        time.sleep(BARRIER_POLL_S)
 
 
 def touch(path: Path | None) -> None:
@@ -360,7 +350,7 @@ ROLES: Final[dict[str, Callable[[argparse.Namespace], dict[str, Any]]]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="kitty auth integration worker")
+    parser = argparse.ArgumentParser(prog="_child.py auth", description="kitty auth worker")
     parser.add_argument("role", choices=sorted(ROLES))
     parser.add_argument("--token-url", required=True)
     parser.add_argument("--api-url", required=True)
@@ -396,7 +386,3 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(Exception):
         logging.shutdown()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,9 +1,9 @@
-"""Worker processes for the cross-process lock matrices (INT-10), run as scripts by path.
+"""Worker processes for the cross-process lock matrices (INT-10), run through `_child.py`:
 
-    python _lock_workers.py counter <lock> <counter> <log> <n> <mode>
-    python _lock_workers.py hold <lock> <mode>
-    python _lock_workers.py wait <lock> <timeout_s>
-    python _lock_workers.py fork <lock>
+    python _child.py lock counter <lock> <counter> <log> <n> <mode>
+    python _child.py lock hold <lock> <mode>
+    python _child.py lock wait <lock> <timeout_s>
+    python _child.py lock fork <lock>
 
 Every worker speaks a tiny line protocol on stdout ("ready", "locked <pid>", ...) and takes its
 go-signal from stdin, so the tests order processes with pipes, never with sleeps.
@@ -86,7 +86,7 @@ def fork(lock_path: str) -> None:
     lock.release()
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     cmd, args = argv[0], argv[1:]
     if cmd == "counter":
         counter(args[0], args[1], args[2], int(args[3]), args[4])
@@ -98,7 +98,4 @@ def main(argv: list[str]) -> None:
         fork(args[0])
     else:
         raise SystemExit(f"unknown worker command {cmd!r}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    return 0

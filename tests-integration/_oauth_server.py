@@ -1,9 +1,9 @@
 """A strict, rotating OAuth2 authorization server for the integration matrices (Authlib + Flask).
 
-Run it as a subprocess: ``python _oauth_server.py --port 0 [--access-ttl 300] [--client-jwks F]``.
-It binds loopback
-only, prints one JSON line ``{"port": N}`` on stdout once it accepts connections, and exits when
-its stdin reaches EOF (so a crashed test run never leaves it behind) or on SIGTERM.
+Run it as a subprocess: ``python _child.py oauth-server --port 0 [--access-ttl 300]
+[--client-jwks F]`` (`_auth_fixtures.running_server`). It binds loopback only, prints one JSON
+line ``{"port": N}`` on stdout once it accepts connections, and exits when its stdin reaches EOF
+(so a crashed test run never leaves it behind) or on SIGTERM.
 
 It is built from Authlib's real grant classes — ``ResourceOwnerPasswordCredentialsGrant`` to log
 in and ``RefreshTokenGrant`` with ``INCLUDE_NEW_REFRESH_TOKEN`` (rotation) — customised only
@@ -655,7 +655,9 @@ def _exit_when_parent_goes(stream: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="_child.py oauth-server", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1", choices=LOOPBACK_HOSTS)
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port (printed)")
     parser.add_argument("--access-ttl", type=int, default=300, help="access token expires_in (s)")
@@ -675,7 +677,3 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"port": httpd.server_port}), flush=True)
     httpd.serve_forever()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

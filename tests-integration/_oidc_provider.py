@@ -13,14 +13,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import os
 import secrets
 import shutil
-import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -28,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 import pytest
 
-from _auth_fixtures import AdminServer, _child_env, _read_port, reap, token_hash
-from _jws import CLIENT_KEY_ID, client_key_pair, es256_jwt
+from _auth_fixtures import AdminServer, running_admin_server, token_hash
+from _jws import CLIENT_KEY_ID, es256_jwt
 
 if TYPE_CHECKING:
     from kitty_auth_refresh import Session
@@ -198,17 +196,6 @@ class OidcProvider(AdminServer):
         data = {"token": token, "token_type_hint": "refresh_token", **form}
         self.client.post("/token/revocation", data=data, headers=headers).raise_for_status()
 
-    def stop(self) -> None:
-        self.client.close()
-        if self.proc.stdin is not None:
-            with suppress(OSError):
-                self.proc.stdin.close()  # EOF: the provider exits on its own
-        with suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-        reap(self.proc)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
 
 def session_from_login(
     token: Mapping[str, Any], sent: dt.datetime, *, remaining_s: float | None = None
@@ -255,29 +242,8 @@ def login_to_home(
 def running_provider(workdir: Path, *, access_ttl: int = ACCESS_TTL_S) -> Iterator[OidcProvider]:
     """Start provider.mjs on an ephemeral loopback port, with all four clients; always reaped."""
     require_node()
-    workdir.mkdir(parents=True, exist_ok=True)
-    key, jwks = client_key_pair(workdir)
-    stderr_path = workdir / f"oidc-provider-{os.getpid()}-{time.monotonic_ns()}.err"
     argv = ["node", str(PROVIDER_SCRIPT), "--port", "0", "--access-ttl", str(access_ttl)]
-    with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [*argv, "--client-jwks", str(jwks)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=_child_env(),
-            cwd=PROVIDER_DIR,
-        )
-    provider: OidcProvider | None = None
-    try:
-        port = _read_port(proc, stderr_path)
-        provider = OidcProvider(proc=proc, port=port, stderr_path=stderr_path, client_key=key)
+    with running_admin_server(
+        OidcProvider, argv, workdir, name="oidc-provider", cwd=PROVIDER_DIR
+    ) as provider:
         yield provider
-    finally:
-        if provider is not None:
-            provider.stop()
-        else:
-            reap(proc)
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    stream.close()

@@ -1,7 +1,8 @@
 """Shared fixtures for the live-subprocess matrices.
 
-Helper modules beside this file (`_oauth_server.py`, `_procs.py`, ...) are importable from tests
-because this directory is put on sys.path here (pytest runs with --import-mode=importlib).
+Helper modules beside this file (`_harness.py`, `_daemons.py`, `_auth_fixtures.py`, ...) are
+importable from tests because this directory is put on sys.path here (pytest runs with
+--import-mode=importlib).
 The session fixture at the bottom fails the run if a test leaves a process or a listener behind.
 """
 
@@ -16,6 +17,7 @@ import pytest
 
 if TYPE_CHECKING:
     from _auth_fixtures import OAuthServer
+    from _harness import Procs
 
 HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
@@ -28,7 +30,7 @@ def _no_leaked_children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     opened may be left in the suite's port block (SPEC §6): children, daemons rooted in the
     session's temp dirs (re-parented away from us when the worker that spawned them exited) and
     new listeners in 20600-20999 all fail the run, named; the processes are stopped first."""
-    from _daemons import TEST_PORTS, find_leaks, listening_pids, stop_pids
+    from _harness import TEST_PORTS, find_leaks, listening_pids, stop_pids
 
     base = tmp_path_factory.getbasetemp()
     listeners_before = listening_pids(TEST_PORTS)
@@ -36,6 +38,18 @@ def _no_leaked_children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     leaks = find_leaks(base, listeners_before)
     stop_pids(leaks.processes)
     assert not leaks.descriptions, "integration tests leaked:\n  " + "\n  ".join(leaks.descriptions)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    """The processes one test starts (`_harness.Procs`), all reaped at its teardown."""
+    from _harness import Procs
+
+    spawned = Procs(tmp_path)
+    try:
+        yield spawned
+    finally:
+        spawned.close()
 
 
 @pytest.fixture

@@ -37,19 +37,17 @@ from _auth_fixtures import (  # noqa: E402 - the helpers live beside this script
     running_server,
     same_token,
     start_worker,
-    wait_for_file,
 )
-from _daemons import (  # noqa: E402
+from _daemons import run_doctor, start_counter, start_daemon  # noqa: E402
+from _harness import (  # noqa: E402
     PROXY_NAMES,
     Procs,
     listening_pids,
     marked_processes,
     port_block,
     preflight_message,
-    run_doctor,
-    start_counter,
-    start_daemon,
     wait_exit,
+    wait_for_file,
 )
 
 RANGES = port_block(18)  # sync 20960-20970, dashboard 20970-20980

@@ -26,8 +26,8 @@ from _auth_fixtures import (
     reaped,
     start_worker,
     tokens_of,
-    wait_for_file,
 )
+from _harness import wait_for_file
 from kitty_auth_refresh import SessionStore, TokenEndpoint, TokenManager
 
 pytestmark = pytest.mark.timeout(60)

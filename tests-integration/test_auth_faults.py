@@ -25,8 +25,8 @@ from _auth_fixtures import (
     session_from_token,
     start_worker,
     tokens_of,
-    wait_until,
 )
+from _harness import wait_for
 from kitty_auth_refresh import (
     RefreshResult,
     SessionStore,
@@ -83,7 +83,7 @@ def test_replay_after_a_lost_response_gives_up_without_resending(
     oauth.fault(delay_s=1.5, delay_action="process", replay_mode=True, retry_after=0)
     lost = _transaction(kitty_home, oauth.token_url, max_hold=0.5)
     assert lost.outcome.value == "transient_error_preserved"
-    wait_until(lambda: oauth.counters()["refresh_ok"] == 1, timeout=20, what="the lost rotation")
+    wait_for(lambda: oauth.counters()["refresh_ok"] == 1, timeout=20, what="the lost rotation")
     oauth.fault(delay_s=0.0)
     before = session_file(kitty_home).read_bytes()
 
@@ -113,7 +113,7 @@ def test_replay_retries_once_with_newer_persisted_material(
         b = start_worker("B", "transaction", tmp_path, home=kitty_home, server=oauth)
         workers.append(b)
         try:
-            wait_until(lambda: oauth.counters()["held"] == 1, timeout=20, what="B's request")
+            wait_for(lambda: oauth.counters()["held"] == 1, timeout=20, what="B's request")
             # A non-locking writer rotates R1 -> R2 and replaces the file while B's R1 is parked.
             response = oauth.raw_refresh(original.refresh_token)
             assert response.status_code == 200
@@ -223,7 +223,7 @@ def test_delay_beyond_max_hold_bounds_the_hold_and_preserves_the_session(
     status = oauth.me(served)
     assert status == 200
     assert_file_unchanged(session_file(kitty_home), before, "session file")
-    wait_until(
+    wait_for(
         lambda: oauth.counters()["dropped_after_delay"] == 2, timeout=20, what="the slow requests"
     )
     # The server recovers: the very same session refreshes normally.

@@ -26,8 +26,8 @@ from _auth_fixtures import (
     session_from_token,
     start_worker,
     tokens_of,
-    wait_until,
 )
+from _harness import wait_for
 from kitty_auth_refresh import SessionStore
 
 pytestmark = pytest.mark.timeout(30)  # INT-04 hard cap per test
@@ -115,7 +115,7 @@ def test_stale_token_on_the_wire_is_a_stale_rejection_and_the_file_is_kept(
         b = start_worker("B", "transaction", tmp_path, home=kitty_home, server=oauth)
         workers.append(b)
         try:
-            wait_until(lambda: oauth.counters()["held"] == 1, timeout=20, what="B's request")
+            wait_for(lambda: oauth.counters()["held"] == 1, timeout=20, what="B's request")
             # A non-locking writer (an old client) rotates the same token and replaces the file
             # while B's request is in flight: B's token is now stale, on the wire.
             rotated = oauth.raw_refresh(original.refresh_token)

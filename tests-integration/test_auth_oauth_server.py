@@ -7,7 +7,6 @@ over plain httpx, without kitty in the loop.
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,13 +14,13 @@ import httpx
 import pytest
 
 from _auth_fixtures import (
-    SERVER_SCRIPT,
     OAuthServer,
     assert_other_token,
+    oauth_server_argv,
     running_server,
     token_hash,
-    wait_until,
 )
+from _harness import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -153,7 +152,7 @@ def test_delay_with_drop_times_the_client_out_and_rotates_nothing(oauth: OAuthSe
             },
             timeout=0.2,
         )
-    wait_until(
+    wait_for(
         lambda: oauth.counters()["dropped_after_delay"] == 1, timeout=10, what="dropped request"
     )
     oauth.fault(delay_s=0.0)
@@ -170,7 +169,7 @@ def test_hold_parks_a_refresh_until_released(oauth: OAuthServer) -> None:
     )
     thread.start()
     try:
-        wait_until(lambda: oauth.counters()["held"] == 1, timeout=10, what="parked request")
+        wait_for(lambda: oauth.counters()["held"] == 1, timeout=10, what="parked request")
         assert statuses == []
         assert oauth.counters()["refresh_ok"] == 0
     finally:
@@ -194,7 +193,7 @@ def test_access_ttl_is_configurable_and_expiry_gives_401(oauth: OAuthServer) -> 
     oauth.fault(access_ttl_s=1)
     token = oauth.login()
     assert token["expires_in"] == 1
-    wait_until(lambda: oauth.me(token["access_token"]) == 401, timeout=10, what="expiry")
+    wait_for(lambda: oauth.me(token["access_token"]) == 401, timeout=10, what="expiry")
     assert oauth.counters()["api_rejected_expired"] >= 1
 
 
@@ -206,7 +205,7 @@ def test_unknown_fault_is_refused(oauth: OAuthServer) -> None:
 
 def test_server_refuses_a_non_loopback_bind() -> None:
     result = subprocess.run(
-        [sys.executable, str(SERVER_SCRIPT), "--host", "0.0.0.0", "--port", "0"],
+        oauth_server_argv("--host", "0.0.0.0", "--port", "0"),
         capture_output=True,
         timeout=30,
         check=False,

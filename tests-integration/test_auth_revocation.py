@@ -18,8 +18,8 @@ from _auth_fixtures import (
     session_file,
     start_worker,
     tokens_of,
-    wait_for_file,
 )
+from _harness import wait_for_file
 from kitty_auth_refresh import (
     NotAuthenticated,
     ReloginRequired,

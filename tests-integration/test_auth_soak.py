@@ -31,14 +31,11 @@ from _auth_fixtures import (
     OAuthServer,
     Worker,
     assert_no_token_in_logs,
-    log_tail,
     login_to_home,
-    reap,
     session_file,
     start_worker,
-    wait_for_file,
-    wait_until,
 )
+from _harness import log_tail, reap, wait_for, wait_for_file
 from kitty_auth_refresh import SessionStore, SyncTokenManager, TokenEndpoint
 from kitty_filelock import probe
 
@@ -270,7 +267,7 @@ def _unexplained(rejection: dict[str, float]) -> bool:
 def _wait_frozen(pid: int) -> None:
     """Barrier: the worker has stopped itself (the OS says so; no sleep involved)."""
     process = psutil.Process(pid)
-    wait_until(
+    wait_for(
         lambda: process.status() == psutil.STATUS_STOPPED,
         timeout=20,
         what=f"worker {pid} to stop itself at a safe point",

@@ -17,16 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from _daemons import (
-    Lab,
-    listening_pids,
-    marked_processes,
-    open_lab,
-    port_block,
-    start_daemon,
-    wait_exit,
-    write_state_for,
-)
+from _daemons import Lab, open_lab, start_daemon, write_state_for
+from _harness import listening_pids, marked_processes, port_block, wait_exit
 from kitty_daemon_identity import DaemonFamily, read_state
 from kitty_orphan_sweep import ensure_daemon
 

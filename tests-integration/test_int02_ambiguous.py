@@ -22,17 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from _auth_fixtures import mask_secrets
-from _daemons import (
-    Lab,
-    Running,
-    open_lab,
-    port_block,
-    run_doctor,
-    start_daemon,
-    start_sleeper,
-    wait_exit,
-)
+from _daemons import Lab, open_lab, run_doctor, start_daemon, start_sleeper
+from _harness import Running, mask_secrets, port_block, wait_exit
 from kitty_daemon_identity import (
     DAEMON_PROTOCOL_VERSION,
     DaemonFamily,

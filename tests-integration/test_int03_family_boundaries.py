@@ -33,17 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from _auth_fixtures import mask_secrets
-from _daemons import (
-    Lab,
-    Running,
-    listening_pids,
-    open_lab,
-    run_doctor,
-    start_counter,
-    start_daemon,
-    wait_exit,
-)
+from _daemons import Lab, open_lab, run_doctor, start_counter, start_daemon
+from _harness import Running, listening_pids, mask_secrets, wait_exit
 from kitty_orphan_sweep import ensure_daemon
 
 SYNC_FIRST, SYNC_LAST, SYNC_BELOW, SYNC_ABOVE = 9400, 9449, 9399, 9450
@@ -180,7 +171,8 @@ def test_preflight_names_the_foreign_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A listener the test did not start on a guarded port makes the pre-flight fail, naming it."""
-    from _daemons import PortsBusy, Procs, start_counter
+    from _daemons import PortsBusy, start_counter
+    from _harness import Procs
 
     procs = Procs(tmp_path)
     try:

@@ -10,25 +10,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from _daemons import (
-    SELF,
-    Lab,
-    in_range_listeners,
-    open_lab,
-    port_block,
-    start_busy_daemon,
-    start_daemon,
-    wait_exit,
-    wait_for,
-    write_state_for,
-)
+from _daemons import Lab, open_lab, start_busy_daemon, start_daemon, write_state_for
+from _harness import child_argv, listening_pids, port_block, wait_exit, wait_for
 from kitty_daemon_identity import DaemonFamily, read_state
 
 K = 10
@@ -48,17 +37,7 @@ def test_ten_concurrent_ensure_callers_produce_one_daemon(lab: Lab) -> None:
     outs = [lab.workdir / f"out-{i}.json" for i in range(K)]
     workers = [
         lab.procs.popen(
-            [
-                sys.executable,
-                str(SELF),
-                "ensure",
-                "--ready",
-                str(r),
-                "--go",
-                str(go),
-                "--out",
-                str(o),
-            ],
+            child_argv("daemon", "ensure", "--ready", str(r), "--go", str(go), "--out", str(o)),
             name=f"ensure-{i}",
         )
         for i, (r, o) in enumerate(zip(ready, outs, strict=True))
@@ -73,7 +52,7 @@ def test_ten_concurrent_ensure_callers_produce_one_daemon(lab: Lab) -> None:
     assert sum(not h["reused"] for h in handles) == 1, "exactly one caller spawns"
     pid, port = handles[0]["pid"], handles[0]["port"]
     assert port in lab.ranges.sync
-    assert in_range_listeners(lab.ranges.sync) == {port: pid}
+    assert listening_pids(lab.ranges.sync) == {port: pid}
     state = read_state(lab.root, DaemonFamily.SYNC)
     assert state is not None
     assert (state.pid, state.port) == (pid, port)
@@ -95,7 +74,7 @@ def test_superseded_daemons_retire_and_the_recorded_one_stays(lab: Lab) -> None:
         assert "retiring (superseded)" in daemon.stderr(), daemon.stderr()[-500:]
     assert singleton.alive()
     assert "retiring" not in singleton.stderr()
-    assert in_range_listeners(lab.ranges.sync) == {singleton.port: singleton.pid}
+    assert listening_pids(lab.ranges.sync) == {singleton.port: singleton.pid}
 
 
 @pytest.mark.timeout(90)

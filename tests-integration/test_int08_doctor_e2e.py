@@ -31,26 +31,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from _auth_fixtures import (
-    assert_no_secret_in,
-    assert_output_has,
-    login_to_home,
-    mask_secrets,
-    running_server,
-)
-from _daemons import (
-    Lab,
-    Running,
-    listening_pids,
-    open_lab,
-    port_block,
-    run_doctor,
-    start_counter,
-    start_daemon,
-    start_lock_holder,
-    wait_exit,
-    wait_for,
-)
+from _auth_fixtures import assert_no_secret_in, assert_output_has, login_to_home, running_server
+from _daemons import Lab, open_lab, run_doctor, start_counter, start_daemon, start_lock_holder
+from _harness import Running, listening_pids, mask_secrets, port_block, wait_exit, wait_for
 from kitty_orphan_sweep import ensure_daemon
 
 THRESHOLD = "1"
@@ -240,7 +223,7 @@ def test_demo_runs_clean() -> None:
     """INT-09: the newcomer's tour exits 0 with every expectation met and nothing left running."""
     import subprocess
 
-    from _daemons import HERE, child_env
+    from _harness import HERE, child_env
 
     result = subprocess.run(
         [sys.executable, str(HERE / "demo.py")],

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,17 +25,8 @@ from typing import Any
 import psutil
 import pytest
 
-from _daemons import (
-    Lab,
-    Running,
-    open_lab,
-    port_block,
-    run_doctor,
-    start_daemon,
-    wait_exit,
-    wait_for,
-    write_state_for,
-)
+from _daemons import Lab, open_lab, run_doctor, start_daemon, write_state_for
+from _harness import Running, as_user, port_block, second_user_python, wait_exit, wait_for
 from kitty_daemon_identity import (
     DAEMON_PROTOCOL_VERSION,
     HEALTH_SCHEMA_VERSION,
@@ -54,8 +44,10 @@ from kitty_orphan_sweep import ensure_daemon, probe_health, scan, sweep
 
 SYNC_CMD = [sys.executable, "-m", "kitty_daemon_identity", "--family", "sync"]
 IS_ROOT = hasattr(os, "getuid") and os.getuid() == 0
-CAN_SETPRIV = IS_ROOT and shutil.which("setpriv") is not None and Path("/usr/bin/python3").exists()
-AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+#: The attacker's interpreter as `nobody` (stdlib only, any version), or None: no second uid.
+NOBODY_PYTHON = second_user_python()
+CAN_SETPRIV = NOBODY_PYTHON is not None
+NOBODY = 65534
 CONTROL_BYTES = (b"\x1b", b"\x07", b"\x9b")
 
 #: A listener that answers every request with a health payload of its choosing (its own pid and
@@ -140,8 +132,8 @@ def _claim(root: Path, port: int, **fields: Any) -> dict[str, Any]:
 def _attacker(
     lab: Lab, port: int, claim: dict[str, Any], *, nobody: bool, argv: tuple[str, ...] = ()
 ) -> Running:
-    python = "/usr/bin/python3" if nobody else sys.executable
-    prefix = AS_NOBODY if nobody else []
+    python = str(NOBODY_PYTHON) if nobody else sys.executable
+    prefix = as_user(NOBODY) if nobody else []
     full = [*prefix, python, "-c", ATTACKER, str(port), json.dumps(claim), *argv]
     return lab.procs.launch(full, name=f"attacker-{port}", deaf=True)
 

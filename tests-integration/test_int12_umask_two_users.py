@@ -19,37 +19,21 @@ import os
 import shutil
 import site
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from _harness import as_user, second_user_python
+
 VICTIM, ATTACKER = 65534, 65533
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _system_python_matches() -> bool:
-    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("setpriv")):
-        return False
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        return False
-    done = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return done.stdout.strip() == str(sys.version_info[:2])
-
+#: None on a machine that cannot run a second uid with this venv's packages.
+PYTHON = second_user_python(same_version=True)
 
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        not _system_python_matches(), reason="needs root, setpriv and a same-version python"
-    ),
+    pytest.mark.skipif(PYTHON is None, reason="needs root, setpriv and a same-version python"),
 ]
 
 #: The victim's kitty under umask 000: make the daemon root and its scope key, log in
@@ -116,8 +100,8 @@ print(json.dumps({
 def _as(uid: int, script: str, *args: str) -> dict[str, str]:
     done = subprocess.run(
         [
-            *("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"),
-            *(SYSTEM_PYTHON, "-c", script, *args),
+            *as_user(uid),
+            *(str(PYTHON), "-c", script, *args),
         ],
         capture_output=True,
         text=True,
@@ -183,7 +167,7 @@ def test_a_home_another_user_made_first_is_refused_not_used(shared: Path) -> Non
     home = shared / "victim-home"
     done = subprocess.run(
         [
-            *("setpriv", f"--reuid={ATTACKER}", f"--regid={ATTACKER}", "--clear-groups"),
+            *as_user(ATTACKER),
             *("sh", "-c", f"umask 000 && mkdir -p {home}/auth"),
         ],
         capture_output=True,

@@ -26,8 +26,8 @@ from _auth_fixtures import (
     session_file,
     start_worker,
     tokens_of,
-    wait_until,
 )
+from _harness import wait_for
 from _oidc_provider import (
     PUBLIC_CLIENT,
     OidcProvider,
@@ -117,7 +117,7 @@ def test_stale_token_on_the_wire_is_a_stale_rejection_and_the_file_is_kept(
         )
         workers.append(b)
         try:
-            wait_until(lambda: op.counters()["held"] == 1, timeout=20, what="B's request")
+            wait_for(lambda: op.counters()["held"] == 1, timeout=20, what="B's request")
             # A non-locking writer (an old client) rotates the same token and replaces the
             # file while B's request is in flight: B's token is now stale, on the wire.
             sent = dt.datetime.now(dt.UTC)

@@ -24,14 +24,8 @@ from typing import Any
 
 import pytest
 
-from _auth_fixtures import (
-    Worker,
-    assert_no_token_in_logs,
-    log_tail,
-    reap,
-    start_worker,
-    wait_for_file,
-)
+from _auth_fixtures import Worker, assert_no_token_in_logs, start_worker
+from _harness import log_tail, reap, wait_for_file
 from _oidc_provider import (
     ACCESS_TTL_S,
     PUBLIC_CLIENT,

@@ -14,15 +14,14 @@ from typing import Any
 
 import pytest
 
-from _daemons import (
+from _daemons import daemon_argv, start_counter
+from _harness import (
     TEST_PORTS,
     Procs,
-    daemon_argv,
     find_leaks,
     listening_pids,
     marked_processes,
     port_block,
-    start_counter,
     stop_pids,
     wait_for,
 )

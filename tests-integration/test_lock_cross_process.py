@@ -1,7 +1,7 @@
 """INT-10 / LCK-08 / LCK-09 / LCK-21: the lock between real processes.
 
-Workers are scripts (``_lock_workers.py``) started with this interpreter; they are ordered with
-pipes (ready/go lines), never sleeps, and every one is reaped in ``finally``.
+Workers (``_lock_workers.py``) run as ``_child.py lock ...`` with this interpreter; they are
+ordered with pipes (ready/go lines), never sleeps, and the `procs` fixture reaps every one.
 """
 
 from __future__ import annotations
@@ -12,63 +12,36 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from _harness import Procs, child_argv
 from kitty_filelock import LockTimeout, MachineFileLock, probe, read_lock_record
 
-WORKERS = Path(__file__).with_name("_lock_workers.py")
 POSIX = hasattr(os, "fork")
 MODES = ["flock", "fcntl"] if POSIX else ["msvcrt"]
 
 
-class Procs:
-    """Spawned workers; all killed (if needed) and reaped at teardown."""
-
-    def __init__(self) -> None:
-        self.all: list[subprocess.Popen[str]] = []
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKERS), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.all.append(proc)
-        return proc
-
-    def reap(self) -> None:
-        for proc in self.all:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=30)
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    stream.close()
+def start(procs: Procs, *args: str) -> subprocess.Popen[bytes]:
+    """A lock worker (`_child.py lock ...`) speaking lines on its stdout, reading go from stdin."""
+    return procs.popen(
+        child_argv("lock", *args),
+        name=f"lock-{args[0]}",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
 
 
-@pytest.fixture
-def procs() -> Iterator[Procs]:
-    spawned = Procs()
-    try:
-        yield spawned
-    finally:
-        spawned.reap()
-
-
-def line(proc: subprocess.Popen[str]) -> list[str]:
+def line(proc: subprocess.Popen[bytes]) -> list[str]:
     assert proc.stdout is not None
-    return proc.stdout.readline().split()
+    return proc.stdout.readline().decode().split()
 
 
-def send(proc: subprocess.Popen[str], text: str) -> None:
+def send(proc: subprocess.Popen[bytes], text: str) -> None:
     assert proc.stdin is not None
-    proc.stdin.write(text)
+    proc.stdin.write(text.encode())
     proc.stdin.flush()
 
 
@@ -80,7 +53,8 @@ def test_four_processes_times_500_increments_exact_and_never_overlapping(
     lock_path, counter_path = tmp_path / "counter.lock", tmp_path / "counter.txt"
     counter_path.write_text("0")
     workers = [
-        procs.start(
+        start(
+            procs,
             "counter",
             str(lock_path),
             str(counter_path),
@@ -116,11 +90,11 @@ def test_sigkilled_holder_hands_over_to_a_waiter_whose_record_replaces_it(
     tmp_path: Path, procs: Procs
 ) -> None:
     lock_path = tmp_path / "crash.lock"
-    holder = procs.start("hold", str(lock_path), "auto")
+    holder = start(procs, "hold", str(lock_path), "auto")
     locked = line(holder)
     assert locked[0] == "locked"
     holder_pid = int(locked[1])
-    waiter = procs.start("wait", str(lock_path), "60")
+    waiter = start(procs, "wait", str(lock_path), "60")
     assert line(waiter) == ["waiting"]
     # Still held while the holder lives (and the OS names it as the true holder on Linux).
     before = probe(lock_path)
@@ -145,13 +119,13 @@ def test_backdated_record_under_a_live_holder_times_out_a_contender(
     tmp_path: Path, procs: Procs
 ) -> None:
     lock_path = tmp_path / "hung.lock"
-    holder = procs.start("hold", str(lock_path), "auto")
+    holder = start(procs, "hold", str(lock_path), "auto")
     assert line(holder)[0] == "locked"
     # Make the live holder look ancient: rewrite its record (flock: another fd is harmless).
     record = json.loads(lock_path.read_text())
     record["acquired_at"] = "2000-01-01T00:00:00.000Z"
     lock_path.write_text(json.dumps(record))
-    waiter = procs.start("wait", str(lock_path), "0.5")
+    waiter = start(procs, "wait", str(lock_path), "0.5")
     assert line(waiter) == ["waiting"]
     got = line(waiter)
     assert got == ["timeout", str(holder.pid)]
@@ -163,9 +137,9 @@ def test_forked_child_is_not_the_holder_and_a_third_process_is_still_excluded(
     tmp_path: Path, procs: Procs
 ) -> None:
     lock_path = tmp_path / "fork.lock"
-    parent = procs.start("fork", str(lock_path))
+    parent = start(procs, "fork", str(lock_path))
     assert line(parent) == ["child-not-holder", "parent-holds"]
-    third = procs.start("wait", str(lock_path), "0.3")
+    third = start(procs, "wait", str(lock_path), "0.3")
     assert line(third) == ["waiting"]
     assert line(third)[0] == "timeout"
     assert parent.stdin is not None
@@ -177,7 +151,7 @@ def test_async_waiter_keeps_the_loop_ticking_against_a_holder_process(
     tmp_path: Path, procs: Procs
 ) -> None:
     lock_path = tmp_path / "async.lock"
-    holder = procs.start("hold", str(lock_path), "auto")
+    holder = start(procs, "hold", str(lock_path), "auto")
     assert line(holder)[0] == "locked"
 
     async def scenario() -> list[float]:
