@@ -139,7 +139,8 @@ def typecheck(session: nox.Session, package: str) -> None:
 
 @nox.session(tags=[LANE_MAIN])
 def typecheck_tooling(session: nox.Session) -> None:
-    """mypy --strict over the code that is not a package: integration tests, benchmarks, noxfile."""
+    """mypy --strict over the code that is not a package: integration tests, benchmarks, noxfile
+    and the example app."""
     _sync(
         session,
         "--all-packages",
@@ -153,6 +154,12 @@ def typecheck_tooling(session: nox.Session) -> None:
         "dev",
     )
     session.run("python", "-m", "mypy", "--strict", "tests-integration", "bench", "noxfile.py")
+    # The example app is not a workspace member: checked as sources, with its own import roots.
+    example = ROOT / "examples" / "acme"
+    session.run(
+        "python", "-m", "mypy", "--strict", str(example / "src"), str(example / "tests"),
+        env={"MYPYPATH": f"{example / 'src'}{os.pathsep}{example / 'tests'}"},
+    )  # fmt: skip
 
 
 @nox.session
