@@ -25,8 +25,8 @@ from _auth_fixtures import (
     reaped,
     start_worker,
     tokens_of,
-    wait_until,
 )
+from _harness import wait_for
 from kitty_auth_refresh import (
     Clock,
     SessionStore,
@@ -64,7 +64,7 @@ def test_token_auth_adopts_a_peer_rotation_on_401_without_presenting_a_spent_tok
         with httpx.Client(auth=TokenAuth(manager), trust_env=False, timeout=30.0) as http:
             assert http.get(oauth.api_url).status_code == 200  # the login's bearer
             oauth.fault(access_ttl_s=300)
-            wait_until(
+            wait_for(
                 lambda: oauth.me(login.access_token) == 401,
                 timeout=EXPIRY_WAIT_S,
                 what="the server to expire the login's access token",
