@@ -240,9 +240,10 @@ def run(workdir: Path, t: Transcript) -> None:
 
             t.banner("4. kitty-doctor again")
             code, _ = t.command([], home)
-            t.say("""What is left needs a human: a daemon of another checkout and a wedged one
-                (`kitty-doctor --reset --force` after review), and a web app that is not kitty's
-                (never touched).""")
+            t.say("""What is left is not this home's to stop on its own: a daemon of another
+                checkout (KD403: cleaned up from its own home, `kitty-doctor --home <it> --reset`),
+                a wedged one (`kitty-doctor --reset --force` after review), and a web app that is
+                not kitty's (never touched).""")
             t.expect(code == 0, "exit 0")
             scene["web"].settle()
             t.expect(
