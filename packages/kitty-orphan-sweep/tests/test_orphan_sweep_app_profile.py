@@ -44,7 +44,8 @@ def test_an_app_family_spawns_reuses_and_serves_its_own_routes(acme: Path) -> No
         root = (acme / "daemon").resolve()
         assert f"--acme-daemon-root={root}" in argv
         # Paths (the venv, the temp home) are this machine's; no element of acme's own says kitty.
-        own = [a.replace(str(root), "").replace(sys.executable, "") for a in argv[2:]]
+        exe = str(Path(sys.executable).resolve())
+        own = [a.replace(str(root), "").replace(exe, "") for a in argv[2:]]
         assert not any("kitty" in a for a in own), own
         assert (root / "sync-state.json").is_file()
         assert (root / "sync-spawn.lock").exists()
