@@ -15,11 +15,11 @@ It holds (stdlib only):
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 # Process facts have one implementation in kitty, kitty-filelock's (issue 12); they stay part of
 # this package's public face for the daemons and cleaners that import them from here.
-from kitty_filelock import process_alive_since, process_start_time
+from kitty_filelock import installed_version, process_alive_since, process_start_time
 
 from ._classify import (
     ArgvError,
@@ -69,7 +69,6 @@ from ._home import daemon_root, default_home
 from ._markers import Markers, marker_args, parse_markers, spawn_shaped
 from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
 from ._scope import namespace_id, scope_id
-from ._server import DaemonServer, RouteHandler
 from ._state import (
     OtherRoot,
     StateRecord,
@@ -80,10 +79,22 @@ from ._state import (
     write_state,
 )
 
-try:
-    __version__: str = version("kitty-daemon-identity")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0+unknown"
+if TYPE_CHECKING:
+    from ._server import DaemonServer, RouteHandler
+
+
+def __getattr__(name: str) -> object:
+    # The daemon's HTTP server loads on first use: http.server brings http.client, email and ssl
+    # (about 20 ms), which a cleaner or `kitty-doctor` never needs.
+    if name in ("DaemonServer", "RouteHandler"):
+        from . import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Read cheaply by kitty-filelock: importing importlib.metadata would cost more than this package.
+__version__: str = installed_version("kitty-daemon-identity") or "0.0.0+unknown"
 
 __all__ = [
     "DAEMON_PROTOCOL_VERSION",
