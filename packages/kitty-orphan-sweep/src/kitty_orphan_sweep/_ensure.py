@@ -20,8 +20,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-import psutil
-
 import kitty_daemon_identity as kdi
 from kitty_daemon_identity import (
     DaemonFamily,
@@ -49,6 +47,8 @@ from ._recorded import check_recorded, stop_recorded
 from ._results import ResetResult
 from ._scan import coerce_family, probe_health, scan
 from ._sweep import sweep
+
+# psutil is imported inside the functions that use it: see _proctable.
 
 #: Reference-daemon exit status for "port already taken" (DID-24): a port race, not a failure.
 EXIT_PORT_TAKEN: Final = 3
@@ -182,6 +182,8 @@ def _kill_child(child: subprocess.Popen[bytes]) -> None:
 
 
 def _is_child_or_descendant(pid: int, child: subprocess.Popen[bytes]) -> bool:
+    import psutil
+
     if pid == child.pid:
         return True
     try:
@@ -192,6 +194,8 @@ def _is_child_or_descendant(pid: int, child: subprocess.Popen[bytes]) -> bool:
 
 def _holds_port(table: ProcessTable, pid: int, port: int) -> bool:
     """`pid` itself listens on `port` (our own child: its socket table is always readable)."""
+    import psutil
+
     try:
         return table.pid_listens_on(pid, port)
     except psutil.Error:

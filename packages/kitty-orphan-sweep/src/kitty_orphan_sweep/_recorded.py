@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import psutil
-
 from kitty_daemon_identity import (
     HealthPayload,
     StateRecord,
@@ -31,6 +29,8 @@ from ._ownership import owner_uid, prove_socket_owner
 from ._proctable import ProcessTable, PsutilProcessTable
 from ._results import EscalationBudgets, FailedEntry, SweptEntry
 from ._scan import probe_health
+
+# psutil is imported inside the functions that use it: see _proctable.
 
 
 class RecordedStatus(StrEnum):
@@ -117,6 +117,8 @@ def check_recorded(
     every socket on the recorded port is open in the recorded process and owned by the daemon
     root's owner, so a squatter on a released port is an `impostor`, never `healthy`.
     """
+    import psutil
+
     root = _root_of(home)
     table = process_table if process_table is not None else PsutilProcessTable()
     try:
