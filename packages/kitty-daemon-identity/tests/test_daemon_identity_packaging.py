@@ -110,3 +110,22 @@ def test_readme_embedding_example_runs(
     thread.join(timeout=HANG_CAP_S)
     assert not thread.is_alive()
     assert not errors
+
+
+def test_the_http_server_loads_on_first_use() -> None:
+    """A cleaner imports the classifier and the state record, never a server (issue 15)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kitty_daemon_identity as kdi\n"
+        "before = sorted(m for m in ('http.server', 'importlib.metadata') if m in sys.modules)\n"
+        "server = kdi.DaemonServer\n"
+        "print(before, 'http.server' in sys.modules, server.__module__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.split() == ["[]", "True", "kitty_daemon_identity._server"]
+    with pytest.raises(AttributeError, match="has no attribute 'DaemonServr'"):
+        kitty_daemon_identity.DaemonServr  # noqa: B018 - the attribute access is the test
