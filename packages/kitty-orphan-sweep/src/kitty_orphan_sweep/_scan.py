@@ -143,11 +143,11 @@ def resolve_pids(
     ports: Iterable[int], claimed: Mapping[int, int | None], table: ProcessTable
 ) -> dict[int, _PidLookup]:
     """Listener PID per port: one system-wide socket-table call, fallbacks only where needed."""
-    import psutil
-
     ports = list(ports)
     if not ports:
         return {}
+    import psutil
+
     try:
         hints = {pid for pid in claimed.values() if pid is not None}
         listening: dict[int, set[int | None]] | None = table.listening_pids(ports, hints)
