@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import selectors
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -30,3 +32,11 @@ def read_line(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bytes:
                 raise RuntimeError(f"pid {proc.pid} exited before printing a line")
             buf += chunk
     return buf.split(b"\n", 1)[0]
+
+
+def doctor_argv() -> list[str]:
+    """The `kitty-doctor` console script beside this interpreter (what a user runs)."""
+    script = Path(sys.executable).with_name("kitty-doctor")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "kitty_doctor"]  # unusual layouts

@@ -3,7 +3,8 @@
 Measures `kitty-doctor --json --family sync` (target: median <= 300 ms) and `--family all`,
 each as a fresh interpreter, with 0 and with 8 listeners (real reference daemons) in shifted
 ranges of the default size (sync 20400-20450, dashboard 20450-20550), plus the import-time
-breakdown from `python -X importtime`. Every process started here is killed and reaped.
+breakdown from `python -X importtime` (the cold start on a fresh machine against a bare
+interpreter is bench_coldstart's). Every process started here is killed and reaped.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import percentile
+from _common import doctor_argv, percentile
 
 from kitty_auth_refresh import Session, SessionStore
 from kitty_daemon_identity import (
@@ -41,18 +42,7 @@ DASHBOARD_PORTS = "20450-20550"  # default dashboard size (100 ports), shifted
 LISTENER_PORTS = tuple(range(20400, 20408))  # 8 listeners in the sync range
 TARGET_MS = 300.0
 WEDGED_TARGET_MS = 1500.0
-COLD_START_MAX_RATIO = 6.0  # issue 15: `kitty-doctor --json` <= 6x a bare interpreter start
-#: Modules the default `--json` run must not import (issue 15): the CLI framework and the
-#: human renderer. psutil is listed to show whether it was needed.
-HEAVY = ("typer", "click", "rich", "psutil", "httpx")
 _LISTENING = re.compile(r"LISTENING 127\.0\.0\.1:(\d+) pid=(\d+)")
-
-
-def _doctor_argv() -> list[str]:
-    script = Path(sys.executable).with_name("kitty-doctor")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "kitty_doctor"]  # pragma: no cover - unusual layouts
 
 
 def _readline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> str:
@@ -169,7 +159,7 @@ def _measure(
 ) -> tuple[list[float], dict[str, Any]]:
     times: list[float] = []
     last: dict[str, Any] = {}
-    argv = [*_doctor_argv(), *args]
+    argv = [*doctor_argv(), *args]
     subprocess.run(argv, env=env, capture_output=True, check=False)  # warm the page cache
     for _ in range(runs):
         start = time.perf_counter()
@@ -177,44 +167,6 @@ def _measure(
         times.append((time.perf_counter() - start) * 1000.0)
         last = json.loads(proc.stdout)
     return times, last
-
-
-#: The libraries a default run cannot do without (session format, scan), imported and nothing
-#: else: the floor under the doctor's own cost.
-LIBRARIES_ONLY = "import kitty_auth_refresh, kitty_orphan_sweep"
-
-
-def _cold_start(env: dict[str, str], runs: int) -> dict[str, list[float]]:
-    """Wall ms of a bare `python -c pass`, of importing the libraries only, and of
-    `kitty-doctor --json`, interleaved run by run (same interpreter, same environment, same
-    moment: machine load hits all three alike)."""
-    argvs = {
-        "bare": [sys.executable, "-c", "pass"],
-        "libraries": [sys.executable, "-c", LIBRARIES_ONLY],
-        "doctor": [*_doctor_argv(), "--json"],
-    }
-    for argv in argvs.values():  # warm the page and bytecode caches
-        subprocess.run(argv, env=env, capture_output=True, check=False)
-    times: dict[str, list[float]] = {name: [] for name in argvs}
-    for _ in range(runs):
-        for name, argv in argvs.items():
-            start = time.perf_counter()
-            subprocess.run(argv, env=env, capture_output=True, check=False)
-            times[name].append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
-def _heavy_imports(env: dict[str, str]) -> list[str]:
-    """Which of HEAVY a default `--json` run imports (`python -X importtime`)."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "kitty_doctor", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    names = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
-    return [name for name in HEAVY if name in names]
 
 
 def _import_breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
@@ -299,18 +251,8 @@ def run(quick: bool) -> str:
             " informational (`PYTHONDONTWRITEBYTECODE=1`: every module compiled each run) |"
         )
         breakdown = _import_breakdown(env)
-        # Issue 15: the default run on a machine with nothing listening, as a newcomer runs it.
-        empty_env = dict(env, KITTY_HOME=str(tmp / "fresh-home"))
-        starts = _cold_start(empty_env, runs)
-        heavy = _heavy_imports(empty_env)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    bare, libs, cold = starts["bare"], starts["libraries"], starts["doctor"]
-    bare_med, cold_med = statistics.median(bare), statistics.median(cold)
-    ratio = cold_med / bare_med
-    verdict = "met" if ratio <= COLD_START_MAX_RATIO else "NOT met"
-    libs_ratio = statistics.median(libs) / bare_med
     lines = [
         "## kitty-doctor (DOC-13)",
         "",
@@ -324,32 +266,6 @@ def run(quick: bool) -> str:
         "| command | listeners | orphans shown | runs | p50 ms | p95 ms | min ms | target |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
-        "",
-        "Cold start against a bare interpreter (issue 15): `kitty-doctor --json` on a fresh home",
-        f"(nothing listening, default families) and `{Path(sys.executable).name} -c pass`, the",
-        f"same interpreter and environment, interleaved, {runs} runs each:",
-        "",
-        "| command | p50 ms | p95 ms | min ms |",
-        "|---|---|---|---|",
-        f"| `python -c pass` | {bare_med:.0f} | {percentile(bare, 0.95):.0f} | {min(bare):.0f} |",
-        f"| `python -c '{LIBRARIES_ONLY}'` | {statistics.median(libs):.0f} |"
-        f" {percentile(libs, 0.95):.0f} | {min(libs):.0f} |",
-        f"| `kitty-doctor --json` | {cold_med:.0f} | {percentile(cold, 0.95):.0f} |"
-        f" {min(cold):.0f} |",
-        "",
-        f"- ratio of medians: **{ratio:.1f}x**;"
-        f" target ≤ {COLD_START_MAX_RATIO:.0f}x: **{verdict}** (1-minute load average at the"
-        f" end: {load:.1f} on {os.cpu_count()} cores).",
-        f"- importing the two libraries alone is {libs_ratio:.1f}x: the floor under anything the"
-        " doctor itself does (their packages import psutil, asyncio, importlib.metadata and"
-        " their dataclass-heavy modules eagerly).",
-        "- imported by that run, of "
-        + ", ".join(HEAVY)
-        + " (`python -X importtime`): "
-        + (", ".join(heavy) if heavy else "none")
-        + ". typer/click load only for `--help`, `--version` or a command line the doctor's"
-        " own parser leaves to click (errors); rich only for human output; psutil comes with"
-        " kitty-orphan-sweep, which imports it at package import.",
         "",
         "Import-time breakdown (`python -X importtime -m kitty_doctor --json --family sync`, one",
         "run): cumulative ms of each top-level import >= 5 ms, and where httpx/psutil/typer were",

@@ -5,7 +5,11 @@ Each `bench/bench_<area>.py` exposes `run(quick: bool) -> str`, returning one Ma
 
     uv run nox -s bench                 # all areas, full iteration counts
     uv run nox -s bench -- --quick      # fewer iterations (smoke check of the harness)
-    uv run nox -s bench -- lock auth    # only some areas
+    uv run nox -s bench -- lock auth    # only some areas (printed, the document untouched)
+    uv run nox -s bench -- coldstart --write   # one area, rewriting only its section
+
+In the document each area's section follows a `<!-- bench:AREA -->` line, so that one area can
+be measured again without re-running the others.
 """
 
 from __future__ import annotations
@@ -16,23 +20,47 @@ import importlib.util
 import os
 import pathlib
 import platform
+import re
 import sys
 
 HERE = pathlib.Path(__file__).parent
 DOC = HERE.parent / "docs" / "benchmarks.md"
+_MARKER = re.compile(r"^<!-- bench:(\w+) -->\n", re.M)
+
+
+def _marked(area: str, section: str) -> str:
+    return f"<!-- bench:{area} -->\n{section.rstrip()}\n"
+
+
+def _rewrite(sections: dict[str, str]) -> None:
+    """Replace (or add, in area order) the sections of `sections` in the existing document."""
+    text = DOC.read_text()
+    starts = list(_MARKER.finditer(text))
+    if not starts:
+        raise SystemExit(f"{DOC} has no section markers: run every area once (no --write)")
+    header = text[: starts[0].start()]
+    blocks = {
+        m.group(1): text[m.start() : nxt.start() if nxt else len(text)].rstrip() + "\n"
+        for m, nxt in zip(starts, [*starts[1:], None], strict=True)
+    }
+    blocks.update({area: _marked(area, section) for area, section in sections.items()})
+    DOC.write_text(header + "\n".join(blocks[area] for area in sorted(blocks)))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("areas", nargs="*", help="bench_<area>.py modules to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer iterations; do not write docs")
+    parser.add_argument(
+        "--write", action="store_true", help="with areas: rewrite only their sections of the doc"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(HERE))  # for the shared bench/_common.py
     modules = sorted(HERE.glob("bench_*.py"))
     if args.areas:
         modules = [m for m in modules if m.stem.removeprefix("bench_") in args.areas]
-    sections: list[str] = []
+    sections: dict[str, str] = {}
     for path in modules:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None
@@ -43,20 +71,28 @@ def main() -> int:
         print(f"== {path.stem} ==", flush=True)
         section = module.run(args.quick)
         print(section, flush=True)
-        sections.append(section)
+        sections[path.stem.removeprefix("bench_")] = section
 
-    if args.quick or args.areas:
-        # Partial runs print only: the document always reflects one complete, full run.
+    if args.quick:
+        return 0
+    if args.areas:
+        # A partial run prints only, unless told to replace just its own sections (each says
+        # when and how it was measured); the header's date stays the last full run's.
+        if args.write:
+            _rewrite(sections)
+            print(f"rewrote {', '.join(sections)} in {DOC}")
         return 0
     header = (
         "# Benchmarks\n\n"
-        "Produced by `uv run nox -s bench` (which runs `python bench/run.py`); every number below\n"
-        "comes from one run on one machine. Benchmarks measure; tests never assert wall times.\n\n"
+        "Produced by `uv run nox -s bench` (which runs `python bench/run.py`); the numbers of a\n"
+        "section come from one run on one machine, the one below unless the section names its own\n"
+        "(`uv run nox -s bench -- AREA --write` measures one area again). Benchmarks measure;\n"
+        "tests never assert wall times.\n\n"
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}\n"
         f"- machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}\n\n"
     )
-    DOC.write_text(header + "\n\n".join(sections) + "\n")
+    DOC.write_text(header + "\n".join(_marked(area, text) for area, text in sections.items()))
     print(f"wrote {DOC}")
     return 0
 

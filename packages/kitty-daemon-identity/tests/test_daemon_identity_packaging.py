@@ -154,3 +154,22 @@ def test_readme_profile_example_is_a_whole_daemon_of_another_app(tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_http_server_loads_on_first_use() -> None:
+    """A cleaner imports the classifier and the state record, never a server (issue 15)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kitty_daemon_identity as kdi\n"
+        "before = sorted(m for m in ('http.server', 'importlib.metadata') if m in sys.modules)\n"
+        "server = kdi.DaemonServer\n"
+        "print(before, 'http.server' in sys.modules, server.__module__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.split() == ["[]", "True", "kitty_daemon_identity._server"]
+    with pytest.raises(AttributeError, match="has no attribute 'DaemonServr'"):
+        kitty_daemon_identity.DaemonServr  # noqa: B018 - the attribute access is the test

@@ -39,6 +39,7 @@ def test_public_api_is_exactly_the_spec_plus_the_shared_file_and_process_facts()
         "detect_filesystem",
         "force_release",
         "fsync_dir",
+        "installed_version",
         "lock_holder_pids",
         "make_private_dirs",
         "open_private_append",

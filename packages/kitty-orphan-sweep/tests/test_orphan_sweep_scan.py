@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +30,21 @@ def _classes(records: list[DaemonIdentityRecord]) -> list[tuple[int, str, str | 
 def test_empty_range_yields_nothing(env: Env) -> None:
     assert scan("sync") == []
     assert scan("dashboard", home=env.home) == []
+
+
+def test_an_empty_range_is_scanned_without_psutil(env: Env) -> None:
+    """Nothing listening, no process to look at: psutil (and importlib.metadata, for the version)
+    stays out of the process (issue 15: the doctor's cold start on a fresh machine)."""
+    code = (
+        "import sys, kitty_orphan_sweep\n"
+        "assert kitty_orphan_sweep.scan_listeners('sync') == []\n"
+        "print(kitty_orphan_sweep.__version__)\n"
+        "print(sorted(m for m in ('psutil', 'importlib.metadata') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.splitlines()[1:] == ["[]"]
 
 
 def test_bad_arguments_fail_before_any_socket(env: Env) -> None:

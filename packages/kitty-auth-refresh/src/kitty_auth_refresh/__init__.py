@@ -8,8 +8,9 @@ still persisted (compare-then-clear). Transient failures never log anyone out.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
+
+from kitty_filelock import installed_version
 
 from ._clock import Clock
 from ._endpoint import TokenEndpoint
@@ -40,10 +41,8 @@ from ._transaction import RefreshOutcome, RefreshResult, RejectionCause, run_ref
 if TYPE_CHECKING:
     from ._bearer import TokenAuth
 
-try:
-    __version__: str = version("kitty-auth-refresh")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0+unknown"
+# Read cheaply by kitty-filelock: importing importlib.metadata would cost more than this package.
+__version__: str = installed_version("kitty-auth-refresh") or "0.0.0+unknown"
 
 __all__ = [
     "AuthState",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import email.utils
 import ipaddress
 import logging
 import math
@@ -403,6 +402,9 @@ class TokenEndpoint:
         raw = response.headers.get("date")
         if not raw:
             return
+        # Imported here: email is a large package and only a response with a Date header uses it.
+        import email.utils
+
         try:
             server_time = email.utils.parsedate_to_datetime(raw)
         except (TypeError, ValueError):

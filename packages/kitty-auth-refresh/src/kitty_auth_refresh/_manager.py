@@ -8,7 +8,6 @@ across processes comes from the refresh lock inside the transaction.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -17,7 +16,8 @@ import math
 import os
 import random
 import threading
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 from kitty_filelock import LockTimeout, MachineFileLock
 
@@ -43,7 +43,12 @@ from ._transaction import (
     run_refresh_transaction,
 )
 
+if TYPE_CHECKING:
+    import asyncio
+
 logger = logging.getLogger("kitty_auth_refresh")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 REFRESH_MARGIN_S: Final = 60.0
 REFRESH_JITTER_S: Final = 30.0
@@ -422,12 +427,19 @@ class TokenManager:
     def session(self) -> Session | None:
         return self._core.session
 
-    def _single_flight(self) -> asyncio.Lock:
+    async def _single_flight(
+        self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """`call` in a worker thread, one at a time per manager."""
+        # Imported here: a program that only uses the synchronous manager never pays for asyncio.
+        import asyncio
+
         # Created lazily in the running loop; a manager reused under a new loop gets a new lock.
         loop = asyncio.get_running_loop()
         if self._flight is None or self._flight[0] is not loop:
             self._flight = (loop, asyncio.Lock())
-        return self._flight[1]
+        async with self._flight[1]:
+            return await asyncio.to_thread(call, *args, **kwargs)
 
     async def get_access_token(self, rejected: str | None = None) -> str:
         """A valid access token, refreshed ahead of expiry.
@@ -443,22 +455,18 @@ class TokenManager:
             if rejected is None:
                 await self.refresh_if_needed()
             else:
-                async with self._single_flight():
-                    await asyncio.to_thread(self._core.refresh_rejected, rejected)
+                await self._single_flight(self._core.refresh_rejected, rejected)
         return self._core.access_token_after_cycle()
 
     async def refresh_if_needed(self, force: bool = False) -> RefreshResult | None:
         seen = self._core.session
-        async with self._single_flight():
-            return await asyncio.to_thread(self._core.refresh_cycle, force, seen)
+        return await self._single_flight(self._core.refresh_cycle, force, seen)
 
     async def save_login(self, session: Session) -> None:
-        async with self._single_flight():
-            await asyncio.to_thread(self._core.save_login, session)
+        await self._single_flight(self._core.save_login, session)
 
     async def logout(self) -> LogoutResult:
-        async with self._single_flight():
-            return await asyncio.to_thread(self._core.logout)
+        return await self._single_flight(self._core.logout)
 
 
 class SyncTokenManager:

@@ -16,6 +16,8 @@ It holds (stdlib only):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 # Process facts have one implementation in kitty, kitty-filelock's (issue 12); they stay part of
 # this package's public face for the daemons and cleaners that import them from here.
 from kitty_filelock import process_alive_since, process_start_time
@@ -69,7 +71,6 @@ from ._markers import Markers, marker_args, parse_markers, spawn_shaped, strip_m
 from ._profile import KITTY, AppProfile, Family, as_family, daemon_root, default_home
 from ._retire import DaemonSelf, RetireDecision, RetireReason, should_retire
 from ._scope import namespace_id, scope_id
-from ._server import DaemonServer, RouteHandler, RouteRequest, RouteRequestHandler
 from ._state import (
     OtherRoot,
     StateRecord,
@@ -80,6 +81,22 @@ from ._state import (
     write_state,
 )
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._server import DaemonServer, RouteHandler, RouteRequest, RouteRequestHandler
+
+_LAZY_SERVER = frozenset({"DaemonServer", "RouteHandler", "RouteRequest", "RouteRequestHandler"})
+
+
+def __getattr__(name: str) -> object:
+    # The daemon's HTTP server loads on first use: http.server brings http.client, email and ssl
+    # (about 20 ms), which a cleaner or `kitty-doctor` never needs.
+    if name in _LAZY_SERVER:
+        from . import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DAEMON_PROTOCOL_VERSION",

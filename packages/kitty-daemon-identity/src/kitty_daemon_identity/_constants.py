@@ -35,6 +35,8 @@ HEALTH_MAX_BYTES: Final = 65536
 HEALTH_PAYLOAD_MAX_BYTES: Final = 2048
 REQUEST_BODY_MAX_BYTES: Final = 4096
 LISTEN_BACKLOG: Final = 128
+#: The only address a kitty daemon binds (a daemon reachable from elsewhere is out of contract).
+LOOPBACK: Final = "127.0.0.1"
 ROOT_MARKER_PREFIX: Final = "--kitty-daemon-root="
 EXEC_MARKER_PREFIX: Final = "--kitty-daemon-exec="
 DEFAULT_ENTRY_SIGNATURES: Final[tuple[str, ...]] = ("kitty_daemon_identity", "kitty-daemon")

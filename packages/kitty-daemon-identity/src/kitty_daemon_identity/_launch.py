@@ -24,14 +24,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from ._constants import LOOPBACK
 from ._errors import ConfigError, PortTaken, UsageError
 from ._family import DaemonFamily
 from ._markers import parse_markers, strip_markers
 from ._profile import Family, as_family
-from ._server import LOOPBACK, DaemonServer
 from ._state import ensure_scope_key
+
+if TYPE_CHECKING:
+    from ._server import DaemonServer
 
 __all__ = [
     "EXIT_PORT_TAKEN",
@@ -144,6 +147,8 @@ def serve_daemon(
     ``DaemonServer`` (``busy_probe``, ``idle_limit_s`` …). Errors are printed to stderr with the
     app's server name, never a secret.
     """
+    from ._server import DaemonServer  # the HTTP stack only for a process that serves
+
     fam = as_family(family)
     name = fam.app.server_name
     try:

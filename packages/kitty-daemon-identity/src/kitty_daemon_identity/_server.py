@@ -76,7 +76,7 @@ class RouteRequest:
 
 RouteRequestHandler = Callable[[RouteRequest], tuple[int, Mapping[str, Any]]]
 
-LOOPBACK: Final = "127.0.0.1"
+LOOPBACK: Final = _constants.LOOPBACK
 HEALTH_PATH: Final = "/api/health"
 SHUTDOWN_PATH: Final = "/api/shutdown"
 _SERVE_POLL_S: Final = 0.05  # how often serve_forever notices shutdown(): keeps stop < 100 ms

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from kitty_filelock import installed_version
 
 __all__ = ["__version__"]
 
-try:
-    __version__: str = version("kitty-daemon-identity")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0+unknown"
+# Read cheaply by kitty-filelock: importing importlib.metadata would cost more than this package.
+__version__: str = installed_version("kitty-daemon-identity") or "0.0.0+unknown"

@@ -10,11 +10,9 @@ This module stays import-light: the CLI machinery loads only when `kitty-doctor`
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from kitty_filelock import installed_version
 
-try:
-    __version__: str = version("kitty-doctor-cli")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0+unknown"
+# Read cheaply by kitty-filelock: importing importlib.metadata would cost more than this package.
+__version__: str = installed_version("kitty-doctor-cli") or "0.0.0+unknown"
 
 __all__ = ["__version__"]

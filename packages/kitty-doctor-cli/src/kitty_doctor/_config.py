@@ -11,9 +11,10 @@ import math
 import os
 import stat
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
+
+from kitty_filelock import installed_version
 
 from ._errors import DoctorConfigError
 from ._model import DEFAULT_STUCK_THRESHOLD_S, HomeSource
@@ -61,13 +62,7 @@ class Config:
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the five packages; `unknown` when metadata is missing (IMP-24)."""
-    out: dict[str, str] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = UNKNOWN_VERSION
-    return out
+    return {name: installed_version(name) or UNKNOWN_VERSION for name in PACKAGES}
 
 
 def _from_library(exc: ConfigError) -> DoctorConfigError:

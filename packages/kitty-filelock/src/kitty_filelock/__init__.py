@@ -18,13 +18,6 @@ displaced. Zero runtime dependencies. See the package README for guarantees per 
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__: str = version("kitty-filelock")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0+unknown"
-
 from ._errors import (
     InvalidFileError,
     KittyLockError,
@@ -39,6 +32,7 @@ from ._errors import (
 )
 from ._force import force_release
 from ._fs import FsInfo, detect_filesystem
+from ._installed import installed_version
 from ._jsonfile import read_json_file, read_small_file
 from ._lock import MachineFileLock
 from ._probe import LockProbe, lock_holder_pids, probe
@@ -46,6 +40,9 @@ from ._proctime import START_TIME_TOLERANCE_S, boot_id, process_alive_since, pro
 from ._record import HolderStatus, LockRecord, read_lock_record
 from ._safety import make_private_dirs, require_private_dir
 from ._write import fsync_dir, open_private_append, write_private_file
+
+# Not importlib.metadata: importing it costs more than this whole package (see _installed).
+__version__: str = installed_version("kitty-filelock") or "0.0.0+unknown"
 
 __all__ = [
     "START_TIME_TOLERANCE_S",
@@ -69,6 +66,7 @@ __all__ = [
     "detect_filesystem",
     "force_release",
     "fsync_dir",
+    "installed_version",
     "lock_holder_pids",
     "make_private_dirs",
     "open_private_append",

@@ -10,12 +10,12 @@ more than the system calls themselves.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import math
 import os
 import random
+import sys
 import threading
 import time
 import warnings
@@ -80,12 +80,17 @@ def _with_path(exc: OSError, path: str) -> OSError:
 
 # Bound once: these run on every acquisition and release.
 _get_ident = threading.get_ident
-_running_loop = asyncio._get_running_loop
 _monotonic = time.monotonic
+_modules = sys.modules
 
 
 def _current_task_id() -> int | None:
-    loop = _running_loop()
+    # asyncio is not imported here: it costs more than this whole package, and a program that
+    # never imported it has no event loop running, so no task.
+    asyncio = _modules.get("asyncio")
+    if asyncio is None:
+        return None
+    loop = asyncio._get_running_loop()
     task = asyncio.current_task(loop) if loop is not None else None
     return None if task is None else id(task)
 
@@ -546,6 +551,8 @@ class MachineFileLock:
 
     async def acquire_async(self, timeout: float | None = None) -> None:
         """Like ``acquire`` but waits with ``asyncio.sleep``: the event loop never blocks."""
+        import asyncio  # loaded already: this coroutine runs in its event loop
+
         owner = _current_owner()
         limit = self._limit(timeout)
         for pause in self._tries(owner, limit, time.monotonic(), _Wait()):

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sys
 import types
-from importlib.metadata import PackageNotFoundError, version
+
+from kitty_filelock import installed_version
 
 from ._client import DaemonClient, DaemonGoneError, DaemonResponse
 from ._constants import (
@@ -59,10 +60,8 @@ from ._results import (
 from ._scan import ListenerProcess, ScannedListener, probe_health, scan, scan_listeners
 from ._sweep import sweep
 
-try:
-    __version__: str = version("kitty-orphan-sweep")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0+unknown"
+# Read cheaply by kitty-filelock: importing importlib.metadata would cost more than this package.
+__version__: str = installed_version("kitty-orphan-sweep") or "0.0.0+unknown"
 
 __all__ = [
     "CONNECT_TIMEOUT_S",

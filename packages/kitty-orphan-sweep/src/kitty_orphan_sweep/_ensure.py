@@ -20,8 +20,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from kitty_daemon_identity import (
     EXIT_PORT_TAKEN,
     DaemonFamily,
@@ -45,6 +43,8 @@ from ._recorded import check_recorded, stop_recorded
 from ._results import ResetResult
 from ._scan import coerce_family, probe_health, scan
 from ._sweep import sweep
+
+# psutil is imported inside the functions that use it: see _proctable.
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +197,8 @@ def _kill_child(child: subprocess.Popen[bytes]) -> None:
 
 
 def _is_child_or_descendant(pid: int, child: subprocess.Popen[bytes]) -> bool:
+    import psutil
+
     if pid == child.pid:
         return True
     try:
@@ -207,6 +209,8 @@ def _is_child_or_descendant(pid: int, child: subprocess.Popen[bytes]) -> bool:
 
 def _holds_port(table: ProcessTable, pid: int, port: int) -> bool:
     """`pid` itself listens on `port` (our own child: its socket table is always readable)."""
+    import psutil
+
     try:
         return table.pid_listens_on(pid, port)
     except psutil.Error:

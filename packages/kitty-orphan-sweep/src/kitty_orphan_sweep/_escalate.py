@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from kitty_daemon_identity import KITTY, AppProfile, parse_markers, read_scope_key, spawn_shaped
 
 from . import _constants
@@ -31,6 +29,8 @@ from ._net import HttpOutcome, HttpRequest, http_exchange, port_refuses
 from ._ownership import owner_uid, prove_process_owns_port, prove_socket_owner
 from ._proctable import ProcessHandle, ProcessTable
 from ._results import CleanupPath, EscalationBudgets, FailedEntry, FailureReason, SweptEntry
+
+# psutil is imported inside the functions that use it: see _proctable.
 
 _IS_WINDOWS = os.name == "nt"
 
@@ -97,6 +97,8 @@ def _guard(
     proc: ProcessHandle, target: Target, protected: frozenset[int], table: ProcessTable
 ) -> None:
     """Runtime guards (SWP-09), run right before every stage; raises `_Refused` or `_Gone`."""
+    import psutil
+
     if proc.pid in protected:
         raise _Refused(FailureReason.REFUSED_SELF, "target is this process or one of its ancestors")
     try:
@@ -119,6 +121,8 @@ def _guard(
 
 
 def _guard_owner(proc: ProcessHandle, target: Target) -> None:
+    import psutil
+
     # A root marker is a string anyone can put in their argv. Our daemons run as the user owning
     # their daemon root: a process of any other uid is not one of them, marker or not (an
     # operator running as root would otherwise stop another user's process). A root that no
@@ -168,6 +172,8 @@ def _guard_unmarked(
 
 
 def _argv(proc: ProcessHandle) -> list[str]:
+    import psutil
+
     try:
         return proc.cmdline()
     except psutil.NoSuchProcess:
@@ -193,6 +199,8 @@ def _signal(
     send: Callable[[], None],
     denied: FailureReason,
 ) -> None:
+    import psutil
+
     try:
         send()
     except psutil.NoSuchProcess:
@@ -204,6 +212,8 @@ def _signal(
 
 def _port_released(port: int, pid: int | None, table: ProcessTable, wait_s: float) -> bool:
     """Port refuses connections within `wait_s`, or is now owned by a different PID."""
+    import psutil
+
     deadline = time.monotonic() + wait_s
     while True:
         if port_refuses(port, _constants.FREE_PORT_CONNECT_S):
@@ -261,6 +271,8 @@ def _failed(target: Target, reason: FailureReason, detail: str) -> FailedEntry:
 def _run(
     target: Target, budgets: EscalationBudgets, table: ProcessTable, protected: frozenset[int]
 ) -> CleanupPath | FailedEntry:
+    import psutil
+
     if target.pid is None:
         return _run_without_pid(target, budgets, table)
     try:

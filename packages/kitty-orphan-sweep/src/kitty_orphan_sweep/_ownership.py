@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-import psutil
+# psutil is imported inside the functions that use it: see _proctable.
+
 
 __all__ = [
     "ListeningSocket",
@@ -111,6 +112,8 @@ def prove_process_owns_port(
 ) -> str | None:
     """`prove_socket_owner` for process `pid` expected to have started at `create_time`, whose
     sockets must belong to the owner of daemon root `root`; reads the OS facts itself."""
+    import psutil
+
     try:
         current = facts.process(pid).create_time()
     except psutil.Error:

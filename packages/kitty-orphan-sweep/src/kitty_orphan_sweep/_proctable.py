@@ -15,11 +15,12 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from typing import Final, Protocol
 
-import psutil
-
 from . import _constants
 from ._ownership import ListeningSocket, linux_listening_sockets
 from ._sockdiag import listening_inodes
+
+# psutil is imported inside the functions that use it (issue 15): a scan that finds nothing
+# listening (the doctor's default run) never needs it, and importing it costs ~25 ms.
 
 
 class ProcessHandle(Protocol):
@@ -95,6 +96,8 @@ class ProcessTable(Protocol):
 
 def handle_gone(proc: ProcessHandle) -> bool:
     """Gone = not running (psutil also says so when the PID was reused) or a zombie."""
+    import psutil
+
     try:
         return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -184,6 +187,8 @@ def _psutil_listening_sockets(
     port: int, pid: int | None
 ) -> list[ListeningSocket] | None:  # pragma: no cover - not Linux
     """The portable answer: the socket's uid is its owning process's real uid."""
+    import psutil
+
     try:
         conns = psutil.net_connections("inet")
     except psutil.Error:
@@ -206,6 +211,8 @@ class PsutilProcessTable:
     """The real process table."""
 
     def process(self, pid: int) -> ProcessHandle:
+        import psutil
+
         return psutil.Process(pid)
 
     def listening_pids(
@@ -215,6 +222,8 @@ class PsutilProcessTable:
             fast = _linux_listening_pids(ports, hint_pids)
             if fast is not None:
                 return fast
+        import psutil
+
         keep = None if ports is None else set(ports)
         table: dict[int, set[int | None]] = {}
         for conn in psutil.net_connections("tcp4"):
@@ -225,6 +234,8 @@ class PsutilProcessTable:
         return table
 
     def pid_listens_on(self, pid: int, port: int) -> bool:
+        import psutil
+
         return any(
             c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
             for c in psutil.Process(pid).net_connections("tcp4")
@@ -254,6 +265,8 @@ class PsutilProcessTable:
         return pids or None
 
     def wait_gone(self, proc: ProcessHandle, timeout: float) -> bool:
+        import psutil
+
         deadline = time.monotonic() + timeout
         while True:
             if handle_gone(proc):
@@ -269,5 +282,7 @@ class PsutilProcessTable:
                 time.sleep(min(_constants.WAIT_POLL_S, remaining))
 
     def protected_pids(self) -> frozenset[int]:
+        import psutil
+
         me = psutil.Process(os.getpid())
         return frozenset({me.pid, *(p.pid for p in me.parents())})

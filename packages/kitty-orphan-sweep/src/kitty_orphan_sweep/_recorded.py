@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import psutil
-
 from kitty_daemon_identity import (
     Family,
     HealthPayload,
@@ -30,6 +28,8 @@ from ._ownership import owner_uid, prove_socket_owner
 from ._proctable import ProcessTable, PsutilProcessTable
 from ._results import EscalationBudgets, FailedEntry, SweptEntry
 from ._scan import probe_health
+
+# psutil is imported inside the functions that use it: see _proctable.
 
 
 class RecordedStatus(StrEnum):
@@ -119,6 +119,8 @@ def check_recorded(
     root's owner, so a squatter on a released port is an `impostor`, never `healthy`. An app's
     record needs its `family` (whose markers and range to check).
     """
+    import psutil
+
     fam = _family_of(state, family)
     root = fam.app.daemon_root(home)
     table = process_table if process_table is not None else PsutilProcessTable()

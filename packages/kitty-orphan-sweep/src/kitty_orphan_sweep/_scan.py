@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import psutil
-
 from kitty_daemon_identity import (
     ArgvError,
     ConnectState,
@@ -42,6 +40,8 @@ from kitty_daemon_identity import (
 from . import _constants
 from ._net import HttpOutcome, HttpRequest, HttpResult, connect_probe, http_exchange_many
 from ._proctable import ProcessTable, PsutilProcessTable
+
+# psutil is imported inside the functions that use it: see _proctable.
 
 #: Root-marker values seen by scans in this process, keyed by (port, pid, start time). sweep()
 #: uses them to re-check that a forced cross-root target still carries the marker it was
@@ -117,6 +117,8 @@ def _claimed_pid(port: int, probe: HealthProbe) -> int | None:
 
 def _fallback(port: int, claimed: int | None, table: ProcessTable) -> _PidLookup:
     """macOS without privileges: the health-claimed PID's own sockets, then lsof (SWP-04)."""
+    import psutil
+
     if claimed is not None:
         try:
             if table.pid_listens_on(claimed, port):
@@ -138,6 +140,8 @@ def resolve_pids(
     ports = list(ports)
     if not ports:
         return {}
+    import psutil
+
     try:
         hints = {pid for pid in claimed.values() if pid is not None}
         listening: dict[int, set[int | None]] | None = table.listening_pids(ports, hints)
@@ -228,6 +232,8 @@ class ScannedListener:
 
 def process_facts(pid: int, table: ProcessTable) -> _ProcFacts:
     """argv, create time and exe of one PID; every OS error becomes an `argv_error`, not a fact."""
+    import psutil
+
     try:
         proc = table.process(pid)
     except psutil.AccessDenied:
@@ -346,6 +352,8 @@ def scan(
 def _socket_uid(table: ProcessTable, port: int) -> int | None:
     """The one uid the kernel records for the port's listening sockets (None: unknown or
     several): even a process the OS hides from us shows whose it is this way."""
+    import psutil
+
     try:
         sockets = table.listening_sockets(port, None)
     except (psutil.Error, OSError):
