@@ -173,3 +173,15 @@ def test_the_http_server_loads_on_first_use() -> None:
     assert proc.stdout.split() == ["[]", "True", "kitty_daemon_identity._server"]
     with pytest.raises(AttributeError, match="has no attribute 'DaemonServr'"):
         kitty_daemon_identity.DaemonServr  # noqa: B018 - the attribute access is the test
+
+
+def test_every_exported_constant_is_read_only_and_says_how_to_tune_it() -> None:
+    """Issue 12: an exported name either has an effect when changed or refuses the change."""
+    constants = [n for n in kitty_daemon_identity.__all__ if n.isupper()]
+    assert constants
+    for name in constants:
+        before = getattr(kitty_daemon_identity, name)
+        with pytest.raises(AttributeError, match=f"{name} is a read-only default") as caught:
+            setattr(kitty_daemon_identity, name, before)
+        assert any(w in str(caught.value) for w in ("pass ", "set ", "fixed:"))
+        assert getattr(kitty_daemon_identity, name) is before

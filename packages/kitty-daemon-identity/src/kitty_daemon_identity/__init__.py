@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 # Process facts have one implementation in kitty, kitty-filelock's (issue 12); they stay part of
 # this package's public face for the daemons and cleaners that import them from here.
-from kitty_filelock import process_alive_since, process_start_time
+from kitty_filelock import process_alive_since, process_start_time, read_only_constants
 
 from ._classify import (
     ArgvError,
@@ -179,3 +179,30 @@ __all__ = [
     "strip_markers",
     "write_state",
 ]
+
+# The exported constants are the contract's values and kitty's defaults, read by this package
+# from its private modules: assigning one here would change nothing, so it says what does.
+read_only_constants(
+    __name__,
+    {
+        "DAEMON_TICK_SECONDS": "pass DaemonServer(..., tick_s=...)",
+        "IDLE_RETIREMENT_SECONDS": "pass DaemonServer(..., idle_limit_s=...)",
+        "DAEMON_PROTOCOL_VERSION": "pass Family(..., protocol_version=...) for your daemons",
+        "DEFAULT_ENTRY_SIGNATURES": "pass Family(..., entry_signatures=...)",
+        "ROOT_MARKER_PREFIX": "pass AppProfile(..., marker_prefix=...)",
+        "EXEC_MARKER_PREFIX": "pass AppProfile(..., marker_prefix=...)",
+        "SYNC_RANGE": "set KITTY_SYNC_PORTS, or give your Family its ports",
+        "DASHBOARD_RANGE": "set KITTY_DASHBOARD_PORTS, or give your Family its ports",
+        "KITTY": "fixed: kitty's own profile; build an AppProfile for your app",
+        "RETIRE_GRACE_SECONDS": "fixed: how long a retiring daemon may take to exit",
+        "HEALTH_MAX_BYTES": "fixed: the health body cap of the contract",
+        "HEALTH_PAYLOAD_MAX_BYTES": "fixed: the payload size a daemon may serve",
+        "HEALTH_SCHEMA_VERSION": "fixed: the health schema of this release",
+        "STATE_SCHEMA_VERSION": "fixed: the state record schema of this release",
+        "REQUEST_BODY_MAX_BYTES": "fixed: the request body cap of the contract",
+        "LISTEN_BACKLOG": "fixed: the listen backlog",
+        "START_TIME_TOLERANCE_S": "fixed: one tolerance for every start-time comparison",
+        "EXIT_PORT_TAKEN": "fixed: part of the spawn contract",
+        "HEALTH_KEYS": "fixed: the keys of the health contract",
+    },
+)

@@ -37,6 +37,7 @@ from ._jsonfile import read_json_file, read_small_file
 from ._lock import MachineFileLock
 from ._probe import LockProbe, lock_holder_pids, probe
 from ._proctime import START_TIME_TOLERANCE_S, boot_id, process_alive_since, process_start_time
+from ._readonly import read_only_constants
 from ._record import HolderStatus, LockRecord, read_lock_record
 from ._safety import make_private_dirs, require_private_dir
 from ._write import fsync_dir, open_private_append, write_private_file
@@ -75,7 +76,13 @@ __all__ = [
     "process_start_time",
     "read_json_file",
     "read_lock_record",
+    "read_only_constants",
     "read_small_file",
     "require_private_dir",
     "write_private_file",
 ]
+
+read_only_constants(
+    __name__,
+    {"START_TIME_TOLERANCE_S": "fixed: one tolerance for every start-time comparison in kitty"},
+)

@@ -18,10 +18,7 @@ psutil is imported by this package only; the classifier it feeds stays stdlib-pu
 
 from __future__ import annotations
 
-import sys
-import types
-
-from kitty_filelock import installed_version
+from kitty_filelock import installed_version, read_only_constants
 
 from ._client import DaemonClient, DaemonGoneError, DaemonResponse
 from ._constants import (
@@ -128,15 +125,4 @@ _TUNED_BY: dict[str, str] = {
 }
 
 
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: object) -> None:
-        how = _TUNED_BY.get(name)
-        if how is not None:
-            raise AttributeError(
-                f"kitty_orphan_sweep.{name} is a read-only default; assigning it would change "
-                f"nothing: {how}"
-            )
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+read_only_constants(__name__, _TUNED_BY)
