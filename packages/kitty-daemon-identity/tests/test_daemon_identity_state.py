@@ -398,3 +398,31 @@ def test_the_scope_key_is_never_seen_half_written(
     assert list(root.iterdir()) == []
     key = ensure_scope_key(root)  # the next caller creates a fresh one instead of giving up
     assert read_scope_key(root) == key
+
+
+def test_a_state_record_from_a_health_payload_is_the_daemons_self_report(tmp_path: Path) -> None:
+    """One place turns a health payload into the record a spawner writes (issue 12)."""
+    from kitty_daemon_identity import HealthPayload
+
+    payload = HealthPayload(
+        schema_version=2,
+        status="ok",
+        daemon_family="sync",
+        protocol_version=1,
+        package_version="1.4.0",
+        singleton_scope_id="scope-1",
+        daemon_root=str(tmp_path),
+        pid=4242,
+        port=9401,
+        process_started_at=1.7e9,
+        started_at="2026-01-01T00:00:00Z",
+        busy=False,
+        idle_s=0.0,
+        instance_id="a" * 32,
+    )
+    record = StateRecord.from_health(payload)
+    assert record == StateRecord(
+        "sync", 4242, 9401, 1.7e9, "1.4.0", 1, "2026-01-01T00:00:00Z", "a" * 32, "scope-1"
+    )
+    write_state(tmp_path, record)
+    assert read_state(tmp_path) == record

@@ -20,6 +20,7 @@ from kitty_filelock import read_json_file, read_small_file, write_private_file
 from ._constants import STATE_SCHEMA_VERSION
 from ._errors import KittyDaemonError
 from ._family import DaemonFamily, scope_key_path
+from ._health import HealthPayload
 from ._jsonio import loads_strict
 from ._profile import Family, as_family, valid_family_name
 
@@ -70,6 +71,22 @@ class StateRecord:
             "instance_id": self.instance_id,
             "scope_id": self.scope_id,
         }
+
+    @classmethod
+    def from_health(cls, payload: HealthPayload) -> StateRecord:
+        """The record of the daemon that served ``payload`` (its self-report, as the spawner
+        records it once the process behind the port is proven to be its child)."""
+        return cls(
+            family=payload.daemon_family,
+            pid=payload.pid,
+            port=payload.port,
+            process_started_at=payload.process_started_at,
+            package_version=payload.package_version,
+            protocol_version=payload.protocol_version,
+            started_at=payload.started_at,
+            instance_id=payload.instance_id,
+            scope_id=payload.singleton_scope_id,
+        )
 
     @classmethod
     def from_dict(cls, data: object) -> StateRecord | None:

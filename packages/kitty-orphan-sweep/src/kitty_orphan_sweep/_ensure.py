@@ -365,17 +365,7 @@ def _ensure_locked(
                 outcome,
                 _tail(log, offset),
             )
-        record = StateRecord(
-            family=family.name,
-            pid=outcome.pid,
-            port=outcome.port,
-            process_started_at=outcome.process_started_at,
-            package_version=outcome.package_version,
-            protocol_version=outcome.protocol_version,
-            started_at=outcome.started_at,
-            instance_id=outcome.instance_id,
-            scope_id=outcome.singleton_scope_id,
-        )
+        record = StateRecord.from_health(outcome)
         write_state(root, record, family)
         _reap_when_it_exits(child)
         return _handle(record, root, False, reaped)
