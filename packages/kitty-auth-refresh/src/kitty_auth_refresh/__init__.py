@@ -32,6 +32,7 @@ from ._errors import (
 )
 from ._home import default_home
 from ._manager import LogoutResult, SyncTokenManager, TokenManager
+from ._mask import MASK, SecretMask
 from ._session import Session, UnverifiedClaims, same_material, unverified_claims
 from ._status import AuthState, AuthStatus, auth_status
 from ._store import SessionStore
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __version__: str = installed_version("kitty-auth-refresh") or "0.0.0+unknown"
 
 __all__ = [
+    "MASK",
     "AuthState",
     "AuthStatus",
     "ClientConfigRejected",
@@ -63,6 +65,7 @@ __all__ = [
     "RejectionCause",
     "ReloginRequired",
     "RequestNotReplayable",
+    "SecretMask",
     "Session",
     "SessionStore",
     "StoreWriteFailed",

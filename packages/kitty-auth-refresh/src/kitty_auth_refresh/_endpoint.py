@@ -30,6 +30,7 @@ from ._errors import (
     RefreshReplay,
     TransientRefreshError,
 )
+from ._mask import SecretMask
 from ._session import Session, as_utc, utc_now
 from ._token_response import is_number, json_object, refreshed_session
 
@@ -86,10 +87,7 @@ def scrub(text: object, *secrets: str) -> str | None:
     """Server-supplied text, cut to 200 chars, with every occurrence of a token replaced."""
     if not isinstance(text, str) or not text:
         return None
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text[:MAX_ERROR_TEXT_CHARS]
+    return SecretMask(*secrets).scrub(text)[:MAX_ERROR_TEXT_CHARS]
 
 
 class _Deadline:

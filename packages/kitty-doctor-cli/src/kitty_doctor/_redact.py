@@ -2,33 +2,25 @@
 
 The collectors never put a token into the report, and the libraries promise token-free messages;
 this catches anything that slips through anyway (an exception message, a holder's command line).
+The masking itself is kitty-auth-refresh's ``SecretMask`` (one implementation, issue 12).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from kitty_auth_refresh import MASK, SecretMask
+
+__all__ = ["MASK", "Redactor"]
+
 _MIN_SECRET_CHARS: Final = 8
 """Shorter strings are not real tokens, and scrubbing them would mangle ordinary text."""
-MASK: Final = "***"
 
 
-class Redactor:
-    __slots__ = ("_secrets",)
+class Redactor(SecretMask):
+    """Every secret of one doctor run (tokens, keys, client secrets of at least 8 characters)."""
+
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._secrets: set[str] = set()
-
-    def add(self, *secrets: str | None) -> None:
-        for secret in secrets:
-            if secret and len(secret) >= _MIN_SECRET_CHARS:
-                self._secrets.add(secret)
-
-    def scrub(self, text: str) -> str:
-        # Longest first so a secret that contains another is masked whole.
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
-
-    def __repr__(self) -> str:
-        return f"Redactor({len(self._secrets)} secrets)"
+        super().__init__(min_chars=_MIN_SECRET_CHARS)
