@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,15 +11,17 @@ import psutil
 import pytest
 
 from _acme_app import SYNC
-from _orphan_sweep_helpers import Env, RecordingListener
-from kitty_daemon_identity import read_state
+from _orphan_sweep_helpers import Env, ProcessPool, RecordingListener
+from kitty_daemon_identity import KITTY, read_state
 from kitty_orphan_sweep import (
     DaemonGoneError,
     DaemonHandle,
+    SweepGuardError,
     check_recorded,
     ensure_daemon,
     scan,
     stop_recorded,
+    sweep,
 )
 
 HERE = Path(__file__).parent
@@ -124,5 +127,27 @@ def test_readme_app_example_runs(
     try:
         assert capsys.readouterr().out.strip() == "200 {'synced': 0}"
         assert handle.state.package_version == "1.4.0"
+    finally:
+        stop_recorded(handle.state, family=SYNC)
+
+
+def test_an_apps_records_sweep_without_naming_the_family_again(
+    acme: Path, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scan(SYNC) records carry acme's app: sweep() judges them against acme's range, not
+    kitty's (whose sync range never holds acme's ports), and refuses a mix of apps."""
+    handle = ensure_daemon(ACME_CMD, family=SYNC)
+    try:
+        records = scan(SYNC)
+        assert [r.port for r in records] == [handle.port]
+        assert records[0].app is SYNC.app
+        assert "app" not in records[0].to_dict()  # not part of the document
+        result = sweep(records)  # the singleton is never_touch: skipped, nothing signalled
+        assert [(e.port, e.cleanup_class) for e in result.skipped] == [(handle.port, "never_touch")]
+        kitty_record = dataclasses.replace(records[0], app=KITTY)
+        with pytest.raises(SweepGuardError, match="scanned_app"):
+            sweep([records[0], kitty_record])
+        with pytest.raises(SweepGuardError, match="scanned_app"):
+            sweep(records, family="sync")  # kitty's sync is not acme's
     finally:
         stop_recorded(handle.state, family=SYNC)

@@ -218,6 +218,9 @@ class DaemonIdentityRecord:
     cleanup_class: CleanupClass
     skip_reason: SkipReason | None
     evidence: tuple[str, ...] = field(default=())
+    #: The app whose family was scanned (not part of the document: ``to_dict`` leaves it out);
+    #: ``sweep`` reads it so an app's records are judged against its own family and range.
+    app: AppProfile = field(default=KITTY, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Static guard: a record can never be automatic-cleanup eligible with a reason to skip
@@ -231,6 +234,8 @@ class DaemonIdentityRecord:
         """JSON-safe dict; keys are exactly the field names."""
         out: dict[str, Any] = {}
         for f in fields(self):
+            if f.name == "app":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, Enum):
                 value = value.value
@@ -457,4 +462,5 @@ def classify(candidate: ListenerObservation, foreground: Foreground) -> DaemonId
         cleanup_class=cleanup_class,
         skip_reason=reason,
         evidence=_evidence(obs, fg, payload, markers),
+        app=profile,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kitty_daemon_identity import (
     KITTY,
+    AppProfile,
     CleanupClass,
     DaemonFamily,
     DaemonIdentityRecord,
@@ -35,12 +36,15 @@ _OUR_MARKER = frozenset(
 )
 
 
-def _static_guard(record: DaemonIdentityRecord, family: Family | None) -> Family:
+def _static_guard(
+    record: DaemonIdentityRecord, family: Family | None, profile: AppProfile
+) -> Family:
     """SWP-08: programming errors, checked for every record before anything is signalled.
 
-    Returns the record's family, looked up in the scanned family's app (kitty's without one).
+    Returns the record's family, looked up in the app that was scanned.
     """
-    profile = family.app if family is not None else KITTY
+    if record.app != profile:
+        raise SweepGuardError(record, "scanned_app")
     try:
         rec_family = profile.family(record.daemon_family)
     except ValueError:
@@ -128,14 +132,16 @@ def sweep(
     `never_touch` records are never signalled. Static guards run for all records first
     (violation → `SweepGuardError`, nothing signalled); runtime guards run before every signal;
     all targets escalate in parallel, so the whole sweep takes at most one target's budget.
-    An app's records need its ``family`` (records name families of kitty's app otherwise).
+    Records carry the app that scanned them; every record must be of one app (``family``'s
+    when given).
     """
     items = list(records)
     fam = as_family(family) if family is not None else None
-    families = [_static_guard(record, fam) for record in items]
+    profile = fam.app if fam is not None else (items[0].app if items else KITTY)
+    families = [_static_guard(record, fam, profile) for record in items]
     budgets = budgets if budgets is not None else EscalationBudgets()
     table = process_table if process_table is not None else PsutilProcessTable()
-    root = (fam.app if fam is not None else KITTY).daemon_root(home)
+    root = profile.daemon_root(home)
     allowed = {CleanupClass.SAFE_AUTO} | ({CleanupClass.OPERATOR_REQUIRED} if force else set())
     skipped: list[SkippedEntry] = []
     targets: list[Target] = []
