@@ -613,3 +613,28 @@ def test_store_errors_do_not_name_kitty(tmp_path: pathlib.Path) -> None:
         RefreshLockBusy(),
     ):
         assert "kitty" not in str(exc).replace(str(tmp_path), "")
+
+
+def test_a_manager_on_an_apps_store_names_the_apps_login_command(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitty_auth_refresh import NotAuthenticated, SyncTokenManager, TokenEndpoint
+    from kitty_daemon_identity import AppProfile, Family, PortRange
+
+    acme = AppProfile(
+        "acme",
+        families=(Family("sync", PortRange(18400, 18450), "1.0"),),
+        login_command="acme auth login",
+    )
+    monkeypatch.setenv("ACME_HOME", str(tmp_path / "acme"))
+    monkeypatch.delenv("KITTY_LOGIN_COMMAND", raising=False)
+    store = SessionStore(profile=acme)
+    assert store.profile is acme
+    assert SessionStore(tmp_path).profile is None
+    with TokenEndpoint("http://127.0.0.1:9/token", "acme-cli") as endpoint:
+        manager = SyncTokenManager(store, endpoint)
+        with pytest.raises(NotAuthenticated, match="Run `acme auth login`"):
+            manager.get_access_token()
+        explicit = SyncTokenManager(store, endpoint, login_command="acme login --web")
+        with pytest.raises(NotAuthenticated, match="acme login --web"):
+            explicit.get_access_token()

@@ -140,6 +140,9 @@ class _ManagerCore:
         self.jitter = _check_number("jitter", jitter)
         self.max_hold = _check_number("max_hold", max_hold, positive=True)
         self.acquire_timeout = _check_number("acquire_timeout", acquire_timeout)
+        # The app's own login command, when its store names the app (SessionStore(profile=)).
+        if login_command is None and store.profile is not None:
+            login_command = store.profile.login_command
         self.login_command = login_command
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()  # jitter, not cryptography

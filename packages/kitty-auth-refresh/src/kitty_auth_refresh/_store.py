@@ -42,7 +42,7 @@ class SessionStore:
     new file, never a mix. Only the refresh transaction and ``TokenManager`` write or delete.
     """
 
-    __slots__ = ("_root",)
+    __slots__ = ("_profile", "_root")
 
     def __init__(
         self,
@@ -52,10 +52,16 @@ class SessionStore:
     ) -> None:
         if root is not None and profile is not None:
             raise ValueError("give SessionStore a root or a profile, not both")
+        self._profile = profile
         if root is not None:
             self._root = pathlib.Path(root)
         else:
             self._root = default_home(profile) / "auth"
+
+    @property
+    def profile(self) -> kitty_daemon_identity.AppProfile | None:
+        """The app whose home this store is in (None: a store made from a root)."""
+        return self._profile
 
     @property
     def root(self) -> pathlib.Path:
