@@ -32,7 +32,7 @@ from typing import Final, NoReturn, TextIO, TypeVar
 from . import __version__, _constants
 from ._errors import ConfigError, PortTaken, UsageError
 from ._family import DaemonFamily
-from ._launch import bind_first, daemon_launch, parse_port
+from ._launch import EXIT_PORT_TAKEN, bind_first, daemon_launch, parse_port
 from ._markers import strip_markers
 from ._profile import as_family
 from ._server import LOOPBACK, DaemonServer
@@ -51,7 +51,7 @@ class ExitCode(IntEnum):
     OK = 0
     ERROR = 1
     USAGE = 2
-    PORT_TAKEN = 3
+    PORT_TAKEN = EXIT_PORT_TAKEN  # the spawn contract's "port taken"
 
 
 @dataclass(frozen=True, slots=True)
