@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from _didkit import HANG_CAP_S, free_port, request, shutdown
 from kitty_daemon_identity import (
+    EXIT_PORT_TAKEN,
     KITTY,
     AppProfile,
     ConfigError,
@@ -23,7 +28,9 @@ from kitty_daemon_identity import (
     family_range,
     marker_args,
     parse_markers,
+    read_scope_key,
     read_state,
+    serve_daemon,
     spawn_shaped,
     state_path,
     write_state,
@@ -268,3 +275,60 @@ def test_a_malformed_extra_is_ignored_like_an_unknown_key(tmp_path: Path) -> Non
     parsed = parse_health(json.dumps({**good, "extra": {"queue_depth": 2}}).encode())
     assert isinstance(parsed, HealthPayload)
     assert parsed.extra == {"queue_depth": 2}
+
+
+def _serve_in_thread(argv: list[str], results: list[int]) -> threading.Thread:
+    thread = threading.Thread(
+        target=lambda: results.append(
+            serve_daemon(SYNC, argv=argv, setup=_ping, hard_exit_after_retire=False)
+        ),
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def _ping(server: DaemonServer) -> None:
+    server.add_route("GET", "/api/ping", lambda body: (200, {"pong": True}))
+
+
+def test_serve_daemon_is_a_whole_daemon_main(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("ACME_DAEMON_PORT", str(port))
+    root = tmp_path / "daemon"
+    results: list[int] = []
+    thread = _serve_in_thread([f"--acme-daemon-root={root}"], results)
+    deadline = time.monotonic() + HANG_CAP_S
+    while True:
+        try:
+            health = request(port, "GET", "/api/health", timeout=1)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "serve_daemon never served"
+            time.sleep(0.01)
+    assert health.json()["daemon_root"] == str(root.resolve())
+    key = read_scope_key(root)  # serve_daemon ensured the scope key
+    assert key is not None
+    pong = request(port, "GET", "/api/ping", headers={"Authorization": f"Bearer {key}"})
+    assert pong.json() == {"pong": True}
+    assert shutdown(port, key).status == 202
+    thread.join(HANG_CAP_S)
+    assert results == [0]
+
+
+def test_serve_daemon_exit_codes_follow_the_spawn_contract(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("ACME_DAEMON_PORT", str(taken.getsockname()[1]))
+        assert serve_daemon(SYNC, argv=[f"--acme-daemon-root={tmp_path}"]) == EXIT_PORT_TAKEN
+    assert "acme-daemon: port" in capsys.readouterr().err
+    conflicting = ["--acme-daemon-root=/a", "--acme-daemon-root=/b"]
+    assert serve_daemon(SYNC, argv=conflicting) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("acme-daemon: error: conflicting")
+    assert "kitty" not in err
