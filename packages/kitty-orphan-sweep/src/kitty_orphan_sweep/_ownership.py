@@ -132,6 +132,9 @@ def _listen_rows(port: int) -> list[tuple[int, str]] | None:
     """(uid, inode) of every LISTEN row for `port` in /proc/net/tcp{,6}; None if unreadable."""
     rows: list[tuple[int, str]] = []
     readable = False
+    # A busy machine has thousands of rows (TIME_WAIT and all): a row whose text never shows
+    # the port as ":PPPP " (the local or remote address) is skipped before it is split.
+    needle = f":{port:04X} "
     for table in _TABLES:
         try:
             with open(table, encoding="ascii", errors="replace") as fh:
@@ -140,6 +143,8 @@ def _listen_rows(port: int) -> list[tuple[int, str]] | None:
                 for count, line in enumerate(fh):
                     if count >= _MAX_ROWS:
                         break
+                    if needle not in line:
+                        continue
                     # "sl local rem st tx:rx tr:when retrnsmt uid timeout inode ..."
                     fields = line.split(None, 10)
                     if len(fields) < 10 or fields[3] != _LISTEN:
