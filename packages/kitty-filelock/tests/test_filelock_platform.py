@@ -48,6 +48,7 @@ def test_public_api_is_exactly_the_spec_plus_the_shared_file_and_process_facts()
         "process_start_time",
         "read_json_file",
         "read_lock_record",
+        "read_only_constants",
         "read_small_file",
         "require_private_dir",
         "write_private_file",
