@@ -140,7 +140,8 @@ def test_error_envelope() -> None:
         lambda d: d["findings"][0]["remediation"].pop("command"),
         lambda d: d["sections"]["tokens"].__setitem__("status", "skipped"),
         lambda d: d["orphans"]["sync"][0].__setitem__("cleanup_class", "maybe"),
-        lambda d: d["daemons"].__setitem__("weekly", None),
+        # Families are open (an app names its own), but a family name is still a name.
+        lambda d: d["daemons"].__setitem__("Weekly!", None),
         lambda d: d["tool"]["packages"].pop("kitty-filelock"),
     ],
 )

@@ -260,10 +260,8 @@ def collect_lock(cfg: Config, now: dt.datetime) -> LockFacts:
 # -- Daemon -------------------------------------------------------------------------------------
 
 
-def family_state_path(root: Path, family: str) -> Path:
-    from kitty_daemon_identity import DaemonFamily, state_path
-
-    return state_path(root, DaemonFamily(family))
+def family_state_path(cfg: Config, family: str) -> Path:
+    return cfg.family(family).state_path(cfg.daemon_root)
 
 
 def verify_recorded(state: Any, cfg: Config) -> tuple[DaemonStatus, str | None, Any]:
@@ -272,15 +270,15 @@ def verify_recorded(state: Any, cfg: Config) -> tuple[DaemonStatus, str | None, 
     on the recorded port is an impostor, never "healthy". Never signals, never sends a key."""
     from kitty_orphan_sweep import check_recorded
 
-    check = check_recorded(state, home=cfg.home)
+    check = check_recorded(state, home=cfg.home, family=cfg.family(state.family))
     return DaemonStatus(check.status.value), check.detail, check.payload
 
 
-def recorded_state(root: Path, family: str) -> Any:
+def recorded_state(cfg: Config, family: str) -> Any:
     """The family's `StateRecord` (kitty-daemon-identity), or None."""
-    from kitty_daemon_identity import DaemonFamily, read_state
+    from kitty_daemon_identity import read_state
 
-    return read_state(root, DaemonFamily(family))
+    return read_state(cfg.daemon_root, cfg.family(family))
 
 
 def as_recorded(state: Any) -> RecordedDaemon:
@@ -295,24 +293,24 @@ def as_recorded(state: Any) -> RecordedDaemon:
 
 
 def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
-    from kitty_daemon_identity import daemon_root, read_scope_key, scope_key_path
+    from kitty_daemon_identity import read_scope_key, scope_key_path
 
-    root = daemon_root(cfg.home)
+    root = cfg.daemon_root
     daemons: dict[str, DaemonFacts | None] = {}
     for family in cfg.families:
-        state = recorded_state(root, family)
+        state = recorded_state(cfg, family)
         if state is None:
             daemons[family] = None
             continue
         status, error, payload = verify_recorded(state, cfg)
         daemons[family] = DaemonFacts(
             family=family,
-            state_path=str(family_state_path(root, family)),
+            state_path=str(family_state_path(cfg, family)),
             recorded=as_recorded(state),
             status=status,
             health_error=error,
             health_package_version=None if payload is None else payload.package_version,
-            expected_version=cfg.expected_daemon_version,
+            expected_version=cfg.expected_version(family),
             busy=None if payload is None else payload.busy,
             idle_s=None if payload is None else payload.idle_s,
         )
@@ -334,12 +332,11 @@ def collect_daemons(cfg: Config, redactor: Redactor) -> DaemonsFacts:
 
 def scan_family(cfg: Config, family: str) -> list[Any]:
     """kitty-orphan-sweep's `ScannedListener`s of one family (record + process facts)."""
-    from kitty_daemon_identity import DaemonFamily
     from kitty_orphan_sweep import scan_listeners
 
     return list(
         scan_listeners(
-            DaemonFamily(family), home=cfg.home, expected_version=cfg.expected_daemon_version
+            cfg.family(family), home=cfg.home, expected_version=cfg.expected_version(family)
         )
     )
 

@@ -1,5 +1,7 @@
-"""Resolve what one run looks at (home, families, ranges) before any section runs.
+"""Resolve what one run looks at (app, home, families, ranges) before any section runs.
 
+The app is an `AppProfile` (kitty-daemon-identity; kitty's own `KITTY` by default): it names the
+home and its variable, the families and their range variables, and the words the report uses.
 Configuration problems (a relative `KITTY_HOME`, a malformed `KITTY_SYNC_PORTS`) are fatal for the
 whole run (exit 2 with the error envelope) rather than a crashed section: no section could be
 trusted with them.
@@ -10,19 +12,19 @@ from __future__ import annotations
 import math
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from kitty_filelock import installed_version
 
 from ._errors import DoctorConfigError
-from ._model import DEFAULT_STUCK_THRESHOLD_S, HomeSource
+from ._model import DEFAULT_STUCK_THRESHOLD_S, KITTY_BRAND, Brand, HomeSource
 
 if TYPE_CHECKING:
-    from kitty_daemon_identity import ConfigError
+    from kitty_daemon_identity import AppProfile, ConfigError, Family
 
-FAMILIES: Final = ("sync", "dashboard")
 PACKAGES: Final = (
     "kitty-filelock",
     "kitty-auth-refresh",
@@ -35,17 +37,35 @@ UNKNOWN_VERSION: Final = "unknown"
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    profile: AppProfile
     home: Path
     home_source: HomeSource
     families: tuple[str, ...]
     ranges: dict[str, tuple[int, int]]
     stuck_threshold_s: float = DEFAULT_STUCK_THRESHOLD_S
-    expected_daemon_version: str | None = None
     login_command: str | None = None
     home_flag: str | None = None
     family_flag: str = "all"
     #: `--expected-daemon-version` when given (remediations repeat it); None for the default.
     expected_version_flag: str | None = None
+    brand: Brand = KITTY_BRAND
+    #: The app's finding templates by ID (checked).
+    texts: Mapping[str, str] = field(default_factory=dict)
+
+    def family(self, name: str) -> Family:
+        """The profile's bound family called `name`."""
+        return self.profile.family(name)
+
+    def expected_version(self, family: str) -> str:
+        """What a current daemon of `family` reports: `--expected-daemon-version` if given,
+        else that family's own version (what `ensure_daemon` expects)."""
+        if self.expected_version_flag is not None:
+            return self.expected_version_flag
+        return self.family(family).version
+
+    @property
+    def daemon_root(self) -> Path:
+        return self.profile.daemon_root(self.home)
 
     @property
     def auth_dir(self) -> Path:
@@ -65,40 +85,76 @@ def package_versions() -> dict[str, str]:
     return {name: installed_version(name) or UNKNOWN_VERSION for name in PACKAGES}
 
 
+@dataclass(frozen=True, slots=True)
+class DoctorSetup:
+    """Whose doctor runs: the app's profile (None: kitty's own), the command its users type,
+    the version and package versions it reports, and its own finding texts by ID."""
+
+    profile: AppProfile | None = None
+    tool: str = "kitty-doctor"
+    version: str | None = None
+    packages: Mapping[str, str] | None = None
+    texts: Mapping[str, str] = field(default_factory=dict)
+
+    def tool_version(self) -> str:
+        if self.version is not None:
+            return self.version
+        from . import __version__
+
+        return __version__
+
+    def package_versions(self) -> dict[str, str]:
+        """What `--version` and the report list: the app's own, else kitty's five packages."""
+        return dict(self.packages) if self.packages is not None else package_versions()
+
+
+KITTY_SETUP: Final = DoctorSetup()
+
+
+def brand_of(profile: AppProfile, tool: str | None = None) -> Brand:
+    """The words of `profile`'s doctor: its name, its doctor command (or `tool`), its variables."""
+    return Brand(
+        app=profile.name,
+        tool=tool or profile.doctor_command,
+        home_env=None if profile.home is not None else profile.home_env,
+        env_prefix=profile.env_prefix,
+    )
+
+
 def _from_library(exc: ConfigError) -> DoctorConfigError:
     """The library's variable, value and reason, worded once (its own str repeats the value)."""
     return DoctorConfigError(exc.variable, exc.value, exc.reason)
 
 
-def _resolve_home(flag: Path | None) -> tuple[Path, HomeSource]:
+def _resolve_home(profile: AppProfile, flag: Path | None) -> tuple[Path, HomeSource]:
     if flag is not None:
         home = Path(os.path.expanduser(flag))
         if not home.is_absolute():
             # The same rule as KITTY_HOME: a relative home names a different place from every
-            # directory the application runs in, so kitty's processes would not share it.
+            # directory the application runs in, so the app's processes would not share it.
             raise DoctorConfigError(
-                "--home", str(flag), "it must be an absolute path (e.g. /home/you/.kitty)"
+                "--home",
+                str(flag),
+                f"it must be an absolute path (e.g. /home/you/.{profile.name})",
             )
         return Path(os.path.abspath(home)), HomeSource.FLAG
-    from kitty_daemon_identity import ConfigError, default_home
+    from kitty_daemon_identity import ConfigError
 
     try:
-        home = default_home()
+        home = profile.resolve_home()
     except ConfigError as exc:
         raise _from_library(exc) from exc
-    source = HomeSource.ENV if os.environ.get("KITTY_HOME") else HomeSource.DEFAULT
+    variable = None if profile.home is not None else profile.home_env
+    source = HomeSource.ENV if variable and os.environ.get(variable) else HomeSource.DEFAULT
     return Path(home), source
 
 
-_HOME_OPTION: Final = {HomeSource.FLAG: "--home", HomeSource.ENV: "KITTY_HOME"}
-
-
-def _require_directory(home: Path, source: HomeSource) -> None:
-    """The home, and the `auth`/`daemon` directories kitty keeps in it, must each be a directory
-    or not exist yet. Anything else (a file, a symlink loop) would crash most sections with
-    ENOTDIR/ELOOP and tell the user to report a bug; it is a configuration problem, so say so
-    once. Read-only: stat only."""
-    option = _HOME_OPTION.get(source, "home")
+def _require_directory(home: Path, source: HomeSource, home_env: str | None) -> None:
+    """The home, and the `auth`/`daemon` directories the app keeps in it, must each be a
+    directory or not exist yet. Anything else (a file, a symlink loop) would crash most sections
+    with ENOTDIR/ELOOP and tell the user to report a bug; it is a configuration problem, so say
+    so once. Read-only: stat only."""
+    option = {HomeSource.FLAG: "--home", HomeSource.ENV: home_env}.get(source) or "home"
     for path in (home, home / "auth", home / "daemon"):
         try:
             st = os.stat(path)
@@ -116,13 +172,13 @@ def _require_directory(home: Path, source: HomeSource) -> None:
         )
 
 
-def _resolve_ranges(families: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-    from kitty_daemon_identity import DaemonFamily, RangeConfigError, family_range
+def _resolve_ranges(profile: AppProfile, families: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    from kitty_daemon_identity import RangeConfigError
 
     ranges: dict[str, tuple[int, int]] = {}
     for family in families:
         try:
-            rng = family_range(DaemonFamily(family))
+            rng = profile.family(family).range()
         except RangeConfigError as exc:
             # Not necessarily this family's variable: the sync range is checked against the
             # dashboard override too, so the library's error says which one is bad.
@@ -138,31 +194,47 @@ def resolve_config(
     stuck_threshold_s: float,
     expected_daemon_version: str | None,
     login_command: str | None,
+    profile: AppProfile | None = None,
+    tool: str | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> Config:
+    """What one run of `profile`'s doctor (default kitty's) looks at; `DoctorConfigError` for
+    a value no section could be trusted with."""
+    from kitty_daemon_identity import KITTY
+
+    from ._texts import check_texts
+
+    profile = KITTY if profile is None else profile
+
     # inf/nan parse as floats but cannot be compared with an age or written as JSON.
     if not math.isfinite(stuck_threshold_s) or stuck_threshold_s < 0:
         raise DoctorConfigError(
             "--stuck-threshold", str(stuck_threshold_s), "give a finite number of seconds >= 0"
         )
-    families = FAMILIES if family == "all" else (family,)
-    resolved_home, source = _resolve_home(home)
-    _require_directory(resolved_home, source)
+    names = tuple(f.name for f in profile.families)
+    if family != "all" and family not in names:
+        raise DoctorConfigError(
+            "--family",
+            family,
+            f"use one of {', '.join(names)} or all (the {profile.name} families)",
+        )
+    families = names if family == "all" else (family,)
+    brand = brand_of(profile, tool)
+    resolved_home, source = _resolve_home(profile, home)
+    _require_directory(resolved_home, source, brand.home_env)
     if login_command is None:
-        login_command = os.environ.get("KITTY_LOGIN_COMMAND") or None
-    expected_version_flag = expected_daemon_version
-    if expected_daemon_version is None:
-        # The same default ensure_daemon uses: the installed kitty-daemon-identity.
-        installed = package_versions()["kitty-daemon-identity"]
-        expected_daemon_version = None if installed == UNKNOWN_VERSION else installed
+        login_command = os.environ.get(brand.login_env) or profile.login_command
     return Config(
+        profile=profile,
         home=resolved_home,
         home_source=source,
         families=families,
-        ranges=_resolve_ranges(families),
+        ranges=_resolve_ranges(profile, families),
         stuck_threshold_s=stuck_threshold_s,
-        expected_daemon_version=expected_daemon_version,
         login_command=login_command or None,
         home_flag=None if home is None else str(resolved_home),
         family_flag=family,
-        expected_version_flag=expected_version_flag,
+        expected_version_flag=expected_daemon_version,
+        brand=brand,
+        texts=check_texts(texts or {}),
     )

@@ -24,8 +24,6 @@ from ._model import (
     TokenFacts,
 )
 
-TOOL_NAME = "kitty-doctor"
-
 
 def _mode(mode: int | None) -> str | None:
     return None if mode is None else f"{mode:04o}"
@@ -179,11 +177,39 @@ def finding_doc(finding: Finding) -> dict[str, Any]:
     }
 
 
+#: The classifier's one value that names kitty (`SkipReason.NOT_KITTY`, "no kitty health
+#: answer"): an app's document says `not_<app>` instead, so kitty's brand never reaches the
+#: app's users and its scripts match on its own name.
+_NOT_KITTY = "not_kitty"
+
+
+def in_app_words(value: Any, app: str) -> Any:
+    """`value` (a document part) with every `skip_reason` of `not_kitty` said for `app`."""
+    if app == "kitty":
+        return value
+    if isinstance(value, dict):
+        return {
+            key: f"not_{app.replace('-', '_')}"
+            if key == "skip_reason" and item == _NOT_KITTY
+            else in_app_words(item, app)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [in_app_words(item, app) for item in value]
+    return value
+
+
 def report_document(report: Report) -> dict[str, Any]:
+    """The `--json` document of `report` (DOC-08), pinned by the shipped schema."""
     unstick = report.repairs.unstick_lock
+    app = report.brand.app
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
-        "tool": {"name": TOOL_NAME, "version": report.tool_version, "packages": report.packages},
+        "tool": {
+            "name": report.brand.tool,
+            "version": report.tool_version,
+            "packages": report.packages,
+        },
         "generated_at": report.generated_at,
         "duration_ms": _ms(report.duration_ms),
         "exit_code": report.exit_code,
@@ -200,10 +226,14 @@ def report_document(report: Report) -> dict[str, Any]:
         "refresh_lock": None if report.refresh_lock is None else lock_doc(report.refresh_lock),
         "scope_key": None if report.daemons is None else scope_key_doc(report.daemons),
         "daemons": None if report.daemons is None else daemons_doc(report.daemons),
-        "orphans": None if report.orphans is None else orphans_doc(report.orphans),
+        "orphans": None
+        if report.orphans is None
+        else in_app_words(orphans_doc(report.orphans), app),
         "findings": [finding_doc(f) for f in report.findings],
         "repairs": {
-            "reset": None if report.repairs.reset is None else jsonable(report.repairs.reset),
+            "reset": None
+            if report.repairs.reset is None
+            else in_app_words(jsonable(report.repairs.reset), app),
             "unstick_lock": None
             if unstick is None
             else {"released": unstick.released, "message": unstick.message},

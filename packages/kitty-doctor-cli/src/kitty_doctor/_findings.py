@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from ._durations import exact_age
 from ._model import (
     DEFAULT_STUCK_THRESHOLD_S,
+    KITTY_BRAND,
     OVERDUE_SLACK_S,
+    Brand,
     DaemonsFacts,
     DaemonStatus,
     Finding,
@@ -28,9 +30,10 @@ from ._model import (
     StorageFacts,
     TokenFacts,
 )
+from ._texts import summary
+from ._vocabulary import branded
 
 LOGIN_FALLBACK: Final = "log in again with your application"
-LOCAL_DISK_COMMAND: Final = "export KITTY_HOME=<path on a local disk>"
 
 _GROUP_OTHER_BITS: Final = 0o077
 _PRIVATE_DIR_MODE: Final = 0o700
@@ -52,6 +55,20 @@ class FindingContext:
     next run picks again)."""
     uid: int | None = None
     """This user's uid, for a `chown` back to them (None where the OS has no uids)."""
+    brand: Brand = KITTY_BRAND
+    """Whose doctor this is: the app's name in sentences, its doctor command in remediations."""
+    texts: Mapping[str, str] = field(default_factory=dict)
+    """The app's own finding templates by ID (checked by `check_texts`)."""
+
+    @property
+    def app(self) -> str:
+        return self.brand.app
+
+    def local_disk(self, description: str) -> Remediation:
+        """Move the home to a local disk: by its variable, unless the app pins its home."""
+        if self.brand.home_env is None:
+            return Remediation(None, description)
+        return Remediation(f"export {self.brand.home_env}=<path on a local disk>", description)
 
 
 def doctor_command(
@@ -61,11 +78,11 @@ def doctor_command(
     version: bool = False,
     home: str | None = None,
 ) -> str:
-    """A `kitty-doctor` command line that acts on what this run looked at: its `--home` (or
-    `home`) and `--family`, `flags`, and the options that changed the verdict it remedies —
-    `--stuck-threshold` (`threshold`: the stale-record age) and `--expected-daemon-version`
-    (`version`: what counts as drift, and so what `--reset` stops)."""
-    parts = ["kitty-doctor"]
+    """A doctor command line (`kitty-doctor`, or the app's) that acts on what this run looked
+    at: its `--home` (or `home`) and `--family`, `flags`, and the options that changed the
+    verdict it remedies — `--stuck-threshold` (`threshold`: the stale-record age) and
+    `--expected-daemon-version` (`version`: what counts as drift, and so what `--reset` stops)."""
+    parts = shlex.split(ctx.brand.tool)
     home = home if home is not None else ctx.home_flag
     if home is not None:
         parts += ["--home", home]
@@ -86,9 +103,17 @@ def _login(ctx: FindingContext, prefix: str = "") -> Remediation:
 
 
 def _finding(
-    id_: str, name: str, severity: Severity, summary: str, remediation: Remediation
+    ctx: FindingContext,
+    id_: str,
+    name: str,
+    severity: Severity,
+    remediation: Remediation,
+    **params: str | int | float,
 ) -> Finding:
-    return Finding(id_, name, severity, summary, remediation)
+    """A finding whose summary is its template (the app's, else `FINDING_TEXTS`) filled from
+    `params`, which the finding keeps so an app can word it from the facts themselves."""
+    filled = {"app": ctx.app, **params}
+    return Finding(id_, name, severity, summary(id_, filled, ctx.texts), remediation, filled)
 
 
 def _ports(ports: Iterable[object]) -> str:
@@ -112,11 +137,7 @@ def _session_findings(
     if state == "not_authenticated":
         out.append(
             _finding(
-                "KD101",
-                "no_session",
-                Severity.CRITICAL,
-                f"no kitty session at {ctx.session_path}",
-                _login(ctx),
+                ctx, "KD101", "no_session", Severity.CRITICAL, _login(ctx), path=ctx.session_path
             )
         )
     elif state == "unreadable" and storage is not None and storage.permission_denied:
@@ -124,32 +145,26 @@ def _session_findings(
         # read (written by `sudo <app> login`) or shut by a mode; moving it aside would lose it.
         out.append(_unreadable_finding(storage, ctx))
     elif state in ("corrupt", "unreadable"):
-        # Corrupt, or not a file kitty may read at all (a symlink, a loop): move it aside.
+        # Corrupt, or not a file the app may read at all (a symlink, a loop): move it aside.
         reason = storage.corrupt_reason if storage is not None else None
         path = ctx.session_path
         login = ctx.login_command or LOGIN_FALLBACK
         out.append(
             _finding(
+                ctx,
                 "KD102",
                 "storage_corrupt",
                 Severity.CRITICAL,
-                f"session file is {state} ({reason or 'unreadable'})",
                 Remediation(
                     shlex.join(["mv", path, path + ".corrupt"]),
                     f"move the {state} file aside, then: {login}",
                 ),
+                state=state,
+                reason=reason or "unreadable",
             )
         )
     elif state == "expired":
-        out.append(
-            _finding(
-                "KD103",
-                "session_expired",
-                Severity.CRITICAL,
-                "session expired: the refresh token is past its lifetime",
-                _login(ctx),
-            )
-        )
+        out.append(_finding(ctx, "KD103", "session_expired", Severity.CRITICAL, _login(ctx)))
     elif (
         state == "authenticated"
         and tokens is not None
@@ -160,26 +175,26 @@ def _session_findings(
     ):
         out.append(
             _finding(
+                ctx,
                 "KD104",
                 "access_expired",
                 Severity.INFO,
-                "access token expired; the refresh token is still valid",
                 Remediation(None, "none needed: refreshed on next use"),
             )
         )
     if storage is not None:
-        out += _permission_findings(storage)
+        out += _permission_findings(storage, ctx)
     return out
 
 
 _TOKENS_EXPOSED: Final = "other users could read the session's tokens"
 _HOME_EXPOSED: Final = (
-    "other users can look inside the home (plain mkdir makes it 0755; kitty creates its home"
+    "other users can look inside the home (plain mkdir makes it 0755; {app} creates its home"
     " 0700 but never changes one that exists)"
 )
 
 
-def _permission_findings(storage: StorageFacts) -> list[Finding]:
+def _permission_findings(storage: StorageFacts, ctx: FindingContext) -> list[Finding]:
     problems: list[str] = []
     commands: list[str] = []
     why: list[str] = []
@@ -188,19 +203,19 @@ def _permission_findings(storage: StorageFacts) -> list[Finding]:
         commands.append(shlex.join(["chmod", "600", storage.path]))
         why.append(_TOKENS_EXPOSED)
     # SPEC: the auth dir must be exactly 0700 (group/other access leaks; a missing owner bit
-    # stops kitty writing the session).
+    # stops the app writing the session).
     if storage.dir_mode is not None and storage.dir_mode != _PRIVATE_DIR_MODE:
         problems.append(f"auth dir mode {storage.dir_mode:04o}")
         commands.append(shlex.join(["chmod", "700", storage.dir_path]))
         why.append(
             _TOKENS_EXPOSED
             if storage.dir_mode & _GROUP_OTHER_BITS
-            else "kitty cannot write the session in it"
+            else f"{ctx.app} cannot write the session in it"
         )
     if storage.home_mode is not None and storage.home_mode & _GROUP_OTHER_BITS:
         problems.append(f"home mode {storage.home_mode:04o}")
         commands.append(shlex.join(["chmod", "700", storage.home_path]))
-        why.append(_HOME_EXPOSED)
+        why.append(branded(_HOME_EXPOSED, ctx.app))
     if storage.exists and storage.owner_ok is False:
         problems.append("session file owned by another user")
     if not problems:
@@ -212,11 +227,12 @@ def _permission_findings(storage: StorageFacts) -> list[Finding]:
         remediation = Remediation(None, "log in as the file's owner, or remove the file")
     return [
         _finding(
+            ctx,
             "KD105",
             "storage_permissions",
             Severity.WARN,
-            "session storage is not private: " + ", ".join(problems),
             remediation,
+            problems=", ".join(problems),
         )
     ]
 
@@ -241,11 +257,7 @@ def _unreadable_finding(storage: StorageFacts, ctx: FindingContext) -> Finding:
             "the file's mode shuts its owner out: let its owner read and write it",
         )
     return _finding(
-        "KD106",
-        "storage_unreadable",
-        Severity.CRITICAL,
-        f"session file exists but cannot be read ({reason}); it is not corrupt, so keep it",
-        remediation,
+        ctx, "KD106", "storage_unreadable", Severity.CRITICAL, remediation, reason=reason
     )
 
 
@@ -294,48 +306,54 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
         age = lock.holder_age_s or 0.0
         out.append(
             _finding(
+                ctx,
                 "KD201",
                 "lock_stuck",
                 Severity.CRITICAL,
-                f"refresh lock {held_by(lock)} for {exact_age(age)}, {_stuck_because(lock, age)}",
                 _kill_holders(lock),
+                held_by=held_by(lock),
+                age=exact_age(age),
+                because=_stuck_because(lock, age),
             )
         )
     elif lock.stale_and_old and lock.record is not None:
         age = lock.record.age_s or 0.0
         out.append(
             _finding(
+                ctx,
                 "KD202",
                 "lock_stale_record",
                 Severity.INFO,
-                f"stale lock record from pid {lock.record.pid} ({exact_age(age)} old);"
-                " the lock is free",
                 Remediation(
                     doctor_command(ctx, "--unstick-lock", threshold=True),
                     "clear the leftover record (cosmetic: the next holder overwrites it anyway)",
                 ),
+                pid=lock.record.pid,
+                age=exact_age(age),
             )
         )
     if lock.network_fs:
         out.append(
             _finding(
+                ctx,
                 "KD203",
                 "lock_network_fs",
                 Severity.WARN,
-                f"refresh lock is on a network filesystem ({lock.fs_type}, mode {lock.mode}):"
-                " cross-host exclusion depends on the server's lock support",
-                Remediation(LOCAL_DISK_COMMAND, "keep kitty's home on a local disk"),
+                ctx.local_disk(f"keep {ctx.app}'s home on a local disk"),
+                fs_type=str(lock.fs_type),
+                mode=str(lock.mode),
             )
         )
     if lock.foreign_host and lock.record is not None:
         out.append(
             _finding(
+                ctx,
                 "KD204",
                 "lock_foreign_host",
                 Severity.WARN,
-                f"lock record written by host {lock.record.host!s}, not {lock.this_host}:"
-                " the home is shared between machines",
-                Remediation(LOCAL_DISK_COMMAND, "give each machine its own kitty home"),
+                ctx.local_disk(f"give each machine its own {ctx.app} home"),
+                host=str(lock.record.host),
+                this_host=lock.this_host,
             )
         )
     return out
@@ -344,7 +362,7 @@ def _lock_findings(lock: LockFacts, ctx: FindingContext) -> list[Finding]:
 _STALE_WHAT: Final = {
     DaemonStatus.DEAD: "no longer running",
     DaemonStatus.REUSED: "reused",
-    DaemonStatus.FOREIGN: "not a kitty daemon of this home (no root marker); never signalled",
+    DaemonStatus.FOREIGN: "not {a_app} daemon of this home (no root marker); never signalled",
 }
 
 
@@ -359,67 +377,78 @@ def _daemon_findings(daemons: DaemonsFacts, ctx: FindingContext) -> list[Finding
             actual = facts.health_package_version or rec.package_version
             out.append(
                 _finding(
+                    ctx,
                     "KD301",
                     "daemon_version_drift",
                     Severity.WARN,
-                    f"{family} daemon pid {rec.pid} runs {actual}, expected"
-                    f" {facts.expected_version}",
                     Remediation(
                         doctor_command(ctx, "--reset", version=True), "replace it on next use"
                     ),
+                    family=family,
+                    pid=rec.pid,
+                    running=str(actual),
+                    expected=str(facts.expected_version),
                 )
             )
         elif facts.status is DaemonStatus.UNHEALTHY:
             out.append(
                 _finding(
+                    ctx,
                     "KD302",
                     "daemon_unhealthy",
                     Severity.WARN,
-                    f"{family} daemon pid {rec.pid} on port {rec.port} is alive but unhealthy"
-                    f" ({facts.health_error or 'no answer'})",
                     Remediation(
                         doctor_command(ctx, "--reset", "--force", version=True),
                         "stop it (with your consent)",
                     ),
+                    family=family,
+                    pid=rec.pid,
+                    port=rec.port,
+                    error=facts.health_error or "no answer",
                 )
             )
         elif facts.status is DaemonStatus.IMPOSTOR:
             out.append(
                 _finding(
+                    ctx,
                     "KD305",
                     "daemon_port_impostor",
                     Severity.CRITICAL,
-                    f"{family} port {rec.port} is not answered by the recorded daemon pid"
-                    f" {rec.pid}: {facts.health_error or 'another process listens there'};"
-                    " that listener is an impostor and gets nothing from kitty",
                     Remediation(
                         doctor_command(ctx, "--reset", "--force", version=True),
                         "stop the recorded daemon (never the listener) and clear its record",
                     ),
+                    family=family,
+                    port=rec.port,
+                    pid=rec.pid,
+                    error=facts.health_error or "another process listens there",
                 )
             )
         elif facts.status in _STALE_WHAT:
-            what = _STALE_WHAT[facts.status]
             out.append(
                 _finding(
+                    ctx,
                     "KD303",
                     "daemon_record_stale",
                     Severity.INFO,
-                    f"{family} state record names pid {rec.pid}, which is {what}",
                     Remediation(
                         doctor_command(ctx, "--reset", version=True), "remove the stale record"
                     ),
+                    family=family,
+                    pid=rec.pid,
+                    what=branded(_STALE_WHAT[facts.status], ctx.app),
                 )
             )
     key = daemons.scope_key
     if key.exists and not key.secure:
         out.append(
             _finding(
+                ctx,
                 "KD304",
                 "scope_key_insecure",
                 Severity.WARN,
-                f"scope key {key.path} is readable by others or not yours; daemons ignore it",
                 Remediation(shlex.join(["chmod", "600", key.path]), "make the key private"),
+                path=key.path,
             )
         )
     return out
@@ -441,46 +470,55 @@ def _orphan_findings(orphans: OrphansFacts, ctx: FindingContext) -> list[Finding
             elif (home := other_home(rec)) is not None:
                 homes.setdefault(home, []).append(rec.get("port"))
             elif klass == "operator_required":
-                operator.append(f"port {rec.get('port')}: {reason(rec)}")
+                operator.append(f"port {rec.get('port')}: {reason(rec, ctx.app)}")
     out: list[Finding] = []
     for home, ports in sorted(homes.items()):
         noun = "daemon" if len(ports) == 1 else "daemons"
         out.append(
             _finding(
+                ctx,
                 "KD403",
                 "orphans_other_home",
                 Severity.INFO,
-                f"{len(ports)} {noun} started from another home that still exists ({home};"
-                f" port {_ports(ports)})",
                 Remediation(
                     doctor_command(ctx, "--reset", version=True, home=home),
                     "clean them up from their own home",
                 ),
+                count=len(ports),
+                noun=noun,
+                home=home,
+                ports=_ports(ports),
             )
         )
     if safe:
         noun = "daemon" if len(safe) == 1 else "daemons"
         out.append(
             _finding(
+                ctx,
                 "KD401",
                 "orphans_safe_auto",
                 Severity.WARN,
-                f"{len(safe)} orphan {noun} kitty can stop safely (port {_ports(safe)})",
                 Remediation(doctor_command(ctx, "--reset", version=True), "stop safe orphans"),
+                count=len(safe),
+                noun=noun,
+                ports=_ports(safe),
             )
         )
     if operator:
         noun = "daemon" if len(operator) == 1 else "daemons"
         out.append(
             _finding(
+                ctx,
                 "KD402",
                 "orphans_operator_required",
                 Severity.WARN,
-                f"{len(operator)} {noun} kitty cannot prove safe to stop ({'; '.join(operator)})",
                 Remediation(
                     doctor_command(ctx, "--reset", "--force", version=True),
                     "review them, then stop them",
                 ),
+                count=len(operator),
+                noun=noun,
+                listeners="; ".join(operator),
             )
         )
     return out
@@ -489,14 +527,16 @@ def _orphan_findings(orphans: OrphansFacts, ctx: FindingContext) -> list[Finding
 def _crash_findings(sections: Sequence[SectionResult], ctx: FindingContext) -> list[Finding]:
     return [
         _finding(
+            ctx,
             "KD901",
             "section_crashed",
             Severity.CRITICAL,
-            f"the {s.name.heading} section crashed: {s.error}",
             Remediation(
                 doctor_command(ctx, "--verbose", threshold=True, version=True),
                 "re-run with --verbose and report it",
             ),
+            section=s.name.heading,
+            error=str(s.error),
         )
         for s in sections
         if s.status is SectionStatus.CRASHED

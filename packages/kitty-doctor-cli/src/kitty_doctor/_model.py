@@ -6,7 +6,7 @@ into findings; the document builder and the renderer only read them. Nothing her
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -63,10 +63,36 @@ class HomeSource(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Brand:
+    """The application the doctor speaks for, in the words its users see (from its AppProfile).
+
+    kitty's own brand is the default; an app embedding the doctor (issue 13) gets its name in
+    every sentence, its doctor command in every remediation and its variables in every hint.
+    """
+
+    app: str = "kitty"
+    #: The doctor command as its users type it (`kitty-doctor`, `acme auth doctor`).
+    tool: str = "kitty-doctor"
+    #: The variable that moves the home (None: the app pins its home).
+    home_env: str | None = "KITTY_HOME"
+    env_prefix: str = "KITTY"
+
+    @property
+    def login_env(self) -> str:
+        """The variable naming the login command remediations show (`KITTY_LOGIN_COMMAND`)."""
+        return f"{self.env_prefix}_LOGIN_COMMAND"
+
+
+KITTY_BRAND: Final = Brand()
+
+
+@dataclass(frozen=True, slots=True)
 class HomeFacts:
     path: str
     source: HomeSource
     exists: bool = True
+    #: The variable a home `from env` came from.
+    env: str | None = "KITTY_HOME"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,11 +289,15 @@ class Remediation:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """One finding: a stable `id`/`name`, its `summary` (the text, filled from `params`, the
+    structured fields an app may re-word it from) and what to do about it."""
+
     id: str
     name: str
     severity: Severity
     summary: str
     remediation: Remediation
+    params: Mapping[str, str | int | float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +323,8 @@ class Repairs:
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """The whole report: the typed twin of the `--json` document (`report_document`)."""
+
     tool_version: str
     packages: Mapping[str, str]
     generated_at: str
@@ -310,6 +342,12 @@ class Report:
     repairs: Repairs = field(default_factory=Repairs)
     #: The port range scanned per family, half-open `(start, stop)`.
     ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    brand: Brand = KITTY_BRAND
+    #: Masks every secret the run saw (its tokens, its scope key) in text about to be shown.
+    mask: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+
+    def scrub(self, text: str) -> str:
+        return text if self.mask is None else self.mask(text)
 
     @property
     def crashed(self) -> bool:

@@ -40,6 +40,7 @@ from ._vocabulary import (
     FAILURE_WORDS,
     HOLDER_SOURCE_WORDS,
     NEEDS_OWNER_OR_ROOT,
+    a_app,
     why,
     words,
 )
@@ -64,9 +65,10 @@ class _Out:
     """Marked lines; with a `width`, wrapped at spaces with a hanging indent (continuations line
     up under the text, not under the mark). Without one (a pipe), one report line per line."""
 
-    def __init__(self, console: Console, width: int | None) -> None:
+    def __init__(self, console: Console, width: int | None, app: str) -> None:
         self.console = console
         self.width = width
+        self.app = app  # whose daemons and sessions the lines speak of
 
     def emit(self, prefix: Text, body: Text, hanging: int) -> None:
         if self.width is None:
@@ -98,7 +100,7 @@ class _Out:
 
 def _mistyped(home: HomeFacts) -> bool:
     # A --home the operator typed that names nothing must not read as "not logged in" (issue 10
-    # §4). A missing default or KITTY_HOME is a fresh machine: the app creates it at first login.
+    # §4). A missing default or $<APP>_HOME is a fresh machine: the app creates it at first login.
     return home.source is HomeSource.FLAG and not home.exists
 
 
@@ -116,7 +118,7 @@ def _identity(out: _Out, facts: IdentityFacts, home: HomeFacts) -> None:
         out.line(BAD, "no session: the home does not exist")
     else:
         out.line(BAD, "not logged in")
-    origin = {"env": "from KITTY_HOME", "flag": "from --home", "default": "default"}[home.source]
+    origin = {"env": f"from {home.env}", "flag": "from --home", "default": "default"}[home.source]
     out.detail(f"home {home.path} ({origin})")
 
 
@@ -224,7 +226,9 @@ def _daemon(out: _Out, family: str, facts: DaemonFacts | None) -> None:
     elif status is DaemonStatus.IMPOSTOR:
         out.line(BAD, f"{head} port taken by an impostor: {facts.health_error}")
     elif status is DaemonStatus.FOREIGN:
-        out.line(WARN, f"{head}: recorded pid is not a kitty daemon of this home (wrong record)")
+        out.line(
+            WARN, f"{head}: recorded pid is not {a_app(out.app)} daemon of this home (wrong record)"
+        )
     else:
         out.line(INFO, f"{head}: recorded process is {status.value} (stale record)")
 
@@ -250,7 +254,7 @@ def _orphans(out: _Out, facts: OrphansFacts, verbose: bool) -> None:
             shown += 1
             yours = is_yours(rec)
             mark = WARN if yours and klass in ("safe_auto", "operator_required") else INFO
-            out.line(mark, headline(family, rec))
+            out.line(mark, headline(family, rec, out.app))
             # What the operator reviews before consenting; --verbose shows it for every row.
             if verbose or (klass == "operator_required" and yours):
                 for text in details(rec):
@@ -259,7 +263,7 @@ def _orphans(out: _Out, facts: OrphansFacts, verbose: bool) -> None:
             out.line(OK, f"{family}: no orphans")
         if hidden:
             noun = "listener" if hidden == 1 else "listeners"
-            out.detail(f"{hidden} other {noun} kitty never touches (--verbose lists them)")
+            out.detail(f"{hidden} other {noun} {out.app} never touches (--verbose lists them)")
 
 
 def _findings(out: _Out, findings: Sequence[Finding]) -> None:
@@ -341,7 +345,7 @@ def _repairs(out: _Out, report: Report, verbose: bool) -> None:
             why_text = (
                 f"not yours (owner {entry.get('owner')})"
                 if entry.get("not_yours")
-                else why(reason if isinstance(reason, str) else None)
+                else why(reason if isinstance(reason, str) else None, app=out.app)
             )
             out.line(
                 INFO, f"left alone port {entry.get('port')} pid {entry.get('pid')}: {why_text}"
@@ -364,7 +368,7 @@ def _repairs(out: _Out, report: Report, verbose: bool) -> None:
             said = True
         if hidden:
             noun = "listener" if hidden == 1 else "listeners"
-            out.detail(f"{hidden} {noun} kitty never touches left alone (--verbose lists them)")
+            out.detail(f"{hidden} {noun} {out.app} never touches left alone (--verbose lists them)")
         elif not said:  # an empty heading would read as if the reset had silently failed
             out.line(OK, "reset: no daemon to stop and no record to repair")
         hint = reset.get("hint")
@@ -397,9 +401,9 @@ def render(
 
     `width` wraps every line there (at spaces, with a hanging indent); None prints each report
     line as one line, for pipes and files."""
-    out = _Out(console, width)
+    out = _Out(console, width, report.brand.app)
     out.emit(
-        Text(f"kitty-doctor {report.tool_version}", style="bold"),
+        Text(f"{terminal_safe(report.brand.tool)} {report.tool_version}", style="bold"),
         Text(f"  home {terminal_safe(report.home.path)}", style="dim"),
         2,
     )

@@ -32,18 +32,18 @@ from ._review import Candidate, details, headline, is_yours, owner
 SPAWN_LOCK_TIMEOUT_S: Final = 10.0
 
 FORCE_HINT: Final = (
-    "{n} daemon(s) kitty cannot prove are safe to stop were skipped;"
+    "{n} daemon(s) {app} cannot prove are safe to stop were skipped;"
     " review them, then re-run with --force to stop them: {command}"
 )
 
 
-def consent_question(count: int) -> str:
-    return f"Stop {count} daemon(s) kitty cannot prove are safe to stop? [y/N] "
+def consent_question(count: int, app: str = "kitty") -> str:
+    return f"Stop {count} daemon(s) {app} cannot prove are safe to stop? [y/N] "
 
 
 @dataclass(frozen=True, slots=True)
 class Consent:
-    """How the operator answered for daemons kitty cannot prove safe."""
+    """How the operator answered for daemons the doctor cannot prove safe."""
 
     value: str  # none_needed | forced | confirmed | declined | not_asked
 
@@ -84,12 +84,9 @@ def _outcome(result: Any) -> dict[str, Any]:
 
 def _remove_state(cfg: Config, family: str, expected: Any) -> bool:
     """Remove the state record only if it still names the same daemon (read under the lock)."""
-    from kitty_daemon_identity import daemon_root
-
-    root = daemon_root(cfg.home)
-    if recorded_state(root, family) != expected:
+    if recorded_state(cfg, family) != expected:
         return False
-    family_state_path(root, family).unlink(missing_ok=True)
+    family_state_path(cfg, family).unlink(missing_ok=True)
     return True
 
 
@@ -106,7 +103,7 @@ def _stop(cfg: Config, family: str, state: Any, action: str) -> dict[str, Any]:
     # only after the pid's exact create time and our root marker are re-checked.
     from kitty_orphan_sweep import stop_recorded
 
-    outcome = _outcome(stop_recorded(state, home=cfg.home))
+    outcome = _outcome(stop_recorded(state, home=cfg.home, family=cfg.family(family)))
     if outcome["result"] == "stopped":
         _remove_state(cfg, family, state)
     return {"action": action, **outcome}
@@ -119,8 +116,8 @@ def _act_on(cfg: Config, family: str, state: Any, consent: Consent) -> dict[str,
         return {"action": _STALE[status], "result": "removed" if removed else "kept"}
     if status is DaemonStatus.HEALTHY:
         running = payload.package_version if payload is not None else state.package_version
-        expected = cfg.expected_daemon_version
-        if expected is None or running == expected:
+        expected = cfg.expected_version(family)
+        if running == expected:
             return None
         return _stop(cfg, family, state, f"stop_version_drift ({running} != {expected})")
     if status in (DaemonStatus.UNHEALTHY, DaemonStatus.IMPOSTOR):
@@ -132,21 +129,19 @@ def _act_on(cfg: Config, family: str, state: Any, consent: Consent) -> dict[str,
 
 
 def _handle_recorded(cfg: Config, family: str, consent: Consent) -> dict[str, Any] | None:
-    from kitty_daemon_identity import DaemonFamily, daemon_root, spawn_lock_path
     from kitty_filelock import LockTimeout, MachineFileLock
 
-    root = daemon_root(cfg.home)
-    state = recorded_state(root, family)
+    state = recorded_state(cfg, family)
     if state is None:
         return None
     entry: dict[str, Any] = {"family": family, "pid": state.pid, "port": state.port}
     try:
         with MachineFileLock(
-            spawn_lock_path(root, DaemonFamily(family)),
+            cfg.family(family).spawn_lock_path(cfg.daemon_root),
             acquire_timeout=SPAWN_LOCK_TIMEOUT_S,
             label=f"doctor-reset:{family}",
         ):
-            state = recorded_state(root, family)
+            state = recorded_state(cfg, family)
             if state is None:
                 return None
             entry |= {"pid": state.pid, "port": state.port}
@@ -166,12 +161,9 @@ _RECORDED_WHY: Final = {
 
 
 def _needs_consent(cfg: Config) -> list[Candidate]:
-    from kitty_daemon_identity import daemon_root
-
-    root = daemon_root(cfg.home)
     out: list[Candidate] = []
     for family in cfg.families:
-        state = recorded_state(root, family)
+        state = recorded_state(cfg, family)
         if state is None:
             continue
         status, error, _ = verify_recorded(state, cfg)
@@ -215,7 +207,7 @@ def run_reset(
         for family in cfg.families
     }
     candidates: list[Candidate] = [
-        (headline(family, entry), tuple(details(entry)))
+        (headline(family, entry, cfg.brand.app), tuple(details(entry)))
         for family, pairs in scanned.items()
         for _, entry in pairs
         if entry["cleanup_class"] == "operator_required" and is_yours(entry)
@@ -230,7 +222,7 @@ def run_reset(
         skipped += [_not_yours(entry) for _, entry in pairs if not is_yours(entry)]
         if not targets:
             continue
-        result = sweep(targets, force=consent.granted, home=cfg.home, family=family)
+        result = sweep(targets, force=consent.granted, home=cfg.home, family=cfg.family(family))
         swept += jsonable(result.swept)
         skipped += jsonable(result.skipped)
         failed += jsonable(result.failed)
@@ -245,7 +237,7 @@ def run_reset(
         from ._report import finding_context
 
         command = doctor_command(finding_context(cfg), "--reset", "--force", version=True)
-        hint = FORCE_HINT.format(n=len(candidates), command=command)
+        hint = FORCE_HINT.format(n=len(candidates), app=cfg.brand.app, command=command)
     return {
         "swept": swept,
         "skipped": skipped,

@@ -79,6 +79,8 @@ def finding_context(cfg: Config) -> FindingContext:
         stuck_threshold_s=cfg.stuck_threshold_s,
         expected_version_flag=cfg.expected_version_flag,
         uid=os.getuid() if hasattr(os, "getuid") else None,
+        brand=cfg.brand,
+        texts=cfg.texts,
     )
 
 
@@ -104,7 +106,7 @@ def build_report(
         target=lambda: daemons_box.append(
             run_section(SectionName.DAEMONS, lambda: c.daemons(cfg, redactor))
         ),
-        name="kitty-doctor-daemons",
+        name="doctor-daemons",
         daemon=True,
     )
     worker.start()
@@ -150,7 +152,7 @@ def build_report(
         packages=dict(packages),
         generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_ms=_ms_since(started),
-        home=HomeFacts(str(cfg.home), cfg.home_source, cfg.home.is_dir()),
+        home=HomeFacts(str(cfg.home), cfg.home_source, cfg.home.is_dir(), cfg.brand.home_env),
         families=cfg.families,
         identity=identity,
         tokens=tokens,
@@ -162,4 +164,6 @@ def build_report(
         sections=tuple(results),
         repairs=repairs,
         ranges=dict(cfg.ranges),
+        brand=cfg.brand,
+        mask=redactor.scrub,
     )

@@ -56,31 +56,32 @@ def other_home(rec: Entry) -> str | None:
     return str(path.parent) if path.name == "daemon" else None
 
 
-def reason(rec: Entry) -> str:
-    """Why the listener has its class, in plain words."""
+def reason(rec: Entry, app: str = "kitty") -> str:
+    """Why the listener has its class, in plain words (`app`: whose daemons these are)."""
     evidence = rec.get("evidence")
     return why(
         _text(rec, "skip_reason"),
         [str(e) for e in evidence] if isinstance(evidence, list | tuple) else [],
+        app,
     )
 
 
-def verdict(rec: Entry) -> str:
+def verdict(rec: Entry, app: str = "kitty") -> str:
     klass = rec.get("cleanup_class")
     if not is_yours(rec):
         return f"not yours (owner {owner(rec)})"
     if klass == "safe_auto":
-        return CLASS_WORDS["safe_auto"]
-    return f"{words(CLASS_WORDS, klass)}: {reason(rec)}"
+        return words(CLASS_WORDS, klass, app)
+    return f"{words(CLASS_WORDS, klass, app)}: {reason(rec, app)}"
 
 
-def headline(family: str, rec: Entry) -> str:
+def headline(family: str, rec: Entry, app: str = "kitty") -> str:
     pid = rec.get("pid")
     version = rec.get("package_version")
     return (
         f"{family} port {rec.get('port')} pid {'?' if pid is None else pid}"
         + ("" if version is None else f" v{version}")
-        + f": {verdict(rec)}"
+        + f": {verdict(rec, app)}"
     )
 
 

@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
-from . import __version__
-from ._config import Config, package_versions, resolve_config
+from ._config import KITTY_SETUP, Config, DoctorSetup, resolve_config
 from ._document import dumps, error_document, report_document
 from ._errors import DoctorConfigError, KittyDoctorError
 from ._exit import ExitCode
@@ -48,7 +47,7 @@ def _is_interactive(json_mode: bool) -> bool:
     return not json_mode and sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _ask(candidates: Sequence[Candidate]) -> bool:
+def _ask(candidates: Sequence[Candidate], app: str = "kitty") -> bool:
     """The DOC-05 prompt on the terminal: each candidate's review lines (what, why, owner, age,
     root, command line), wrapped to the terminal; anything but y/yes is No, and so are ^D (end
     of input) and ^C at the prompt, which end the prompt's line cleanly instead of a
@@ -60,16 +59,16 @@ def _ask(candidates: Sequence[Candidate]) -> bool:
 
     width = shutil.get_terminal_size().columns
     out = sys.stdout
-    lines = ["kitty cannot prove these daemons are safe to stop:"]
+    lines = [f"{app} cannot prove these daemons are safe to stop:"]
     for head, more in candidates:
         lines += _indented(terminal_safe(head), "  - ", "    ", width)
         for text in more:
             lines += _indented(terminal_safe(text), "      ", "        ", width)
-    lines += wrap_lines("(the daemons kitty proved safe are stopped whatever you answer)", width)
+    lines += wrap_lines(f"(the daemons {app} proved safe are stopped whatever you answer)", width)
     answer = ""
     try:
         # Inside the try: a ^C that lands between the question and the read is still "No".
-        out.write("\n".join(lines) + "\n" + consent_question(len(candidates)))
+        out.write("\n".join(lines) + "\n" + consent_question(len(candidates), app))
         out.flush()
         answer = read_answer(sys.stdin)
     except KeyboardInterrupt:
@@ -108,28 +107,25 @@ def _indented(text: str, first: str, hanging: str, width: int) -> list[str]:
     return [(first if i == 0 else hanging) + line for i, line in enumerate(lines)]
 
 
-def _emit_human(report: Report, redactor: Redactor, verbose: bool) -> None:
+def _emit_human(report: Report, verbose: bool) -> None:
     from rich.console import Console
 
+    from ._embed import render_report
+
     stdout = sys.stdout
-    buffer = io.StringIO()
-    # Render into a buffer so the redactor sees every byte before the terminal does; colour
-    # decisions still follow the real stdout (TTY or not, NO_COLOR).
+    # Colour follows the real stdout (TTY or not, NO_COLOR); render_report masks every secret
+    # before a byte reaches it.
     tty = stdout.isatty()
     console = Console(
-        file=buffer,
+        file=stdout,
         force_terminal=tty,
         no_color=bool(os.environ.get("NO_COLOR")) or not tty,
         highlight=False,
         width=None if tty else 100,
     )
-    from ._render import render
-
     # A terminal wraps at its width (hanging indent, never inside a word); a pipe gets one line
     # per report line, for grep.
-    render(report, console, verbose=verbose, width=console.width if tty else None)
-    stdout.write(redactor.scrub(buffer.getvalue()))
-    stdout.flush()
+    render_report(report, console, verbose=verbose, wrap=tty)
 
 
 def _emit_tracebacks(report: Report, redactor: Redactor) -> None:
@@ -153,6 +149,7 @@ def run(
     unstick_lock: bool,
     verbose: bool,
     redactor: Redactor | None = None,
+    setup: DoctorSetup = KITTY_SETUP,
 ) -> int:
     from ._report import build_report
 
@@ -165,27 +162,32 @@ def run(
         reset_block = None
         if reset:
             reset_block = run_reset(
-                cfg, force=force, interactive=_is_interactive(json_mode), ask=_ask
+                cfg,
+                force=force,
+                interactive=_is_interactive(json_mode),
+                ask=lambda candidates: _ask(candidates, cfg.brand.app),
             )
         unstick = run_unstick(cfg) if unstick_lock else None
         repairs = Repairs(reset=reset_block, unstick_lock=unstick)
     report = build_report(
         cfg,
-        tool_version=__version__,
-        packages=package_versions(),
+        tool_version=setup.tool_version(),
+        packages=setup.package_versions(),
         redactor=redactor,
         repairs=repairs,
     )
     if json_mode:
         _emit_json(report, redactor)
     else:
-        _emit_human(report, redactor, verbose)
+        _emit_human(report, verbose)
     if verbose:
         _emit_tracebacks(report, redactor)
     return report.exit_code
 
 
-def execute(opts: Options, *, redactor: Redactor | None = None) -> int:
+def execute(
+    opts: Options, *, redactor: Redactor | None = None, setup: DoctorSetup = KITTY_SETUP
+) -> int:
     """Validate what only the doctor can judge, resolve the configuration, run."""
     if (opts.force or opts.yes) and not opts.reset:
         raise UsageProblem("--force/--yes only make sense with --reset")
@@ -198,9 +200,13 @@ def execute(opts: Options, *, redactor: Redactor | None = None) -> int:
         stuck_threshold_s=opts.stuck_threshold,
         expected_daemon_version=opts.expected_daemon_version,
         login_command=opts.login_command,
+        profile=setup.profile,
+        tool=setup.tool,
+        texts=setup.texts,
     )
     return run(
         cfg,
+        setup=setup,
         redactor=redactor,
         json_mode=opts.json_mode,
         reset=opts.reset,
@@ -211,8 +217,11 @@ def execute(opts: Options, *, redactor: Redactor | None = None) -> int:
 
 
 VERBOSE_HINT: Final = "re-run with --verbose for details"
-# --verbose adds nothing to a usage error (there is no traceback worth showing): point at --help.
-USAGE_HINT: Final = f"see {PROG} --help"
+
+
+def usage_hint(prog: str) -> str:
+    # --verbose adds nothing to a usage error (there is no traceback worth showing): --help does.
+    return f"see {prog} --help"
 
 
 def _fail(
@@ -225,6 +234,7 @@ def _fail(
     tb: str | None,
     hint: str | None = VERBOSE_HINT,
     redactor: Redactor | None = None,
+    prog: str = PROG,
 ) -> int:
     # DOC-11: an exception raised after the session was read may quote a token.
     if redactor is not None:
@@ -237,14 +247,14 @@ def _fail(
         # --verbose prints the traceback below: never also ask for a --verbose re-run.
         shown = None if verbose and hint == VERBOSE_HINT else hint
         stderr.write(
-            f"{PROG}: {terminal_safe(message)}" + ("" if shown is None else f" ({shown})") + "\n"
+            f"{prog}: {terminal_safe(message)}" + ("" if shown is None else f" ({shown})") + "\n"
         )
     if verbose and tb:
         stderr.write(terminal_safe(tb, multiline=True))
     return int(ExitCode.ERROR)
 
 
-def _interrupted(json_mode: bool, stderr: TextIO) -> int:
+def _interrupted(json_mode: bool, stderr: TextIO, prog: str) -> int:
     # The user pressed Ctrl-C: there are no details a --verbose re-run could add.
     return _fail(
         "interrupted",
@@ -254,11 +264,20 @@ def _interrupted(json_mode: bool, stderr: TextIO) -> int:
         stderr=stderr,
         tb=None,
         hint=None,
+        prog=prog,
     )
 
 
-def guarded(call: Callable[[], int], *, json_mode: bool, verbose: bool, redactor: Redactor) -> int:
-    """`call()`'s exit code, with every exception it raises mapped to exit code 2 (DOC-10)."""
+def guarded(
+    call: Callable[[], int],
+    *,
+    json_mode: bool,
+    verbose: bool,
+    redactor: Redactor,
+    prog: str = PROG,
+) -> int:
+    """`call()`'s exit code, with every exception it raises mapped to exit code 2 (DOC-10);
+    `prog` (the doctor command) starts every message."""
     stderr = sys.stderr
     try:
         return call()
@@ -270,7 +289,8 @@ def guarded(call: Callable[[], int], *, json_mode: bool, verbose: bool, redactor
             verbose=False,
             stderr=stderr,
             tb=None,
-            hint=USAGE_HINT,
+            hint=usage_hint(prog),
+            prog=prog,
         )
     except DoctorConfigError as exc:
         return _fail(
@@ -280,7 +300,8 @@ def guarded(call: Callable[[], int], *, json_mode: bool, verbose: bool, redactor
             verbose=verbose,
             stderr=stderr,
             tb=traceback.format_exc(),
-            hint=USAGE_HINT,
+            hint=usage_hint(prog),
+            prog=prog,
         )
     except (OutputClosed, BrokenPipeError):
         # The reader went away (`kitty-doctor | head -1`): nothing more can reach stdout, and
@@ -288,10 +309,10 @@ def guarded(call: Callable[[], int], *, json_mode: bool, verbose: bool, redactor
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-        stderr.write(f"{PROG}: output closed before the report was complete\n")
+        stderr.write(f"{prog}: output closed before the report was complete\n")
         return int(ExitCode.ERROR)
     except (Interrupted, KeyboardInterrupt):
-        return _interrupted(json_mode, stderr)
+        return _interrupted(json_mode, stderr, prog)
     except Exception as exc:
         return _fail(
             "internal_error",
@@ -301,11 +322,13 @@ def guarded(call: Callable[[], int], *, json_mode: bool, verbose: bool, redactor
             stderr=stderr,
             tb=traceback.format_exc(),
             redactor=redactor,
+            prog=prog,
         )
 
 
 def main_with_args(args: Sequence[str]) -> int:
-    """Parse `args`, run, and return the exit code (0, 1 or 2); never raises."""
+    """Parse `args`, run kitty's own doctor, and return the exit code (0, 1 or 2); never
+    raises."""
     opts = fast_parse(args)
     if opts is None:
         from ._cli import click_main

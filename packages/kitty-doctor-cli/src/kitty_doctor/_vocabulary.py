@@ -3,7 +3,8 @@
 The JSON report keeps the exact enum values (`cross_root`, `http_shutdown`, ...): scripts match
 on them. A person reading the human report should not have to know them, so every value the
 renderer or the consent prompt shows goes through one of these tables first. An unknown value
-(a newer library) is shown as it is rather than hidden.
+(a newer library) is shown as it is rather than hidden. `{app}` in a table's words is the
+application's name (kitty's, or the app's that embeds the doctor).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 CLASS_WORDS: Final[Mapping[str, str]] = {
-    "safe_auto": "kitty's own, safe to stop",
+    "safe_auto": "{app}'s own, safe to stop",
     "operator_required": "needs your review",
     "never_touch": "never touched",
 }
@@ -20,14 +21,14 @@ CLASS_WORDS: Final[Mapping[str, str]] = {
 _NEVER_TOUCH_WHY: Final[Mapping[str, str]] = {
     "out_of_range": "outside this family's port range",
     "other_family": "a daemon of another family",
-    "third_party": "not a kitty daemon",
-    "not_kitty": "not a kitty daemon (no kitty health answer)",
+    "third_party": "not {a_app} daemon",
+    "not_kitty": "not {a_app} daemon (no {app} health answer)",
     "is_recorded_singleton": "the recorded daemon of this home",
     "other_home_singleton": "the running daemon of another home",
 }
 
 _REVIEW_WHY: Final[Mapping[str, str]] = {
-    "pre_marker": "no kitty marker: started before kitty 0.1, or by hand",
+    "pre_marker": "no {app} marker: started before {app} 0.1, or by hand",
     "missing_pid": "the OS does not say which process listens on this port",
     "argv_unreadable": "its command line cannot be read (another user's, or exiting)",
     "other_namespace": "it reports another scope (another boot, PID namespace or user)",
@@ -36,17 +37,17 @@ _REVIEW_WHY: Final[Mapping[str, str]] = {
 }
 
 
-def why(reason: str | None, evidence: Sequence[str] = ()) -> str:
+def why(reason: str | None, evidence: Sequence[str] = (), app: str = "kitty") -> str:
     """Why a listener is not `safe_auto`, in words; its `evidence` refines the reason."""
     if reason is None:
-        return "proven to be kitty's own daemon of this home"
+        return f"proven to be {app}'s own daemon of this home"
     if reason == "cross_root":
         if "root_missing" in evidence:
             return "started from a home that no longer exists"
         if "root_marker:conflict" in evidence:
             return "its command line names two different homes"
         if "root_marker:empty" in evidence:
-            return "its kitty marker names no home"
+            return f"its {app} marker names no home"
         return "started from another home"
     if reason == "unresponsive":
         # The scan's own budgets: what "not answering" waited for. Imported here, not at the top:
@@ -57,8 +58,9 @@ def why(reason: str | None, evidence: Sequence[str] = ()) -> str:
             return f"not accepting connections for {CONNECT_TIMEOUT_S:g} s"
         if "health_timeout" in evidence:
             return f"not answering for {HEALTH_TIMEOUT_S:g} s"
-        return "answers, but not with a valid kitty health reply"
-    return _REVIEW_WHY.get(reason) or _NEVER_TOUCH_WHY.get(reason) or reason
+        return f"answers, but not with a valid {app} health reply"
+    text = _REVIEW_WHY.get(reason) or _NEVER_TOUCH_WHY.get(reason)
+    return reason if text is None else branded(text, app)
 
 
 CLEANUP_PATH_WORDS: Final[Mapping[str, str]] = {
@@ -92,7 +94,19 @@ HOLDER_SOURCE_WORDS: Final[Mapping[str, str]] = {
 }
 
 
-def words(table: Mapping[str, str], value: object) -> str:
-    """`table[value]`, or the value itself when the table does not know it."""
+def words(table: Mapping[str, str], value: object, app: str = "kitty") -> str:
+    """`table[value]` (with `{app}` filled in), or the value itself when the table does not
+    know it."""
     text = "?" if value is None else str(value)
-    return table.get(text, text)
+    known = table.get(text)
+    return text if known is None else branded(known, app)
+
+
+def a_app(app: str) -> str:
+    """`app` with its indefinite article: "a kitty", "an acme"."""
+    return ("an " if app[:1] in "aeiou" else "a ") + app
+
+
+def branded(text: str, app: str) -> str:
+    """`text` with `{app}` and `{a_app}` filled in."""
+    return text.format(app=app, a_app=a_app(app))
