@@ -50,6 +50,8 @@ def _daemon_pid(home: Path) -> int:
         ["auth", "login", "--help"],
         ["sync", "--help"],
         ["whoami", "--help"],
+        ["auth", "doctor", "--help"],
+        ["auth", "doctor", "--version"],
     ],
 )
 def test_help_is_acmes(acme: Acme, args: list[str]) -> None:
@@ -68,8 +70,11 @@ def test_a_whole_session_shows_only_acme(acme: Acme, acme_server: AcmeServer) ->
         seen.append((" ".join(args), done.stdout + done.stderr))
         return done.stdout + done.stderr
 
-    # Before login: the API call says how to sign in.
+    # Before login: the API call and the doctor say how to sign in.
     assert "acme auth login" in run("whoami", code=1)
+    doctor = run("auth", "doctor", code=1)
+    assert "KD101 no_session: no acme session at" in doctor
+    assert "→ acme auth login" in doctor
     assert "invalid_grant" in run("auth", "login", "--username", "u", "--password", "no", code=1)
     # Signed in: the API works through TokenAuth, the session lives in acme's home.
     run("auth", "login", "--username", "u", "--password", "right")
@@ -93,6 +98,21 @@ def test_a_whole_session_shows_only_acme(acme: Acme, acme_server: AcmeServer) ->
     seen.append(("daemon HTTP", f"{response.getheaders()} {response.read().decode()}"))
     assert response.getheader("Server") == "acme-daemon"
     conn.close()
+    # The doctor on that state: acme's daemon is healthy; JSON names acme's doctor; a
+    # remediation repeats acme's doctor command; a bad option keeps the exit code 2.
+    report = run("auth", "doctor", "--verbose")
+    assert f"sync: pid {pid} port {state['port']} v1.4.0 healthy" in report
+    doc = json.loads(run("auth", "doctor", "--json"))
+    assert doc["tool"] == {
+        "name": "acme auth doctor",
+        "version": "1.4.0",
+        "packages": {"acme-cli": "1.4.0"},
+    }
+    assert doc["exit_code"] == 0
+    assert doc["daemons"]["sync"]["health"] == "healthy"
+    assert "acme auth doctor:" in run("auth", "doctor", "--force", code=2)
+    assert json.loads(run("auth", "doctor", "--json", "--home", "rel", code=2))["exit_code"] == 2
+    assert "acme auth doctor --reset" in run("auth", "doctor", "--expected-daemon-version", "9")
     files = sorted(str(p.relative_to(acme.home)) for p in acme.home.rglob("*"))
     seen.append(("files in the home", " ".join(files)))
     # Configuration errors name acme's variables.

@@ -12,7 +12,7 @@ from kitty_auth_refresh import KittyAuthError
 from kitty_daemon_identity import KittyDaemonError
 from kitty_orphan_sweep import KittySweepError
 
-from .integration import api, save_login, sync_daemon, token_manager
+from .integration import api, doctor, save_login, sync_daemon, token_manager
 
 TokenUrl = Annotated[str, typer.Option(envvar="ACME_TOKEN_URL", help="acme's token endpoint")]
 ApiUrl = Annotated[str, typer.Option(envvar="ACME_API_URL", help="acme's API")]
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 auth = typer.Typer(help="Sign in, and check what acme knows about your login.")
 app.add_typer(auth, name="auth")
+auth.add_typer(doctor, name="doctor")
 
 
 @auth.command()

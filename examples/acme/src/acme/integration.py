@@ -14,6 +14,7 @@ from kitty_auth_refresh import (
     session_from_token_response,
 )
 from kitty_daemon_identity import AppProfile, Family, PortRange
+from kitty_doctor import doctor_app
 from kitty_orphan_sweep import DaemonHandle, ensure_daemon
 
 from . import __version__
@@ -25,6 +26,7 @@ ACME = AppProfile(
     doctor_command="acme auth doctor",
 )
 SYNC = ACME.family("sync")
+doctor = doctor_app(ACME, version=__version__, packages={"acme-cli": __version__})
 
 
 def token_manager(token_url: str) -> SyncTokenManager:
