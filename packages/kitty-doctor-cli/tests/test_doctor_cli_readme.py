@@ -1,7 +1,7 @@
 """The README's examples hold: its JSON validates, its commands parse and run, its claims are true.
 
-The README has no Python example (kitty-doctor is a command); its executable content is the
-`kitty-doctor ...` command lines and the two JSON documents, so those are what runs here.
+Its executable content is the `kitty-doctor ...` command lines, the two JSON documents, and the
+Python that embeds the doctor in another CLI: all of it runs here.
 """
 
 from __future__ import annotations
@@ -138,3 +138,28 @@ def test_root_readme_shows_what_a_fresh_machine_prints(
     assert result.code == 1, result.err
     assert _as_in_readme(result.out, tmp_path).endswith(made)
     assert "other users can look inside the home" in made
+
+
+def test_the_embedding_snippets_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from typer.testing import CliRunner
+
+    blocks = re.findall(r"```python\n(.*?)```", TEXT, re.DOTALL)
+    assert len(blocks) == 3
+    monkeypatch.setenv("ACME_HOME", str(tmp_path / "acme"))
+    monkeypatch.setenv("ACME_SYNC_PORTS", SYNC_PORTS)  # the quiet corner, not 18400-18450
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert printed.startswith("acme auth doctor 1.4.0")
+    assert "KD101 no_session: no acme session at" in printed
+    assert "kitty" not in printed.replace(str(tmp_path), "")
+    mounted = CliRunner().invoke(namespace["app"], ["auth", "doctor", "--json"], prog_name="acme")
+    assert mounted.exit_code == 1
+    assert json.loads(mounted.stdout)["tool"]["name"] == "acme auth doctor"
+    host = typer.Typer()
+    host.add_typer(namespace["acme_doctor"], name="doctor")
+    reworded = CliRunner().invoke(host, ["doctor"], prog_name="acme")
+    assert "KD101 no_session: you are not signed in to acme (no session at" in reworded.stdout
