@@ -227,6 +227,8 @@ def test_every_printed_remediation_acts(
 AS_NOBODY = """
 import contextlib, io, os, sys
 import encodings.ascii, encodings.idna, pwd
+# nobody cannot read root's venv: what the repair path imports on first use is imported now.
+import concurrent.futures.thread, secrets, shutil, subprocess
 import kitty_doctor._cli as cli
 for warm in ([], ["--json"]):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -40,6 +40,7 @@ def test_public_api_is_exactly_the_spec_plus_the_shared_file_and_process_facts()
         "force_release",
         "fsync_dir",
         "installed_version",
+        "lazy_exports",
         "lock_holder_pids",
         "make_private_dirs",
         "open_private_append",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +225,9 @@ def ensure_scope_key(root: Path) -> str:
     """
     root = Path(root)
     path = scope_key_path(root)
+    # secrets is imported only where a key is made: it costs ~8 ms, which a reader never needs.
+    import secrets
+
     key = secrets.token_hex(32)
     try:
         # Published by a hard link from a complete temp file: never rewritten, never torn; the

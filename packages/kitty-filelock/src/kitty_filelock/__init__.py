@@ -18,29 +18,34 @@ displaced. Zero runtime dependencies. See the package README for guarantees per 
 
 from __future__ import annotations
 
-from ._errors import (
-    InvalidFileError,
-    KittyLockError,
-    LockNotOwnedError,
-    LockReentryError,
-    LockTimeout,
-    NetworkFilesystemWarning,
-    UnsafeDirectoryError,
-    UnsafeLockPathError,
-    UnsafePathError,
-    UnsupportedPlatformError,
-)
-from ._force import force_release
-from ._fs import FsInfo, detect_filesystem
+from typing import TYPE_CHECKING
+
+from ._exports import lazy_exports
 from ._installed import installed_version
-from ._jsonfile import read_json_file, read_small_file
-from ._lock import MachineFileLock
-from ._probe import LockProbe, lock_holder_pids, probe
-from ._proctime import START_TIME_TOLERANCE_S, boot_id, process_alive_since, process_start_time
 from ._readonly import read_only_constants
-from ._record import HolderStatus, LockRecord, read_lock_record
-from ._safety import make_private_dirs, require_private_dir
-from ._write import fsync_dir, open_private_append, write_private_file
+
+if TYPE_CHECKING:
+    from ._errors import (
+        InvalidFileError,
+        KittyLockError,
+        LockNotOwnedError,
+        LockReentryError,
+        LockTimeout,
+        NetworkFilesystemWarning,
+        UnsafeDirectoryError,
+        UnsafeLockPathError,
+        UnsafePathError,
+        UnsupportedPlatformError,
+    )
+    from ._force import force_release
+    from ._fs import FsInfo, detect_filesystem
+    from ._jsonfile import read_json_file, read_small_file
+    from ._lock import MachineFileLock
+    from ._probe import LockProbe, lock_holder_pids, probe
+    from ._proctime import START_TIME_TOLERANCE_S, boot_id, process_alive_since, process_start_time
+    from ._record import HolderStatus, LockRecord, read_lock_record
+    from ._safety import make_private_dirs, require_private_dir
+    from ._write import fsync_dir, open_private_append, write_private_file
 
 # Not importlib.metadata: importing it costs more than this whole package (see _installed).
 __version__: str = installed_version("kitty-filelock") or "0.0.0+unknown"
@@ -68,6 +73,7 @@ __all__ = [
     "force_release",
     "fsync_dir",
     "installed_version",
+    "lazy_exports",
     "lock_holder_pids",
     "make_private_dirs",
     "open_private_append",
@@ -81,6 +87,42 @@ __all__ = [
     "require_private_dir",
     "write_private_file",
 ]
+
+#: Where each public name lives; each loads on first use, so importing the package is cheap.
+_HOMES = {
+    "InvalidFileError": "_errors",
+    "KittyLockError": "_errors",
+    "LockNotOwnedError": "_errors",
+    "LockReentryError": "_errors",
+    "LockTimeout": "_errors",
+    "NetworkFilesystemWarning": "_errors",
+    "UnsafeDirectoryError": "_errors",
+    "UnsafeLockPathError": "_errors",
+    "UnsafePathError": "_errors",
+    "UnsupportedPlatformError": "_errors",
+    "force_release": "_force",
+    "FsInfo": "_fs",
+    "detect_filesystem": "_fs",
+    "read_json_file": "_jsonfile",
+    "read_small_file": "_jsonfile",
+    "MachineFileLock": "_lock",
+    "LockProbe": "_probe",
+    "lock_holder_pids": "_probe",
+    "probe": "_probe",
+    "START_TIME_TOLERANCE_S": "_proctime",
+    "boot_id": "_proctime",
+    "process_alive_since": "_proctime",
+    "process_start_time": "_proctime",
+    "HolderStatus": "_record",
+    "LockRecord": "_record",
+    "read_lock_record": "_record",
+    "make_private_dirs": "_safety",
+    "require_private_dir": "_safety",
+    "fsync_dir": "_write",
+    "open_private_append": "_write",
+    "write_private_file": "_write",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 read_only_constants(
     __name__,

@@ -24,7 +24,8 @@ def read_only_constants(module_name: str, tuned_by: Mapping[str, str]) -> None:
     """
     module = sys.modules[module_name]
     how_to_tune = dict(tuned_by)
-    missing = sorted(name for name in how_to_tune if not hasattr(module, name))
+    # dir(), not hasattr(): a lazily exported constant is listed without importing its module.
+    missing = sorted(set(how_to_tune) - set(dir(module)))
     if missing:
         raise ValueError(f"{module_name} has no constants {missing} to make read-only")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from typing import Final
 
@@ -42,7 +41,9 @@ _FSYNC_UNSUPPORTED: Final = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOT
 
 def temp_name(name: str) -> str:
     """``.<name>.<pid>.<8 hex>.tmp``: hidden, unique per writer, recognisable as a leftover."""
-    return f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.urandom, not secrets (the same bytes): importing secrets costs ~8 ms at start-up, and
+    # this name is unique, not secret.
+    return f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:

@@ -18,44 +18,47 @@ psutil is imported by this package only; the classifier it feeds stays stdlib-pu
 
 from __future__ import annotations
 
-from kitty_filelock import installed_version, read_only_constants
+from typing import TYPE_CHECKING
 
-from ._client import DaemonClient, DaemonGoneError, DaemonResponse
-from ._constants import (
-    CONNECT_TIMEOUT_S,
-    HEALTH_TIMEOUT_S,
-    HTTP_STAGE_S,
-    KILL_STAGE_S,
-    LOG_ROTATE_BYTES,
-    LSOF_TIMEOUT_S,
-    PORT_CLOSE_WAIT_S,
-    SPAWN_LOCK_TIMEOUT_S,
-    SPAWN_PORT_RETRIES,
-    SPAWN_TIMEOUT_S,
-    STOP_RECORDED_GRACE_S,
-    TERM_STAGE_S,
-)
-from ._ensure import DaemonHandle, ensure_daemon
-from ._errors import (
-    DaemonStartError,
-    DaemonUnresponsiveError,
-    KittySweepError,
-    NoFreePortError,
-    SweepGuardError,
-)
-from ._proctable import ProcessHandle, ProcessTable, PsutilProcessTable
-from ._recorded import RecordedCheck, RecordedStatus, check_recorded, stop_recorded
-from ._results import (
-    CleanupPath,
-    EscalationBudgets,
-    FailedEntry,
-    FailureReason,
-    ResetResult,
-    SkippedEntry,
-    SweptEntry,
-)
-from ._scan import ListenerProcess, ScannedListener, probe_health, scan, scan_listeners
-from ._sweep import sweep
+from kitty_filelock import installed_version, lazy_exports, read_only_constants
+
+if TYPE_CHECKING:
+    from ._client import DaemonClient, DaemonGoneError, DaemonResponse
+    from ._constants import (
+        CONNECT_TIMEOUT_S,
+        HEALTH_TIMEOUT_S,
+        HTTP_STAGE_S,
+        KILL_STAGE_S,
+        LOG_ROTATE_BYTES,
+        LSOF_TIMEOUT_S,
+        PORT_CLOSE_WAIT_S,
+        SPAWN_LOCK_TIMEOUT_S,
+        SPAWN_PORT_RETRIES,
+        SPAWN_TIMEOUT_S,
+        STOP_RECORDED_GRACE_S,
+        TERM_STAGE_S,
+    )
+    from ._ensure import DaemonHandle, ensure_daemon
+    from ._errors import (
+        DaemonStartError,
+        DaemonUnresponsiveError,
+        KittySweepError,
+        NoFreePortError,
+        SweepGuardError,
+    )
+    from ._proctable import ProcessHandle, ProcessTable, PsutilProcessTable
+    from ._recorded import RecordedCheck, RecordedStatus, check_recorded, stop_recorded
+    from ._results import (
+        CleanupPath,
+        EscalationBudgets,
+        FailedEntry,
+        FailureReason,
+        ResetResult,
+        SkippedEntry,
+        SweptEntry,
+    )
+    from ._scan import ListenerProcess, ScannedListener, probe_health, scan, scan_listeners
+    from ._sweep import sweep
 
 # Read cheaply by kitty-filelock: importing importlib.metadata would cost more than this package.
 __version__: str = installed_version("kitty-orphan-sweep") or "0.0.0+unknown"
@@ -105,6 +108,53 @@ __all__ = [
     "stop_recorded",
     "sweep",
 ]
+
+#: Where each public name lives; each loads on first use, so importing the package is cheap.
+_HOMES = {
+    "DaemonClient": "_client",
+    "DaemonGoneError": "_client",
+    "DaemonResponse": "_client",
+    "CONNECT_TIMEOUT_S": "_constants",
+    "HEALTH_TIMEOUT_S": "_constants",
+    "HTTP_STAGE_S": "_constants",
+    "KILL_STAGE_S": "_constants",
+    "LOG_ROTATE_BYTES": "_constants",
+    "LSOF_TIMEOUT_S": "_constants",
+    "PORT_CLOSE_WAIT_S": "_constants",
+    "SPAWN_LOCK_TIMEOUT_S": "_constants",
+    "SPAWN_PORT_RETRIES": "_constants",
+    "SPAWN_TIMEOUT_S": "_constants",
+    "STOP_RECORDED_GRACE_S": "_constants",
+    "TERM_STAGE_S": "_constants",
+    "DaemonHandle": "_ensure",
+    "ensure_daemon": "_ensure",
+    "DaemonStartError": "_errors",
+    "DaemonUnresponsiveError": "_errors",
+    "KittySweepError": "_errors",
+    "NoFreePortError": "_errors",
+    "SweepGuardError": "_errors",
+    "ProcessHandle": "_proctable",
+    "ProcessTable": "_proctable",
+    "PsutilProcessTable": "_proctable",
+    "RecordedCheck": "_recorded",
+    "RecordedStatus": "_recorded",
+    "check_recorded": "_recorded",
+    "stop_recorded": "_recorded",
+    "CleanupPath": "_results",
+    "EscalationBudgets": "_results",
+    "FailedEntry": "_results",
+    "FailureReason": "_results",
+    "ResetResult": "_results",
+    "SkippedEntry": "_results",
+    "SweptEntry": "_results",
+    "ListenerProcess": "_scan",
+    "ScannedListener": "_scan",
+    "probe_health": "_scan",
+    "scan": "_scan",
+    "scan_listeners": "_scan",
+    "sweep": "_sweep",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 #: The exported constants are the defaults the package uses, read when a call starts. Assigning
 #: one here would change nothing (the package reads its own module), so it is refused with the

@@ -9,8 +9,6 @@ Methods raise psutil's own exceptions; callers map them to `pid_error` / `argv_e
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Collection, Iterator, Mapping
 from typing import Final, Protocol
@@ -247,6 +245,11 @@ class PsutilProcessTable:
         return _psutil_listening_sockets(port, pid)  # pragma: no cover - not Linux
 
     def lsof_pids(self, port: int, timeout: float) -> list[int] | None:
+        # Imported here: the lsof fallback is rare, and shutil + subprocess cost ~5 ms of every
+        # short command's start (`kitty-doctor --json`).
+        import shutil
+        import subprocess
+
         lsof = shutil.which("lsof")
         if lsof is None:
             return None

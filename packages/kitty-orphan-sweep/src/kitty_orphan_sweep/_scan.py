@@ -11,7 +11,6 @@ import functools
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -185,6 +184,10 @@ def resolve_pids(
                 except psutil.Error:
                     pass
     if need_fallback:
+        # Imported here: the fallback is rare, and concurrent.futures (with logging) costs ~3 ms
+        # of every short command's start.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(8, len(need_fallback))) as pool:
             found = pool.map(lambda p: _fallback(p, claimed.get(p), table), need_fallback)
             out.update(zip(need_fallback, found, strict=True))
