@@ -19,9 +19,9 @@ This module stays import-light: the CLI machinery loads only when it is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kitty_filelock import installed_version
+from kitty_filelock import installed_version, lazy_exports
 
 # Read cheaply by kitty-filelock: importing importlib.metadata would cost more than this package.
 __version__: str = installed_version("kitty-doctor-cli") or "0.0.0+unknown"
@@ -77,13 +77,4 @@ _HOMES = {
     "check_texts": "_texts",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
