@@ -32,8 +32,23 @@ def _marked(area: str, section: str) -> str:
     return f"<!-- bench:{area} -->\n{section.rstrip()}\n"
 
 
+def _stamped(area: str, section: str) -> str:
+    """`section` saying when and how it was measured, under its heading (unless it says so)."""
+    if "- measured:" in section:
+        return section
+    heading, _, rest = section.partition("\n")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = (
+        f"- measured: {when}, {platform.system()} {platform.machine()}, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()}\n"
+        f"- command: `uv run nox -s bench -- {area} --write` (this section alone)\n"
+    )
+    return f"{heading}\n\n{stamp}{rest}"
+
+
 def _rewrite(sections: dict[str, str]) -> None:
-    """Replace (or add, in area order) the sections of `sections` in the existing document."""
+    """Replace (or add, in area order) the sections of `sections` in the existing document,
+    each stamped with when it was measured (the header's date is the last full run's)."""
     text = DOC.read_text()
     starts = list(_MARKER.finditer(text))
     if not starts:
@@ -43,7 +58,7 @@ def _rewrite(sections: dict[str, str]) -> None:
         m.group(1): text[m.start() : nxt.start() if nxt else len(text)].rstrip() + "\n"
         for m, nxt in zip(starts, [*starts[1:], None], strict=True)
     }
-    blocks.update({area: _marked(area, section) for area, section in sections.items()})
+    blocks.update({area: _marked(area, _stamped(area, text)) for area, text in sections.items()})
     DOC.write_text(header + "\n".join(blocks[area] for area in sorted(blocks)))
 
 
@@ -76,8 +91,7 @@ def main() -> int:
     if args.quick:
         return 0
     if args.areas:
-        # A partial run prints only, unless told to replace just its own sections (each says
-        # when and how it was measured); the header's date stays the last full run's.
+        # A partial run prints only, unless told to replace just its own sections.
         if args.write:
             _rewrite(sections)
             print(f"rewrote {', '.join(sections)} in {DOC}")
