@@ -443,3 +443,39 @@ def test_a_symlink_planted_at_the_log_or_spawn_lock_is_refused_and_its_target_un
     assert (root / name).is_symlink()  # reported, left for the user to remove
     assert _daemons(env.home) == []
     assert read_state(root) is None
+
+
+LOCKED_IMPORTS = textwrap.dedent(
+    """
+    import json, sys
+    from kitty_orphan_sweep import ensure_daemon
+    import kitty_orphan_sweep._ensure as E
+    section = E._ensure_locked
+    loaded = []
+
+    def watched(*args, **kwargs):
+        before = set(sys.modules)
+        try:
+            return section(*args, **kwargs)
+        finally:
+            loaded.extend(sorted(set(sys.modules) - before))
+
+    E._ensure_locked = watched
+    handle = ensure_daemon(sys.argv[1:])
+    print(json.dumps({"reused": handle.reused, "loaded": loaded}))
+    """
+)
+
+
+def test_the_locked_section_imports_nothing(env: Env) -> None:
+    """Every concurrent caller waits through the spawn lock's section one at a time: a module
+    first imported inside it (psutil: ~15 ms in a fresh process) costs K times over."""
+    for reused in (False, True):
+        done = subprocess.run(
+            [sys.executable, "-c", LOCKED_IMPORTS, *SYNC_CMD],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert json.loads(done.stdout) == {"reused": reused, "loaded": []}

@@ -100,6 +100,7 @@ def test_rows_come_from_both_tables_and_only_listeners_of_the_port(
     )
     tcp6 = tmp_path / "tcp6"
     tcp6.write_text(header + row("0" * 32 + ":4FB2", "0A", 5000, 15))
+    monkeypatch.setattr(_ownership, "listeners", lambda family: None)  # no sock_diag: /proc
     monkeypatch.setattr(_ownership, "_TABLES", (str(tcp), str(tcp6)))
     assert _ownership._listen_rows(0x4FB2) == [(1000, "11"), (5000, "15")]
     assert _ownership._listen_rows(0x4FB3) == [(3000, "13")]
@@ -107,6 +108,40 @@ def test_rows_come_from_both_tables_and_only_listeners_of_the_port(
     monkeypatch.setattr(_ownership, "_TABLES", (str(tmp_path / "absent"),))
     assert _ownership._listen_rows(0x4FB2) is None
     assert _ownership.linux_listening_sockets(0x4FB2, 1) is None
+
+
+def test_sock_diag_answers_for_both_address_families_without_reading_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's listening hash (sock_diag) gives the same uid and inode as /proc/net/tcp{,6},
+    IPv6 included, so /proc's whole-table walk (~4 ms a file) is not read at all."""
+    with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
+        v4.bind(("127.0.0.1", 0))
+        v4.listen()
+        port = v4.getsockname()[1]
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        v6.bind(("::1", port))
+        v6.listen()
+        from_proc = _ownership._proc_listen_rows(port)
+        assert from_proc is not None
+        assert len(from_proc) == 2
+        assert {uid for uid, _ in from_proc} == {os.getuid()}
+        monkeypatch.setattr(_ownership, "_TABLES", (str(tmp_path / "absent"),))
+        assert sorted(_ownership._listen_rows(port) or []) == sorted(from_proc)
+
+
+def test_one_family_sock_diag_cannot_answer_falls_back_to_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tcp = tmp_path / "tcp"
+    tcp.write_text(_HEADER + _listener_row(41))
+    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    from kitty_orphan_sweep._sockdiag import listeners as real
+
+    monkeypatch.setattr(
+        _ownership, "listeners", lambda f: None if f == socket.AF_INET6 else real(f)
+    )
+    assert _ownership._listen_rows(0x4FB2) == [(1000, "41")]
 
 
 def test_a_real_listener_is_proven_ours_and_only_ours() -> None:
@@ -191,6 +226,7 @@ def test_each_table_is_read_up_to_its_row_bound(
     tcp.write_text(_HEADER + "".join(_listener_row(inode) for inode in (21, 22, 23)))
     monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
     monkeypatch.setattr(_ownership, "_MAX_ROWS", 2)
+    monkeypatch.setattr(_ownership, "listeners", lambda family: None)
     assert _ownership._listen_rows(0x4FB2) == [(1000, "21"), (1000, "22")]
 
 
@@ -201,6 +237,7 @@ def test_a_row_that_ends_at_its_inode_still_counts(
     tcp = tmp_path / "tcp"
     tcp.write_text(_HEADER + _listener_row(31, extra="") + _listener_row(32, extra="")[:-4] + "\n")
     monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    monkeypatch.setattr(_ownership, "listeners", lambda family: None)
     assert _ownership._listen_rows(0x4FB2) == [(1000, "31")]
 
 

@@ -8,6 +8,7 @@ verify it over health and reuse it. Orphans of the scope are reaped on both path
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import subprocess
@@ -296,6 +297,9 @@ def ensure_daemon(
     table = process_table if process_table is not None else PsutilProcessTable()
     # Home and daemon root are private from creation (SPEC §0.3); existing ones are not chmod-ed.
     make_private_dirs(root)
+    # The locked section always opens processes: load psutil now, not inside the section that
+    # K concurrent callers pass through one at a time (its import is ~15 ms in a fresh process).
+    importlib.import_module("psutil")
     lock = MachineFileLock(
         fam.spawn_lock_path(root),
         acquire_timeout=_constants.SPAWN_LOCK_TIMEOUT_S,

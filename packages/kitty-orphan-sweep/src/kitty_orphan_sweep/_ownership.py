@@ -12,9 +12,12 @@ to another user's socket. Anything the OS cannot tell is "unproven", never "prov
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
+
+from ._sockdiag import listeners
 
 # psutil is imported inside the functions that use it: see _proctable.
 
@@ -129,6 +132,17 @@ def prove_process_owns_port(
 
 
 def _listen_rows(port: int) -> list[tuple[int, str]] | None:
+    """(uid, inode) of every IPv4 and IPv6 LISTEN socket on `port`; None if the OS cannot tell.
+
+    sock_diag first (the kernel's listening hash only); /proc/net/tcp{,6} where it cannot answer.
+    """
+    diag = [listeners(family) for family in (socket.AF_INET, socket.AF_INET6)]
+    if all(found is not None for found in diag):
+        return [(s.uid, s.inode) for found in diag for s in found or () if s.port == port]
+    return _proc_listen_rows(port)
+
+
+def _proc_listen_rows(port: int) -> list[tuple[int, str]] | None:
     """(uid, inode) of every LISTEN row for `port` in /proc/net/tcp{,6}; None if unreadable."""
     rows: list[tuple[int, str]] = []
     readable = False
