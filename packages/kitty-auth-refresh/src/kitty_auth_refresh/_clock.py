@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
 
+from kitty_filelock import frozen_dataclass
+
 from ._session import utc_now
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Clock:
     """``monotonic`` drives deadlines and durations; ``now`` drives token expiry (aware UTC)."""
 

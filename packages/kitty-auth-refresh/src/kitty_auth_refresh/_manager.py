@@ -9,7 +9,6 @@ across processes comes from the refresh lock inside the transaction.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import math
@@ -19,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
-from kitty_filelock import LockTimeout, MachineFileLock
+from kitty_filelock import LockTimeout, MachineFileLock, frozen_dataclass
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._endpoint import TokenEndpoint
@@ -73,7 +72,7 @@ _jitter_draws: dict[str, float] = {}
 _jitter_guard = threading.Lock()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LogoutResult:
     """What ``logout()`` did. The local session is gone whatever the provider answered.
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -12,6 +11,8 @@ import math
 import types
 from collections.abc import Mapping
 from typing import Any, Final
+
+from kitty_filelock import frozen_dataclass, frozen_field, frozen_field_names
 
 from ._errors import CorruptSession
 
@@ -53,7 +54,7 @@ def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:8]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Session:
     """One OAuth session. Immutable; a refresh produces a new ``Session``.
 
@@ -72,7 +73,7 @@ class Session:
     subject: str | None = None
     email: str | None = None
     id_token: str | None = None
-    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    extra: Mapping[str, Any] = frozen_field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for name in _REQUIRED_STR:
@@ -126,12 +127,12 @@ class Session:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # MappingProxyType does not pickle; rebuild from a plain dict.
-        values = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        values = [getattr(self, name) for name in frozen_field_names(self)]
         values[-1] = dict(self.extra)
         return (type(self), tuple(values))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class UnverifiedClaims:
     """Display-only claims of an OpenID Connect id_token. NOT VERIFIED: the signature, issuer,
     audience and expiry were not checked, so never use them for an authorisation decision."""

@@ -5,9 +5,10 @@ Reads the file on every call: no cache, no network, no lock.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
+
+from kitty_filelock import frozen_dataclass
 
 from ._errors import CorruptSession, UnreadableSession
 from ._session import as_utc, utc_now
@@ -23,7 +24,7 @@ class AuthState(enum.StrEnum):
     UNREADABLE = "unreadable"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class AuthStatus:
     """A token-free summary of the persisted session."""
 

@@ -8,13 +8,14 @@ optional string fields); ``TokenEndpoint.refresh`` applies them to the session i
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import math
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
+
+from kitty_filelock import frozen_replace
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import RefreshProtocolError
@@ -93,7 +94,7 @@ def token_fields(body: Mapping[str, Any], sent: dt.datetime) -> dict[str, Any]:
 
 def refreshed_session(old: Session, body: Mapping[str, Any], sent: dt.datetime) -> Session:
     """The session after a successful refresh of ``old`` (the refresh path's use of the rules)."""
-    return dataclasses.replace(old, **token_fields(body, sent))
+    return frozen_replace(old, **token_fields(body, sent))
 
 
 def session_from_token_response(

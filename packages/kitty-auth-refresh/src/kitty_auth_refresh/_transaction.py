@@ -7,14 +7,13 @@ deadline and emits exactly one INFO line (AUTH-26).
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import math
 import os
 from typing import Final
 
-from kitty_filelock import LockTimeout, MachineFileLock
+from kitty_filelock import LockTimeout, MachineFileLock, frozen_dataclass, frozen_replace
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._endpoint import TokenEndpoint
@@ -65,7 +64,7 @@ class RejectionCause(enum.StrEnum):
     STORAGE_CORRUPT = "storage_corrupt"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RefreshResult:
     """What one transaction did. ``session`` is the session the caller should use (None = ended)."""
 
@@ -240,7 +239,7 @@ def run_refresh_transaction(
             result = tx.under_lock()
         finally:
             lock.release()
-        result = dataclasses.replace(result, held_s=clock.monotonic() - acquired)
+        result = frozen_replace(result, held_s=clock.monotonic() - acquired)
         return result
     except BaseException as exc:
         # Non-outcome exit: one line still, naming the exception type only (never its text).
@@ -348,7 +347,7 @@ class _Transaction:
         except RefreshReplay as exc:
             return self._after_replay(persisted, exc.retry_after)
         except ClientConfigRejected as exc:
-            return dataclasses.replace(
+            return frozen_replace(
                 self._result(RefreshOutcome.CLIENT_REJECTED, persisted, True, error_kind=exc.error),
                 status=exc.status,
                 description=exc.description,

@@ -24,10 +24,11 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Final, NoReturn, TextIO, TypeVar
+
+from kitty_filelock import frozen_dataclass
 
 from . import __version__, _constants
 from ._errors import ConfigError, PortTaken, UsageError
@@ -54,7 +55,7 @@ class ExitCode(IntEnum):
     PORT_TAKEN = EXIT_PORT_TAKEN  # the spawn contract's "port taken"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonOptions:
     family: DaemonFamily
     port: int | None

@@ -8,10 +8,11 @@ automatic cleanup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
+
+from kitty_filelock import frozen_dataclass, frozen_field, frozen_field_names
 
 from ._constants import DEFAULT_ENTRY_SIGNATURES, START_TIME_TOLERANCE_S
 from ._family import DaemonFamily, PortRange
@@ -95,7 +96,7 @@ class HealthOutcome(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HealthProbe:
     """Result of ``GET /api/health`` against one listener.
 
@@ -146,7 +147,7 @@ class HealthProbe:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ListenerObservation:
     """Everything observed about one open or suspect listener in the scanned family's range."""
 
@@ -166,7 +167,7 @@ class ListenerObservation:
     other_root: OtherRoot | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Foreground:
     """The caller's own view: which scope, range and singleton it is cleaning up for.
 
@@ -187,7 +188,7 @@ class Foreground:
     entry_signatures: tuple[str, ...] = DEFAULT_ENTRY_SIGNATURES
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonIdentityRecord:
     """One classified listener (DID-14). Unknown values are None, never guessed.
 
@@ -217,10 +218,10 @@ class DaemonIdentityRecord:
     idle_s: float | None
     cleanup_class: CleanupClass
     skip_reason: SkipReason | None
-    evidence: tuple[str, ...] = field(default=())
+    evidence: tuple[str, ...] = frozen_field(default=())
     #: The app whose family was scanned (not part of the document: ``to_dict`` leaves it out);
     #: ``sweep`` reads it so an app's records are judged against its own family and range.
-    app: AppProfile = field(default=KITTY, compare=False, repr=False)
+    app: AppProfile = frozen_field(default=KITTY, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Static guard: a record can never be automatic-cleanup eligible with a reason to skip
@@ -233,15 +234,15 @@ class DaemonIdentityRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; keys are exactly the field names."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "app":
+        for name in frozen_field_names(self):
+            if name == "app":
                 continue
-            value = getattr(self, f.name)
+            value = getattr(self, name)
             if isinstance(value, Enum):
                 value = value.value
             elif isinstance(value, tuple):
                 value = list(value)
-            out[f.name] = value
+            out[name] = value
         return out
 
 

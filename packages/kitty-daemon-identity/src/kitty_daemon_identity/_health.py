@@ -7,9 +7,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Final, cast
+
+from kitty_filelock import frozen_dataclass, frozen_field, frozen_field_names
 
 from ._constants import HEALTH_MAX_BYTES, HEALTH_SCHEMA_VERSION
 from ._jsonio import DuplicateKeyError, loads_strict
@@ -52,7 +53,7 @@ def check_extra(extra: object) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HealthPayload:
     """What ``GET /api/health`` returns. Field names are the JSON keys (one flat object)."""
 
@@ -71,11 +72,13 @@ class HealthPayload:
     idle_s: float
     instance_id: str
     #: The app's extra fields (its family's ``health_fields``); absent from the JSON when empty.
-    extra: HealthExtra = field(default_factory=dict)
+    extra: HealthExtra = frozen_field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if not self.extra:
+        out = {name: getattr(self, name) for name in frozen_field_names(self)}
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        else:
             del out["extra"]
         return out
 
@@ -84,10 +87,10 @@ class HealthPayload:
 
 
 #: The keys every payload carries (``extra`` is optional and not among them).
-HEALTH_KEYS: Final[frozenset[str]] = frozenset(f.name for f in fields(HealthPayload)) - {"extra"}
+HEALTH_KEYS: Final[frozenset[str]] = frozenset(frozen_field_names(HealthPayload)) - {"extra"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HealthParseError:
     """Why a health body is not a valid payload (a value, not an exception: parsing never raises).
 
@@ -160,7 +163,9 @@ def _check(key: str, value: Any) -> str | None:
     return None if ok else f"bad_value:{key}"
 
 
-_FIELD_ORDER: Final = tuple(f.name for f in fields(HealthPayload) if f.name in HEALTH_KEYS)
+_FIELD_ORDER: Final = tuple(
+    name for name in frozen_field_names(HealthPayload) if name in HEALTH_KEYS
+)
 
 
 def _from_object(obj: Mapping[str, Any]) -> HealthPayload | HealthParseError:

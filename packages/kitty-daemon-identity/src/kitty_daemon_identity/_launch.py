@@ -22,9 +22,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from kitty_filelock import frozen_dataclass
 
 from ._constants import LOOPBACK
 from ._errors import ConfigError, PortTaken, UsageError
@@ -66,7 +67,7 @@ def parse_port(text: str) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonLaunch:
     """What the spawner told this daemon: its family, root, port (None: pick one) and own args."""
 

@@ -7,8 +7,9 @@ marker is evidence only (an upgraded interpreter path must not hide a daemon fro
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from kitty_filelock import frozen_dataclass
 
 from ._constants import DEFAULT_ENTRY_SIGNATURES
 from ._profile import KITTY, AppProfile
@@ -27,7 +28,7 @@ def marker_args(root: Path | str, exe: Path | str, *, profile: AppProfile = KITT
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Markers:
     """Markers found in an argv.
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Final
+
+from kitty_filelock import frozen_dataclass
 
 __all__ = ["PortRange"]
 
@@ -12,7 +13,7 @@ _MIN_PORT: Final = 1
 _MAX_STOP: Final = 65536  # half-open: stop may be one past the last valid port
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class PortRange:
     """Half-open port interval ``[start, stop)``."""
 

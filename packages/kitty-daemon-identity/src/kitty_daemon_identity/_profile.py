@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
+
+from kitty_filelock import frozen_dataclass, frozen_field, frozen_replace
 
 from ._constants import DAEMON_PROTOCOL_VERSION, DEFAULT_ENTRY_SIGNATURES
 from ._errors import RangeConfigError
@@ -58,7 +59,7 @@ def _check_name(kind: str, value: str) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Family:
     """One kind of daemon of an app, with its own port range; cleanup never crosses families.
 
@@ -80,7 +81,7 @@ class Family:
     health_fields: tuple[str, ...] = ()
     files_prefix: str | None = None
     log_name: str | None = None
-    profile: AppProfile | None = field(default=None, compare=False, repr=False)
+    profile: AppProfile | None = frozen_field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_name("family name", self.name)
@@ -167,7 +168,7 @@ class Family:
         return Path(root) / (self.log_name or f"{self.name}.log")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class AppProfile:
     """Everything of an application kitty shows, reads or writes; build it once, pass it around.
 
@@ -222,7 +223,7 @@ class AppProfile:
                         f"{other.name} range {other.ports}"
                     )
         # Bind each family to this profile (a fresh copy: a Family value may be shared).
-        bound = tuple(replace(f, profile=None) for f in families)
+        bound = tuple(frozen_replace(f, profile=None) for f in families)
         for f in bound:
             object.__setattr__(f, "profile", self)
         object.__setattr__(self, "families", bound)

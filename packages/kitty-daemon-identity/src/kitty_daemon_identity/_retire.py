@@ -6,8 +6,9 @@ is testable exhaustively and long test sessions cannot make it flake.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from kitty_filelock import frozen_dataclass
 
 from ._constants import IDLE_RETIREMENT_SECONDS, START_TIME_TOLERANCE_S
 from ._state import StateRecord
@@ -23,7 +24,7 @@ class RetireReason(StrEnum):
     ACTIVE = "active"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonSelf:
     """The identity a running daemon compares against the state record."""
 
@@ -32,7 +33,7 @@ class DaemonSelf:
     process_started_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RetireDecision:
     retire: bool
     reason: RetireReason

@@ -11,7 +11,6 @@ A retirement tick on its own thread applies ``should_retire`` and stops the serv
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import hmac
 import json
@@ -23,13 +22,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
-from kitty_filelock import process_alive_since, process_start_time
+from kitty_filelock import frozen_dataclass, frozen_replace, process_alive_since, process_start_time
 
 from . import _constants
 from ._family import DaemonFamily
@@ -58,7 +56,7 @@ RouteHandler = Callable[[Mapping[str, Any]], tuple[int, Mapping[str, Any]]]
 _HIDDEN_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RouteRequest:
     """What a ``with_request=True`` route receives: the whole request minus its credential.
 
@@ -456,7 +454,7 @@ class DaemonServer:
                 "extra health fields would pass %d bytes; serving health without them",
                 _constants.HEALTH_PAYLOAD_MAX_BYTES,
             )
-            payload = dataclasses.replace(payload, extra={})
+            payload = frozen_replace(payload, extra={})
         return payload
 
     def _payload(self) -> HealthPayload:

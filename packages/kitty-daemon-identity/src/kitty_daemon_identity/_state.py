@@ -10,11 +10,10 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from kitty_filelock import read_json_file, read_small_file, write_private_file
+from kitty_filelock import frozen_dataclass, read_json_file, read_small_file, write_private_file
 
 from ._constants import STATE_SCHEMA_VERSION
 from ._errors import KittyDaemonError
@@ -40,7 +39,7 @@ _KEY_SETTLE_ATTEMPTS: Final = 100
 _KEY_SETTLE_SLEEP_S: Final = 0.01
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StateRecord:
     """The recorded singleton of one family in one daemon root (``state.json``).
 
@@ -157,7 +156,7 @@ def write_state(root: Path, record: StateRecord, family: Family | None = None) -
     return target
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class OtherRoot:
     """What is on disk at a daemon root a listener's root marker names (not the caller's own).
 

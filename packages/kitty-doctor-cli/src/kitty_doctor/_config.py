@@ -13,11 +13,10 @@ import math
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from kitty_filelock import installed_version
+from kitty_filelock import frozen_dataclass, frozen_field, installed_version
 
 from ._errors import DoctorConfigError
 from ._model import DEFAULT_STUCK_THRESHOLD_S, KITTY_BRAND, Brand, HomeSource
@@ -35,7 +34,7 @@ PACKAGES: Final = (
 UNKNOWN_VERSION: Final = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Config:
     profile: AppProfile
     home: Path
@@ -50,7 +49,7 @@ class Config:
     expected_version_flag: str | None = None
     brand: Brand = KITTY_BRAND
     #: The app's finding templates by ID (checked).
-    texts: Mapping[str, str] = field(default_factory=dict)
+    texts: Mapping[str, str] = frozen_field(default_factory=dict)
 
     def family(self, name: str) -> Family:
         """The profile's bound family called `name`."""
@@ -85,7 +84,7 @@ def package_versions() -> dict[str, str]:
     return {name: installed_version(name) or UNKNOWN_VERSION for name in PACKAGES}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DoctorSetup:
     """Whose doctor runs: the app's profile (None: kitty's own), the command its users type,
     the version and package versions it reports, and its own finding texts by ID."""
@@ -94,7 +93,7 @@ class DoctorSetup:
     tool: str = "kitty-doctor"
     version: str | None = None
     packages: Mapping[str, str] | None = None
-    texts: Mapping[str, str] = field(default_factory=dict)
+    texts: Mapping[str, str] = frozen_field(default_factory=dict)
 
     def tool_version(self) -> str:
         if self.version is not None:

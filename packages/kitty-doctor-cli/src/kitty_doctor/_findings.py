@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Final
+
+from kitty_filelock import frozen_dataclass, frozen_field, frozen_replace
 
 from ._durations import exact_age
 from ._model import (
@@ -39,7 +40,7 @@ _GROUP_OTHER_BITS: Final = 0o077
 _PRIVATE_DIR_MODE: Final = 0o700
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class FindingContext:
     """What remediation commands must repeat so they act on what this run looked at."""
 
@@ -57,7 +58,7 @@ class FindingContext:
     """This user's uid, for a `chown` back to them (None where the OS has no uids)."""
     brand: Brand = KITTY_BRAND
     """Whose doctor this is: the app's name in sentences, its doctor command in remediations."""
-    texts: Mapping[str, str] = field(default_factory=dict)
+    texts: Mapping[str, str] = frozen_field(default_factory=dict)
     """The app's own finding templates by ID (checked by `check_texts`)."""
 
     @property
@@ -595,7 +596,7 @@ def after_repairs(
         else "the Repairs block above says why; running it again would not change that"
     )
     return tuple(
-        replace(f, remediation=Remediation(None, description))
+        frozen_replace(f, remediation=Remediation(None, description))
         if f.remediation.command in ran
         else f
         for f in findings

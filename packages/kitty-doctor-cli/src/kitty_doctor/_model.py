@@ -7,9 +7,10 @@ into findings; the document builder and the renderer only read them. Nothing her
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
+
+from kitty_filelock import frozen_dataclass, frozen_field
 
 REPORT_SCHEMA_VERSION: Final = 1
 DEFAULT_STUCK_THRESHOLD_S: Final = 60.0
@@ -62,7 +63,7 @@ class HomeSource(StrEnum):
     FLAG = "flag"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Brand:
     """The application the doctor speaks for, in the words its users see (from its AppProfile).
 
@@ -86,7 +87,7 @@ class Brand:
 KITTY_BRAND: Final = Brand()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HomeFacts:
     path: str
     source: HomeSource
@@ -95,7 +96,7 @@ class HomeFacts:
     env: str | None = "KITTY_HOME"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class IdentityFacts:
     state: str  # authenticated | not_authenticated | expired | corrupt | unreadable
     subject: str | None
@@ -103,7 +104,7 @@ class IdentityFacts:
     session_hash: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TokenFacts:
     present: bool
     access_expires_in_s: float | None
@@ -114,7 +115,7 @@ class TokenFacts:
     token_type: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StorageFacts:
     path: str
     exists: bool
@@ -132,7 +133,7 @@ class StorageFacts:
     permission_denied: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LockRecordFacts:
     pid: int
     host: str | None
@@ -142,7 +143,7 @@ class LockRecordFacts:
     max_hold_s: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LockHolder:
     """A process the OS shows holding the lock now (its command line, when readable)."""
 
@@ -153,7 +154,7 @@ class LockHolder:
         return f"pid {self.pid}" + (f" ({self.cmdline})" if self.cmdline else "")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LockFacts:
     path: str
     exists: bool
@@ -227,7 +228,7 @@ class DaemonStatus(StrEnum):
     UNVERIFIED = "unverified"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RecordedDaemon:
     pid: int
     port: int
@@ -237,7 +238,7 @@ class RecordedDaemon:
     process_started_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonFacts:
     family: str
     state_path: str
@@ -258,14 +259,14 @@ class DaemonFacts:
         return actual != self.expected_version
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ScopeKeyFacts:
     path: str
     exists: bool
     secure: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonsFacts:
     root: str
     families: tuple[str, ...]
@@ -273,7 +274,7 @@ class DaemonsFacts:
     scope_key: ScopeKeyFacts
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class OrphansFacts:
     families: tuple[str, ...]
     records: Mapping[str, tuple[JsonObject, ...]]
@@ -281,13 +282,13 @@ class OrphansFacts:
     recorded singleton."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Remediation:
     command: str | None
     description: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Finding:
     """One finding: a stable `id`/`name`, its `summary` (the text, filled from `params`, the
     structured fields an app may re-word it from) and what to do about it."""
@@ -297,10 +298,10 @@ class Finding:
     severity: Severity
     summary: str
     remediation: Remediation
-    params: Mapping[str, str | int | float] = field(default_factory=dict, compare=False)
+    params: Mapping[str, str | int | float] = frozen_field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SectionResult:
     name: SectionName
     status: SectionStatus
@@ -309,19 +310,19 @@ class SectionResult:
     traceback: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class UnstickResult:
     released: bool
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Repairs:
     reset: JsonObject | None = None
     unstick_lock: UnstickResult | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Report:
     """The whole report: the typed twin of the `--json` document (`report_document`)."""
 
@@ -339,12 +340,12 @@ class Report:
     orphans: OrphansFacts | None
     findings: tuple[Finding, ...]
     sections: tuple[SectionResult, ...]
-    repairs: Repairs = field(default_factory=Repairs)
+    repairs: Repairs = frozen_field(default_factory=Repairs)
     #: The port range scanned per family, half-open `(start, stop)`.
-    ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[int, int]] = frozen_field(default_factory=dict)
     brand: Brand = KITTY_BRAND
     #: Masks every secret the run saw (its tokens, its scope key) in text about to be shown.
-    mask: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+    mask: Callable[[str], str] | None = frozen_field(default=None, repr=False, compare=False)
 
     def scrub(self, text: str) -> str:
         return text if self.mask is None else self.mask(text)

@@ -10,15 +10,16 @@ test holds this table and the typer command to the same options and the same val
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
+
+from kitty_filelock import frozen_dataclass
 
 from ._model import DEFAULT_STUCK_THRESHOLD_S
 
 FAMILY_CHOICES: Final = ("sync", "dashboard", "all")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Options:
     """What the command line asked for (before any validation of the values' meaning)."""
 

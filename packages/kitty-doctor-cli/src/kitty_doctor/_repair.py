@@ -11,8 +11,9 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Final
+
+from kitty_filelock import frozen_dataclass, frozen_replace
 
 from ._collect import (
     enum_value,
@@ -41,7 +42,7 @@ def consent_question(count: int, app: str = "kitty") -> str:
     return f"Stop {count} daemon(s) {app} cannot prove are safe to stop? [y/N] "
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Consent:
     """How the operator answered for daemons the doctor cannot prove safe."""
 
@@ -280,7 +281,9 @@ def run_unstick(cfg: Config) -> UnstickResult:
 
     limit = cfg.stuck_threshold_s
     now = doctor_command(
-        replace(finding_context(cfg), stuck_threshold_s=0.0), "--unstick-lock", threshold=True
+        frozen_replace(finding_context(cfg), stuck_threshold_s=0.0),
+        "--unstick-lock",
+        threshold=True,
     )
     return UnstickResult(
         False,

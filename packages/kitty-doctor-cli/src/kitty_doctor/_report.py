@@ -8,8 +8,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
+
+from kitty_filelock import frozen_dataclass
 
 from . import _collect
 from ._config import Config
@@ -34,7 +35,7 @@ from ._redact import Redactor
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Collectors:
     """The section collectors; a seam so tests can make one section crash on purpose."""
 

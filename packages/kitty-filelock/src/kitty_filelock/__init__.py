@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         UnsupportedPlatformError,
     )
     from ._force import force_release
+    from ._frozen import frozen_dataclass, frozen_field, frozen_field_names, frozen_replace
     from ._fs import FsInfo, detect_filesystem
     from ._jsonfile import read_json_file, read_small_file
     from ._lock import MachineFileLock
@@ -71,6 +72,10 @@ __all__ = [
     "boot_id",
     "detect_filesystem",
     "force_release",
+    "frozen_dataclass",
+    "frozen_field",
+    "frozen_field_names",
+    "frozen_replace",
     "fsync_dir",
     "installed_version",
     "lazy_exports",
@@ -101,6 +106,10 @@ _HOMES = {
     "UnsafePathError": "_errors",
     "UnsupportedPlatformError": "_errors",
     "force_release": "_force",
+    "frozen_dataclass": "_frozen",
+    "frozen_field": "_frozen",
+    "frozen_field_names": "_frozen",
+    "frozen_replace": "_frozen",
     "FsInfo": "_fs",
     "detect_filesystem": "_fs",
     "read_json_file": "_jsonfile",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from typing import Final
 
+from ._frozen import frozen_dataclass
 from ._platform import auto_mode
 
 # A plain str (not the Literal mypy narrows on), so every platform branch is type-checked.
@@ -46,7 +46,7 @@ HOST_LOCAL_LOCK_FS: Final = frozenset({"fuse.sshfs", "9p", "davfs", "fuse.davfs2
 _MOUNTINFO: Final = "/proc/self/mountinfo"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class FsInfo:
     """Filesystem facts for a lock path: type name, whether it is remote, the auto lock mode."""
 

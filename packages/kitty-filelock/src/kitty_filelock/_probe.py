@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from dataclasses import dataclass
 from typing import Final
 
+from ._frozen import frozen_dataclass
 from ._fs import detect_filesystem
 from ._platform import available_modes, backend
 from ._record import LockRecord, read_lock_record
@@ -32,7 +32,7 @@ _READ_FLAGS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LockProbe:
     """A snapshot of a lock file: who holds it now (if anyone) and what its record says.
 

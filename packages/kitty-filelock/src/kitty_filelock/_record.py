@@ -13,9 +13,9 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any, Final
 
+from ._frozen import frozen_dataclass
 from ._jsonfile import JsonDecodeProblem, decode_json
 from ._proctime import START_TIME_TOLERANCE_S, boot_id, pid_exists, process_start_time
 from ._registry import Held, file_key, with_own_fd_or_holder
@@ -23,6 +23,7 @@ from ._registry import Held, file_key, with_own_fd_or_holder
 RECORD_SCHEMA_VERSION: Final = 1
 MAX_RECORD_BYTES: Final = 512
 MAX_LABEL_CHARS: Final = 64
+
 # Garbage larger than this is not a record; reading stops here so a huge file costs nothing.
 _READ_CAP_BYTES: Final = 64 * 1024
 # O_NONBLOCK: opening a FIFO planted at the lock path must not hang a reader.
@@ -43,7 +44,7 @@ class HolderStatus(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LockRecord:
     """Who holds (or last held) a lock, as written into the lock file."""
 
@@ -116,7 +117,7 @@ def format_utc_ms(when: dt.datetime) -> str:
 # ---------------------------------------------------------------- identity of this process
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Identity:
     """Per-process constants that go into every record (computed once per pid)."""
 

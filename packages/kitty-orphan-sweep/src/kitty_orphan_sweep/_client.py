@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
 from kitty_daemon_identity import read_scope_key
+from kitty_filelock import frozen_dataclass
 
 from ._errors import KittySweepError
 from ._net import HttpOutcome, HttpRequest, http_exchange
@@ -44,7 +44,7 @@ class DaemonGoneError(KittySweepError, ConnectionError):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonResponse:
     """One answer: the HTTP status and the decoded JSON body (None when there was none)."""
 

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from kitty_daemon_identity import (
     scope_id,
     write_state,
 )
-from kitty_filelock import MachineFileLock, make_private_dirs, open_private_append
+from kitty_filelock import MachineFileLock, frozen_dataclass, make_private_dirs, open_private_append
 
 from . import _constants
 from ._client import DaemonClient
@@ -48,7 +47,7 @@ from ._sweep import sweep
 # psutil is imported inside the functions that use it: see _proctable.
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DaemonHandle:
     """The family singleton this call reused or spawned, plus what was reaped on the way.
 

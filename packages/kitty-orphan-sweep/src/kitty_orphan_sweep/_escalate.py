@@ -19,10 +19,10 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from kitty_daemon_identity import KITTY, AppProfile, parse_markers, read_scope_key, spawn_shaped
+from kitty_filelock import frozen_dataclass
 
 from . import _constants
 from ._net import HttpOutcome, HttpRequest, http_exchange, port_refuses
@@ -35,7 +35,7 @@ from ._results import CleanupPath, EscalationBudgets, FailedEntry, FailureReason
 _IS_WINDOWS = os.name == "nt"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Target:
     """Everything the engine needs about one process to stop (derived from a scan record)."""
 

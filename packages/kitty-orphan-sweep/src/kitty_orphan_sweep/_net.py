@@ -13,13 +13,13 @@ import selectors
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
 # The classifier's vocabulary is the probe's result type (one enum, issue 12); the health cap is
 # the health parser's (a longer body would only be rejected as too_large after buffering it).
 from kitty_daemon_identity import HEALTH_MAX_BYTES, ConnectState
+from kitty_filelock import frozen_dataclass, frozen_field
 
 LOOPBACK: Final = "127.0.0.1"
 #: A response whose header block exceeds this is not the kind of HTTP we speak.
@@ -39,17 +39,17 @@ class HttpOutcome(StrEnum):
     NON_HTTP = "non_http"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HttpRequest:
     port: int
     method: str
     path: str
     # Headers and body may carry the scope key (Authorization): never in a repr or a log.
-    headers: Mapping[str, str] = field(repr=False)
-    body: bytes = field(default=b"", repr=False)
+    headers: Mapping[str, str] = frozen_field(repr=False)
+    body: bytes = frozen_field(default=b"", repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HttpResult:
     outcome: HttpOutcome
     status: int | None
@@ -125,16 +125,20 @@ def _encode_request(req: HttpRequest) -> bytes:
     return "\r\n".join(lines).encode("latin-1") + req.body
 
 
-@dataclass(slots=True)
 class _Exchange:
-    req: HttpRequest
-    out: bytes
-    started: float
-    received: bytearray
-    connected: bool = False
-    done: bool = False
-    outcome: HttpOutcome | None = None
-    error: str | None = None
+    """One request's progress through the event loop (mutable, private: a plain class)."""
+
+    __slots__ = ("connected", "done", "error", "out", "outcome", "received", "req", "started")
+
+    def __init__(self, req: HttpRequest, out: bytes, started: float) -> None:
+        self.req = req
+        self.out = out
+        self.started = started
+        self.received = bytearray()
+        self.connected = False
+        self.done = False
+        self.outcome: HttpOutcome | None = None
+        self.error: str | None = None
 
 
 #: Chunk sizes are hex digits only: int(x, 16) alone would also take "-f1", "+5" or "1_0", and a
@@ -240,7 +244,7 @@ def http_exchange_many(
     read_cap = MAX_HEADER_BYTES + body_cap + 1
     try:
         for req in requests:
-            ex = _Exchange(req, _encode_request(req), time.monotonic(), bytearray())
+            ex = _Exchange(req, _encode_request(req), time.monotonic())
             sock = _nonblocking_socket()
             code = sock.connect_ex((LOOPBACK, req.port))
             if code not in (0, *_CONNECT_PENDING):

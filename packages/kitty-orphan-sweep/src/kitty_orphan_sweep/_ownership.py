@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
+
+from kitty_filelock import frozen_dataclass
 
 from ._sockdiag import listeners
 
@@ -36,7 +37,7 @@ _LISTEN: Final = "0A"
 _MAX_ROWS: Final = 1_000_000  # bound on each table's read loop
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ListeningSocket:
     """One LISTEN socket on a port, as the OS reports it."""
 

@@ -9,7 +9,6 @@ socket table), and only then from what the process says about itself over health
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from kitty_daemon_identity import (
     parse_markers,
     scope_id,
 )
+from kitty_filelock import frozen_dataclass
 
 from . import _constants
 from ._escalate import Target, escalate
@@ -54,7 +54,7 @@ class RecordedStatus(StrEnum):
     family's range): nothing is done to it."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RecordedCheck:
     """`check_recorded`'s verdict: a status, one plain sentence why, and the health payload."""
 

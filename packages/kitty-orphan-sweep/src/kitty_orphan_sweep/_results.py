@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
+
+from kitty_filelock import frozen_dataclass, frozen_field, frozen_field_names
 
 from . import _constants
 
@@ -38,7 +39,7 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SweptEntry:
     """A target whose process is gone and whose port no longer listens (for that PID)."""
 
@@ -52,10 +53,10 @@ class SweptEntry:
     duration_ms: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in asdict(self).items()}
+        return {k: _plain(getattr(self, k)) for k in frozen_field_names(self)}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SkippedEntry:
     """A record that was not a target (never_touch, or operator_required without force)."""
 
@@ -65,10 +66,10 @@ class SkippedEntry:
     skip_reason: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in asdict(self).items()}
+        return {k: _plain(getattr(self, k)) for k in frozen_field_names(self)}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class FailedEntry:
     """A target that was attempted and is not (provably) gone; `detail` is short and secret-free."""
 
@@ -79,10 +80,10 @@ class FailedEntry:
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in asdict(self).items()}
+        return {k: _plain(getattr(self, k)) for k in frozen_field_names(self)}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ResetResult:
     """Outcome of one sweep; lists are sorted by port."""
 
@@ -98,7 +99,7 @@ class ResetResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class EscalationBudgets:
     """Per-stage waits of the escalation (SWP-10), each applied per target, all targets in parallel.
 
@@ -106,10 +107,10 @@ class EscalationBudgets:
     ``kitty_orphan_sweep._constants.TERM_STAGE_S`` (say) in a test shortens every sweep.
     """
 
-    http_s: float = field(default_factory=lambda: _constants.HTTP_STAGE_S)
-    term_s: float = field(default_factory=lambda: _constants.TERM_STAGE_S)
-    kill_s: float = field(default_factory=lambda: _constants.KILL_STAGE_S)
-    port_s: float = field(default_factory=lambda: _constants.PORT_CLOSE_WAIT_S)
+    http_s: float = frozen_field(default_factory=lambda: _constants.HTTP_STAGE_S)
+    term_s: float = frozen_field(default_factory=lambda: _constants.TERM_STAGE_S)
+    kill_s: float = frozen_field(default_factory=lambda: _constants.KILL_STAGE_S)
+    port_s: float = frozen_field(default_factory=lambda: _constants.PORT_CLOSE_WAIT_S)
 
     def __post_init__(self) -> None:
         for name in ("http_s", "term_s", "kill_s", "port_s"):

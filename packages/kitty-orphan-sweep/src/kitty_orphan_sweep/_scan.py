@@ -11,7 +11,6 @@ import functools
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -35,6 +34,7 @@ from kitty_daemon_identity import (
     read_state,
     scope_id,
 )
+from kitty_filelock import frozen_dataclass
 
 from . import _constants
 from ._net import HttpOutcome, HttpRequest, HttpResult, connect_probe, http_exchange_many
@@ -76,7 +76,7 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class _PidLookup:
     pid: int | None
     error: PidError | None
@@ -194,7 +194,7 @@ def resolve_pids(
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class _ProcFacts:
     argv: tuple[str, ...] | None
     argv_error: ArgvError | None
@@ -203,7 +203,7 @@ class _ProcFacts:
     uid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ListenerProcess:
     """What the OS showed about the process behind one scanned listener, for an operator who
     must decide about it (kitty-doctor's review lines). Evidence only, never kill authority: the
@@ -224,7 +224,7 @@ class ListenerProcess:
     root_exists: bool | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ScannedListener:
     """One scan result: the classified record and the process facts behind it (None when the
     OS told nothing about the listener's process, not even the uid its socket belongs to)."""
