@@ -200,11 +200,14 @@ def _init(
     factories = [(i, spec.factory) for i, spec in enumerate(specs) if spec.factory is not _MISSING]
     where = f"{qualname}.__init__()"
 
+    # The argument errors say what CPython says of the __init__ dataclasses would compile.
+    takes = f"{required + 1}" if required == count else f"from {required + 1} to {count + 1}"
+
     def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         given = len(args)
         if given > count:
             raise TypeError(
-                f"{where} takes {count + 1} positional arguments but {given + 1} were given"
+                f"{where} takes {takes} positional arguments but {given + 1} were given"
             )
         values = template.copy()
         values[:given] = args
@@ -221,8 +224,8 @@ def _init(
         missing = [repr(names[i]) for i in range(given, required) if values[i] is _MISSING]
         if missing:
             raise TypeError(
-                f"{where} missing {len(missing)} required argument{'s' * (len(missing) > 1)}: "
-                + ", ".join(missing)
+                f"{where} missing {len(missing)} required positional "
+                f"argument{'s' * (len(missing) > 1)}: {_spoken(missing)}"
             )
         return values
 
@@ -234,6 +237,13 @@ def _init(
             post_init(self)
 
     return __init__
+
+
+def _spoken(names: list[str]) -> str:
+    """``'a'``, ``'a' and 'b'``, ``'a', 'b', and 'c'``: a list as CPython's errors write it."""
+    if len(names) < 3:
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + ", and " + names[-1]
 
 
 def _repr(qualname: str, shown: list[str]) -> Callable[[Any], str]:
