@@ -28,3 +28,14 @@ class DoctorConfigError(KittyDoctorError, ValueError):
 
     def __str__(self) -> str:
         return f"invalid {self.option} {self.value!r}: {self.fix}"
+
+
+def current_traceback() -> str:
+    """The traceback of the exception being handled, as text.
+
+    ``traceback`` (with ``linecache`` and ``tokenize``, ~2 ms) is imported only once something
+    has failed: a healthy run never needs it.
+    """
+    import traceback
+
+    return traceback.format_exc()

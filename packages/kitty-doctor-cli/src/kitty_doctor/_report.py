@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -14,6 +13,7 @@ from kitty_filelock import frozen_dataclass
 
 from . import _collect
 from ._config import Config
+from ._errors import current_traceback
 from ._findings import FindingContext, after_repairs, derive_findings
 from ._model import (
     DaemonsFacts,
@@ -64,7 +64,7 @@ def run_section(name: SectionName, fn: Callable[[], T]) -> tuple[SectionResult, 
                 SectionStatus.CRASHED,
                 _ms_since(start),
                 error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
+                traceback=current_traceback(),
             ),
             None,
         )

@@ -11,14 +11,13 @@ from __future__ import annotations
 import io
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 from ._config import KITTY_SETUP, Config, DoctorSetup, resolve_config
 from ._document import dumps, error_document, report_document
-from ._errors import DoctorConfigError, KittyDoctorError
+from ._errors import DoctorConfigError, KittyDoctorError, current_traceback
 from ._exit import ExitCode
 from ._model import Repairs, Report
 from ._options import Options, fast_parse
@@ -299,7 +298,7 @@ def guarded(
             json_mode=json_mode,
             verbose=verbose,
             stderr=stderr,
-            tb=traceback.format_exc(),
+            tb=current_traceback(),
             hint=usage_hint(prog),
             prog=prog,
         )
@@ -320,7 +319,7 @@ def guarded(
             json_mode=json_mode,
             verbose=verbose,
             stderr=stderr,
-            tb=traceback.format_exc(),
+            tb=current_traceback(),
             redactor=redactor,
             prog=prog,
         )

@@ -418,15 +418,15 @@ def scan_listeners(
         "health_timeout", _constants.HEALTH_TIMEOUT_S if health_timeout is None else health_timeout
     )
     table = process_table if process_table is not None else PsutilProcessTable()
+    states = connect_probe(wanted, c_timeout)
+    if not states:
+        return []  # before the caller's own view: its scope id hashes, which nothing here needs
     fg = foreground(
         fam,
         Path(home) if home is not None else None,
         expected_version=expected_version,
         extra_entry_signatures=extra_entry_signatures,
     )
-    states = connect_probe(wanted, c_timeout)
-    if not states:
-        return []
     open_ports = [p for p, s in states.items() if s is ConnectState.OPEN]
     health = probe_health(open_ports, h_timeout)
     for port, state in states.items():

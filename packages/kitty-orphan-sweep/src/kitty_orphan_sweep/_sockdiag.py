@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import Final, NamedTuple
+from typing import Final
+
+from kitty_filelock import frozen_dataclass
 
 _NETLINK_SOCK_DIAG: Final = 4
 _SOCK_DIAG_BY_FAMILY: Final = 20
@@ -31,8 +33,10 @@ _MSG: Final = struct.Struct("=BBBB2s2s16s16sI8sIIIII")
 _MAX_MESSAGES: Final = 1_000_000  # bound on the receive loop
 
 
-class Listener(NamedTuple):
-    """One LISTEN socket as the kernel reports it."""
+@frozen_dataclass
+class Listener:
+    """One LISTEN socket as the kernel reports it (not a NamedTuple: that compiles code at
+    import, a cost the doctor's default path does not pay)."""
 
     port: int
     uid: int
