@@ -13,11 +13,17 @@ from typing import Any
 
 from _procs import ThirdParty, port_is_free
 
-#: What a run on a machine with nothing listening must not import: the CLI framework and the
-#: human renderer (`--json` needs neither), psutil (no process to look at), asyncio (nothing
-#: runs an event loop), importlib.metadata (the versions have a cheaper source), the daemon's
-#: HTTP server and httpx (no section serves or makes a request through them).
+#: What a run on a machine with nothing listening must not import: dataclasses and inspect
+#: (kitty-filelock's frozen_dataclass makes the value classes without them), hashlib (no daemon's
+#: scope to hash), traceback (nothing failed), the CLI framework and the human renderer
+#: (`--json` needs neither), psutil (no process to look at), asyncio (nothing runs an event
+#: loop), importlib.metadata (the versions have a cheaper source), the daemon's HTTP server and
+#: httpx (no section serves or makes a request through them).
 NOT_ON_THE_DEFAULT_PATH = (
+    "dataclasses",
+    "inspect",
+    "hashlib",
+    "traceback",
     "typer",
     "click",
     "rich",
@@ -74,5 +80,6 @@ def test_psutil_loads_once_there_is_a_listener_to_look_at(tmp_path: Path) -> Non
     finally:
         listener.close()
     assert "psutil" in imported
+    assert "hashlib" in imported  # the scan's own scope id, to compare the listener's with
     ports = [o["port"] for records in doc["orphans"].values() for o in records]
     assert ports == [SYNC.start + 2]
