@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import pickle
+import sys
 import urllib.parse
 from typing import Any
 
@@ -139,6 +140,19 @@ def test_bad_keys_are_refused_without_quoting_them(kwargs: dict[str, Any], needl
         TokenEndpoint(TOKEN_URL, "c", **kwargs)
     assert needle in str(info.value)
     assert not [line for line in PEM_LINES if line in str(info.value)]
+
+
+def test_a_key_without_cryptography_installed_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # cryptography is the optional `private-key-jwt` extra: without it (as after a plain
+    # `pip install kitty-auth-refresh`) a key is refused at construction with the install line.
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives", None)
+    with pytest.raises(ValueError, match="TokenEndpoint private_key") as info:
+        TokenEndpoint(TOKEN_URL, "c", private_key=RSA_PEM)
+    assert "pip install 'kitty-auth-refresh[private-key-jwt]'" in str(info.value)
+    assert not [line for line in PEM_LINES if line in str(info.value)]
+    TokenEndpoint(TOKEN_URL, "c")  # a public client needs none of it
 
 
 def test_key_never_in_repr_pickle_logs_or_errors(

@@ -6,7 +6,8 @@ know: RFC 7523 §3 names it, and servers that follow the newer "issuer as audien
 accept the token endpoint), a fresh random ``jti`` and ``iat``/``exp`` in whole seconds.
 
 The JWS compact serialisation is a dozen lines and is written here; only the signature needs a
-cryptographic library (``cryptography``, imported lazily so public clients never pay for it).
+cryptographic library (``cryptography``, the ``private-key-jwt`` extra: public clients neither
+install nor import it).
 
 The key object lives only in ``ClientAssertionSigner._key``: it is never formatted into a
 message, ``repr`` or log line, and errors about it never quote it.
@@ -120,8 +121,11 @@ def _load_key(private_key: object) -> PrivateKeyTypes:
     try:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    except ImportError:  # pragma: no cover - cryptography is a declared dependency
-        raise ValueError("private_key_jwt needs the 'cryptography' package") from None
+    except ImportError:
+        raise ValueError(
+            "TokenEndpoint private_key needs the 'cryptography' package, which kitty-auth-refresh "
+            "installs only on request: pip install 'kitty-auth-refresh[private-key-jwt]'"
+        ) from None
 
     key: object = private_key
     if isinstance(private_key, str):
