@@ -35,13 +35,15 @@ SYNC_PORTS = "21000-21050"
 DASHBOARD_PORTS = "21050-21150"
 #: What a default `--json` run must not need: dataclasses and inspect (value classes are made by
 #: kitty-filelock's frozen_dataclass), hashlib (nothing to hash when nothing listens), traceback
-#: (nothing failed), the CLI framework and the human renderer, psutil (no process to look at),
-#: asyncio, importlib.metadata, the daemon's HTTP server, httpx.
+#: (nothing failed), string (no app re-worded a finding), the CLI framework and the human
+#: renderer, psutil (no process to look at), asyncio, importlib.metadata, the daemon's HTTP
+#: server, httpx.
 NOT_NEEDED = (
     "dataclasses",
     "inspect",
     "hashlib",
     "traceback",
+    "string",
     "typer",
     "click",
     "rich",

@@ -15,15 +15,17 @@ from _procs import ThirdParty, port_is_free
 
 #: What a run on a machine with nothing listening must not import: dataclasses and inspect
 #: (kitty-filelock's frozen_dataclass makes the value classes without them), hashlib (no daemon's
-#: scope to hash), traceback (nothing failed), the CLI framework and the human renderer
-#: (`--json` needs neither), psutil (no process to look at), asyncio (nothing runs an event
-#: loop), importlib.metadata (the versions have a cheaper source), the daemon's HTTP server and
-#: httpx (no section serves or makes a request through them).
+#: scope to hash), traceback (nothing failed), string (no app re-worded a finding), the CLI
+#: framework and the human renderer (`--json` needs neither), psutil (no process to look at),
+#: asyncio (nothing runs an event loop), importlib.metadata (the versions have a cheaper
+#: source), the daemon's HTTP server and httpx (no section serves or makes a request through
+#: them).
 NOT_ON_THE_DEFAULT_PATH = (
     "dataclasses",
     "inspect",
     "hashlib",
     "traceback",
+    "string",
     "typer",
     "click",
     "rich",
