@@ -200,7 +200,7 @@ def test_hash_follows_the_dataclasses_rule_for_a_body_that_defines_eq_or_hash() 
     assert hash(OwnHash(1)) == 7
 
 
-@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_instances_pickle_and_copy(protocol: int) -> None:
     point = POINT(3, 4, ("a",))
     assert pickle.loads(pickle.dumps(point, protocol)) == point  # noqa: S301 - our own bytes
@@ -232,6 +232,26 @@ def test_the_dataclasses_functions_read_true_facts() -> None:
     assert dataclasses.astuple(item) == (1, 2, ("t",))
     assert dataclasses.replace(item, y=9) == POINT(1, 9, ("t",))  # type: ignore[call-arg]
     assert POINT.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_help_and_inspect_see_the_signature_dataclasses_would_give() -> None:
+    import inspect
+
+    Real, Ours = make_point(real), make_point(ours)
+    assert str(inspect.signature(Ours)) == str(inspect.signature(Real))
+    assert (
+        str(inspect.signature(Ours))
+        == "(x: 'int', y: 'int' = 0, tags: 'tuple[str, ...]' = <factory>) -> None"
+    )
+    assert inspect.signature(Ours).bind(1, y=2).arguments == {"x": 1, "y": 2}
+
+
+def test_replace_is_the_copy_replace_protocol() -> None:
+    # Python 3.13's copy.replace(obj, **changes) calls __replace__, which dataclasses define.
+    item = POINT(1, 2)
+    assert item.__replace__(y=5) == POINT(1, 5)  # type: ignore[attr-defined]
+    if sys.version_info >= (3, 13):
+        assert copy.replace(item, x=7) == POINT(7, 2)  # type: ignore[attr-defined]
 
 
 def test_frozen_replace_refuses_unknown_fields_and_non_frozen_dataclasses() -> None:

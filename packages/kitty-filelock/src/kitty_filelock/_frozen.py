@@ -157,6 +157,7 @@ def _install(
         "__eq__": _eq(_key([n for n, s in zip(names, specs, strict=True) if s.compare])),
         "__setattr__": _refuse_setattr,
         "__delattr__": _refuse_delattr,
+        "__replace__": frozen_replace,  # copy.replace (Python 3.13), as dataclasses gives it
         "__getstate__": _getstate(_key(list(names))),
         "__setstate__": _setstate(setters),
     }
@@ -174,6 +175,8 @@ def _install(
     table = _FieldTable(cls.__module__, cls.__qualname__, body, names, specs)
     type.__setattr__(cls, "__dataclass_fields__", table)
     type.__setattr__(cls, "__dataclass_params__", _Params(table))
+    if "__signature__" not in body:
+        type.__setattr__(cls, "__signature__", _Signature(body, names, specs))
 
 
 def _key(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -346,3 +349,37 @@ class _Params:
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         return self._table.made()[1]
+
+
+class _Factory:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<factory>"  # what dataclasses shows for a default_factory
+
+
+class _Signature:
+    """The class's call signature for ``inspect.signature``/``help()``: what dataclasses would
+    show, made on first access (whoever asks has imported ``inspect`` already)."""
+
+    def __init__(self, body: dict[str, Any], names: tuple[str, ...], specs: list[_FieldSpec]):
+        annotations = body.get("__annotations__", {})
+        self._fields = [
+            (name, annotations[name], spec.default if spec.factory is _MISSING else _Factory())
+            for name, spec in zip(names, specs, strict=True)
+        ]
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        import inspect
+
+        keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        empty = inspect.Parameter.empty
+        return inspect.Signature(
+            [
+                inspect.Parameter(
+                    name, keyword, annotation=hint, default=empty if value is _MISSING else value
+                )
+                for name, hint, value in self._fields
+            ],
+            return_annotation=None,
+        )
