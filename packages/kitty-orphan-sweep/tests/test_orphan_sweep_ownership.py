@@ -100,7 +100,7 @@ def test_rows_come_from_both_tables_and_only_listeners_of_the_port(
     )
     tcp6 = tmp_path / "tcp6"
     tcp6.write_text(header + row("0" * 32 + ":4FB2", "0A", 5000, 15))
-    monkeypatch.setattr(_ownership, "listeners", lambda family: None)  # no sock_diag: /proc
+    monkeypatch.setattr(_ownership, "all_listeners", lambda: None)  # no sock_diag: /proc
     monkeypatch.setattr(_ownership, "_TABLES", (str(tcp), str(tcp6)))
     assert _ownership._listen_rows(0x4FB2) == [(1000, "11"), (5000, "15")]
     assert _ownership._listen_rows(0x4FB3) == [(3000, "13")]
@@ -136,11 +136,10 @@ def test_one_family_sock_diag_cannot_answer_falls_back_to_proc(
     tcp = tmp_path / "tcp"
     tcp.write_text(_HEADER + _listener_row(41))
     monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
-    from kitty_orphan_sweep._sockdiag import listeners as real
+    from kitty_orphan_sweep import _sockdiag
 
-    monkeypatch.setattr(
-        _ownership, "listeners", lambda f: None if f == socket.AF_INET6 else real(f)
-    )
+    real = _sockdiag.listeners
+    monkeypatch.setattr(_sockdiag, "listeners", lambda f: None if f == socket.AF_INET6 else real(f))
     assert _ownership._listen_rows(0x4FB2) == [(1000, "41")]
 
 
@@ -226,7 +225,7 @@ def test_each_table_is_read_up_to_its_row_bound(
     tcp.write_text(_HEADER + "".join(_listener_row(inode) for inode in (21, 22, 23)))
     monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
     monkeypatch.setattr(_ownership, "_MAX_ROWS", 2)
-    monkeypatch.setattr(_ownership, "listeners", lambda family: None)
+    monkeypatch.setattr(_ownership, "all_listeners", lambda: None)
     assert _ownership._listen_rows(0x4FB2) == [(1000, "21"), (1000, "22")]
 
 
@@ -237,7 +236,7 @@ def test_a_row_that_ends_at_its_inode_still_counts(
     tcp = tmp_path / "tcp"
     tcp.write_text(_HEADER + _listener_row(31, extra="") + _listener_row(32, extra="")[:-4] + "\n")
     monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
-    monkeypatch.setattr(_ownership, "listeners", lambda family: None)
+    monkeypatch.setattr(_ownership, "all_listeners", lambda: None)
     assert _ownership._listen_rows(0x4FB2) == [(1000, "31")]
 
 

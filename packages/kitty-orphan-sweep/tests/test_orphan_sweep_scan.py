@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from _orphan_sweep_helpers import (
     SuspectListener,
     record_singleton,
 )
-from kitty_daemon_identity import CleanupClass, DaemonIdentityRecord, SkipReason, daemon_root
+from kitty_daemon_identity import (
+    CleanupClass,
+    ConnectState,
+    DaemonIdentityRecord,
+    SkipReason,
+    daemon_root,
+)
 from kitty_orphan_sweep import scan, sweep
 from kitty_orphan_sweep._scan import _SCANNED_MARKERS, scanned_marker_root
 
@@ -45,6 +52,45 @@ def test_an_empty_range_is_scanned_without_psutil(env: Env) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.splitlines()[1:] == ["[]"]
+
+
+def _counting_connects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every port the scan's connect probe is asked to open a socket for."""
+    from kitty_orphan_sweep import _scan
+    from kitty_orphan_sweep._net import connect_probe as probe
+
+    ports: list[int] = []
+
+    def counted(wanted: Iterable[int], timeout: float) -> dict[int, ConnectState]:
+        wanted = list(wanted)
+        ports.extend(wanted)
+        return probe(wanted, timeout)
+
+    monkeypatch.setattr(_scan, "connect_probe", counted)
+    return ports
+
+
+def test_only_ports_the_kernel_lists_as_listening_are_connected_to(
+    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool.silent_tcp(env.sync[3])
+    connected = _counting_connects(monkeypatch)
+    records = scan("sync", health_timeout=0.3)
+    assert [r.port for r in records] == [env.sync[3]]
+    assert connected == [env.sync[3]]  # not one socket per port of the range
+
+
+def test_without_sock_diag_every_port_of_the_range_is_tried(
+    env: Env, pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitty_orphan_sweep import _scan
+
+    pool.silent_tcp(env.sync[3])
+    monkeypatch.setattr(_scan, "listening_ports", lambda: None)  # netlink refused: no prefilter
+    connected = _counting_connects(monkeypatch)
+    records = scan("sync", health_timeout=0.3)
+    assert [r.port for r in records] == [env.sync[3]]
+    assert connected == list(env.sync)
 
 
 def test_bad_arguments_fail_before_any_socket(env: Env) -> None:

@@ -12,13 +12,12 @@ to another user's socket. Anything the OS cannot tell is "unproven", never "prov
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Final, Protocol
 
 from kitty_filelock import frozen_dataclass
 
-from ._sockdiag import listeners
+from ._sockdiag import all_listeners
 
 # psutil is imported inside the functions that use it: see _proctable.
 
@@ -137,9 +136,9 @@ def _listen_rows(port: int) -> list[tuple[int, str]] | None:
 
     sock_diag first (the kernel's listening hash only); /proc/net/tcp{,6} where it cannot answer.
     """
-    diag = [listeners(family) for family in (socket.AF_INET, socket.AF_INET6)]
-    if all(found is not None for found in diag):
-        return [(s.uid, s.inode) for found in diag for s in found or () if s.port == port]
+    found = all_listeners()
+    if found is not None:
+        return [(s.uid, s.inode) for s in found if s.port == port]
     return _proc_listen_rows(port)
 
 

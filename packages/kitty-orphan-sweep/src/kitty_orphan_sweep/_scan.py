@@ -39,6 +39,7 @@ from kitty_filelock import frozen_dataclass
 from . import _constants
 from ._net import HttpOutcome, HttpRequest, HttpResult, connect_probe, http_exchange_many
 from ._proctable import ProcessTable, PsutilProcessTable
+from ._sockdiag import listening_ports
 
 # psutil is imported inside the functions that use it: see _proctable.
 
@@ -418,6 +419,12 @@ def scan_listeners(
         "health_timeout", _constants.HEALTH_TIMEOUT_S if health_timeout is None else health_timeout
     )
     table = process_table if process_table is not None else PsutilProcessTable()
+    # Only the ports the kernel lists a LISTEN socket on need a connect: one netlink dump
+    # (~0.1 ms) instead of a socket per port of the range (~25 us each). A port it does not list
+    # would refuse the connect anyway; where it cannot answer, every port is tried.
+    listening = listening_ports()
+    if listening is not None:
+        wanted = [p for p in wanted if p in listening]
     states = connect_probe(wanted, c_timeout)
     if not states:
         return []  # before the caller's own view: its scope id hashes, which nothing here needs

@@ -49,6 +49,24 @@ def listening_inodes() -> dict[str, int] | None:
     return None if found is None else {s.inode: s.port for s in found}
 
 
+def all_listeners() -> list[Listener] | None:
+    """Every IPv4 and IPv6 TCP LISTEN socket; None unless both families answered (half an
+    answer would read as "nobody listens" on the other)."""
+    found: list[Listener] = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        part = listeners(family)
+        if part is None:
+            return None
+        found += part
+    return found
+
+
+def listening_ports() -> frozenset[int] | None:
+    """The local ports some TCP socket listens on (any address, IPv4 or IPv6), or None."""
+    found = all_listeners()
+    return None if found is None else frozenset(s.port for s in found)
+
+
 def listeners(family: int) -> list[Listener] | None:
     """Every TCP LISTEN socket of address `family` (AF_INET or AF_INET6), or None if unavailable."""
     if not hasattr(socket, "AF_NETLINK"):
