@@ -164,6 +164,29 @@ def test_methods_of_the_body_win_over_the_generated_ones() -> None:
     assert "s3cr3t" not in str(Secret("s3cr3t"))
 
 
+def test_zero_argument_super_works_in_methods_properties_and_classmethods() -> None:
+    # super() reads the method's __class__ cell: it must name the class frozen_dataclass made.
+    @frozen_dataclass
+    class Named:
+        name: str
+
+        def __post_init__(self) -> None:
+            super().__setattr__("name", self.name.strip())  # how a frozen class normalises
+
+        @property
+        def shown(self) -> str:
+            return super().__repr__()[:1] + self.name
+
+        @classmethod
+        def make(cls) -> Named:
+            super().__init_subclass__()  # TypeError if the cell named the discarded class
+            return cls(" x ")
+
+    item = Named.make()
+    assert item.name == "x"
+    assert item.shown == "<x"
+
+
 def test_repr_compare_and_hash_options_are_honoured() -> None:
     @frozen_dataclass
     class Entry:

@@ -112,8 +112,22 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
     body.update(__slots__=names, __match_args__=names, __frozen_fields__=names)
     body["__qualname__"] = cls.__qualname__
     made = type(cls.__name__, (), body)
+    _rebind_class_cell(cls, made, body)
     _install(made, body, names, specs)
     return made
+
+
+def _rebind_class_cell(old: type, new: type, body: dict[str, Any]) -> None:
+    """Point each method's ``__class__`` cell (what zero-argument ``super()`` reads) at the class
+    that replaces the one the body was compiled for, or ``super()`` would refuse every instance."""
+    for value in body.values():
+        for fn in (value, *(getattr(value, a, None) for a in ("__func__", "fget", "fset"))):
+            code = getattr(fn, "__code__", None)
+            if code is None or "__class__" not in code.co_freevars:
+                continue
+            cell = fn.__closure__[code.co_freevars.index("__class__")]
+            if cell.cell_contents is old:
+                cell.cell_contents = new
 
 
 def _fields(qualname: str, body: dict[str, Any]) -> tuple[tuple[str, ...], list[_FieldSpec]]:
