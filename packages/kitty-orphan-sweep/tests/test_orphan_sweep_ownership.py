@@ -256,3 +256,15 @@ def test_only_socket_descriptors_count_as_socket_inodes() -> None:
         sock.close()
         os.close(read_end)
         os.close(write_end)
+
+
+def test_the_remote_address_never_counts_as_the_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A LISTEN row's remote address is 00000000:0000: the ":0000 " the line filter looks for
+    # when asked about port 0 is there, but only the local address names the row's port.
+    tcp = tmp_path / "tcp"
+    tcp.write_text(_HEADER + _listener_row(41))
+    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    assert _ownership._proc_listen_rows(0) == []
+    assert _ownership._proc_listen_rows(0x4FB2) == [(1000, "41")]
