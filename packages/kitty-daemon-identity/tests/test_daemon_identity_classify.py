@@ -697,3 +697,21 @@ def test_the_start_time_falls_back_to_the_self_report_only_when_the_os_has_none(
     assert classify(obs(create_time=None), fg()).process_started_at == STARTED
     assert classify(obs(create_time=STARTED + 0.3), fg()).process_started_at == STARTED + 0.3
     assert classify(obs(create_time=None, health=TIMEOUT), fg()).process_started_at is None
+
+
+def test_a_family_object_is_named_like_its_enum_member() -> None:
+    # Apps pass their profile's Family: the record names it by its wire name, and a payload
+    # claiming that same family is no "other family" claim.
+    family = KITTY.family("sync")
+    got = classify(obs(family=family), fg())
+    assert got.daemon_family == "sync"
+    assert not [e for e in got.evidence if e.startswith("claimed_family:")]
+    assert got.cleanup_class is SAFE
+
+
+def test_the_scanning_app_is_neither_shown_nor_compared() -> None:
+    # `app` rides along for sweep; the record's repr and equality are its observed facts only.
+    got = classify(obs(), fg())
+    other_app = replace(got, app=replace(KITTY, name="acme"))
+    assert "AppProfile" not in repr(got)
+    assert other_app == got

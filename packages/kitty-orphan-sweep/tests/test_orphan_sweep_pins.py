@@ -355,6 +355,23 @@ def test_an_unmarked_target_needs_the_exact_scanned_start_time() -> None:
     assert refused.value.reason is FailureReason.IDENTITY_CHANGED
 
 
+def test_an_unmarked_target_gone_before_its_argv_is_read_is_gone_not_refused() -> None:
+    """The process exits between the start-time check and reading its argv: that is `gone`
+    (nothing to stop), not an identity change."""
+    me = psutil.Process(os.getpid())
+    target = replace(
+        _target(Path("/nonexistent"), me.create_time()),
+        marker_root=None,
+        entry_signatures=("kitty-daemon",),
+    )
+
+    def vanished() -> list[str]:
+        raise psutil.NoSuchProcess(os.getpid())
+
+    with pytest.raises(_Gone):
+        _guard(Handle(me, cmdline=vanished), target, frozenset(), PsutilProcessTable())
+
+
 class SocketsTable(PsutilProcessTable):
     """The port's LISTEN sockets as the OS would show them (None: the OS cannot tell)."""
 
