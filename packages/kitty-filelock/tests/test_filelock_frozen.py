@@ -67,6 +67,11 @@ def test_points_made_both_ways_agree_on_value_semantics() -> None:
     assert Ours(1, 2) != Real(1, 2)  # another class is never equal, as with dataclasses
     assert len({Ours(1, 2), Ours(1, 2), Ours(2, 1)}) == 2
     assert Ours.__match_args__ == Real.__match_args__ == ("x", "y", "tags")
+    assert Ours.__qualname__ == Real.__qualname__ == "make_point.<locals>.Point"
+    assert Ours.__init__.__qualname__ == "make_point.<locals>.Point.__init__"
+    # The functions every class shares keep their own names (pickle finds them by name).
+    assert frozen_replace.__qualname__ == "frozen_replace"
+    assert pickle.loads(pickle.dumps(frozen_replace)) is frozen_replace  # noqa: S301
     assert Ours.__slots__ == ("x", "y", "tags")
     assert not hasattr(Ours(1), "__dict__")
     assert frozen_field_names(Ours) == frozen_field_names(Ours(1)) == ("x", "y", "tags")

@@ -169,9 +169,6 @@ def _install(
             cls.__qualname__, [n for n, s in zip(names, specs, strict=True) if s.repr]
         ),
         "__eq__": _eq(_key([n for n, s in zip(names, specs, strict=True) if s.compare])),
-        "__setattr__": _refuse_setattr,
-        "__delattr__": _refuse_delattr,
-        "__replace__": frozen_replace,  # copy.replace (Python 3.13), as dataclasses gives it
         "__getstate__": _getstate(_key(list(names))),
         "__setstate__": _setstate(setters),
     }
@@ -183,8 +180,15 @@ def _install(
         methods["__hash__"] = lambda self: hash(hashed(self))
         body.pop("__hash__", None)
     for name, method in methods.items():
+        method.__qualname__ = f"{cls.__qualname__}.{name}"
+    # Shared by every class, so never renamed for one of them.
+    methods.update(
+        __setattr__=_refuse_setattr,
+        __delattr__=_refuse_delattr,
+        __replace__=frozen_replace,  # copy.replace (Python 3.13), as dataclasses gives it
+    )
+    for name, method in methods.items():
         if name not in body:
-            method.__qualname__ = f"{cls.__qualname__}.{name}"
             setattr(cls, name, method)
     table = _FieldTable(cls.__module__, cls.__qualname__, body, names, specs)
     type.__setattr__(cls, "__dataclass_fields__", table)
