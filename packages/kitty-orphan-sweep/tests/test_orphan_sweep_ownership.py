@@ -133,9 +133,7 @@ def test_sock_diag_answers_for_both_address_families_without_reading_proc(
 def test_one_family_sock_diag_cannot_answer_falls_back_to_proc(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tcp = tmp_path / "tcp"
-    tcp.write_text(_HEADER + _listener_row(41))
-    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    _only_table(tmp_path, monkeypatch, _HEADER + _listener_row(41))
     from kitty_orphan_sweep import _sockdiag
 
     real = _sockdiag.listeners
@@ -217,13 +215,18 @@ def _listener_row(inode: int, extra: str = " 1 0000000000000000 100 0 0 10 0") -
     )
 
 
+def _only_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """Make a /proc/net/tcp-shaped file of `text` the only socket table _ownership reads."""
+    tcp = tmp_path / "tcp"
+    tcp.write_text(text)
+    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+
+
 def test_each_table_is_read_up_to_its_row_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A table longer than the bound is read up to it, and not one row further."""
-    tcp = tmp_path / "tcp"
-    tcp.write_text(_HEADER + "".join(_listener_row(inode) for inode in (21, 22, 23)))
-    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    _only_table(tmp_path, monkeypatch, _HEADER + "".join(_listener_row(i) for i in (21, 22, 23)))
     monkeypatch.setattr(_ownership, "_MAX_ROWS", 2)
     monkeypatch.setattr(_ownership, "all_listeners", lambda: None)
     assert _ownership._listen_rows(0x4FB2) == [(1000, "21"), (1000, "22")]
@@ -233,9 +236,11 @@ def test_a_row_that_ends_at_its_inode_still_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ten fields (sl .. inode) are all a row needs; one fewer is not a row."""
-    tcp = tmp_path / "tcp"
-    tcp.write_text(_HEADER + _listener_row(31, extra="") + _listener_row(32, extra="")[:-4] + "\n")
-    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    _only_table(
+        tmp_path,
+        monkeypatch,
+        _HEADER + _listener_row(31, extra="") + _listener_row(32, extra="")[:-4] + "\n",
+    )
     monkeypatch.setattr(_ownership, "all_listeners", lambda: None)
     assert _ownership._listen_rows(0x4FB2) == [(1000, "31")]
 
@@ -263,8 +268,6 @@ def test_the_remote_address_never_counts_as_the_port(
 ) -> None:
     # A LISTEN row's remote address is 00000000:0000: the ":0000 " the line filter looks for
     # when asked about port 0 is there, but only the local address names the row's port.
-    tcp = tmp_path / "tcp"
-    tcp.write_text(_HEADER + _listener_row(41))
-    monkeypatch.setattr(_ownership, "_TABLES", (str(tcp),))
+    _only_table(tmp_path, monkeypatch, _HEADER + _listener_row(41))
     assert _ownership._proc_listen_rows(0) == []
     assert _ownership._proc_listen_rows(0x4FB2) == [(1000, "41")]

@@ -43,11 +43,16 @@ FINDING_TEXTS: Final[Mapping[str, str]] = MappingProxyType(
 Params = Mapping[str, str | int | float]
 
 
-def fields_of(template: str) -> frozenset[str]:
-    """The `{field}` names a template uses."""
+def _parsed(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(literal, field, spec, conversion) per part, as str.format reads the template."""
     import string  # here: only an app's own re-wording is parsed (string costs ~1.5 ms to load)
 
-    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
+    return list(string.Formatter().parse(template))
+
+
+def fields_of(template: str) -> frozenset[str]:
+    """The `{field}` names a template uses."""
+    return frozenset(name for _, name, _, _ in _parsed(template) if name)
 
 
 def check_texts(texts: Mapping[str, str]) -> dict[str, str]:
@@ -66,9 +71,7 @@ def check_texts(texts: Mapping[str, str]) -> dict[str, str]:
         except ValueError as exc:  # a stray brace
             raise ValueError(f"the text for {finding_id} is not a template: {exc}") from None
         # A format spec or conversion could fail on a field's value at report time.
-        import string
-
-        styled = any(spec or conv for _, _, spec, conv in string.Formatter().parse(template))
+        styled = any(spec or conv for _, _, spec, conv in _parsed(template))
         if unknown or styled:
             offered = ", ".join(f"{{{name}}}" for name in sorted(fields_of(default) | {"app"}))
             used = ", ".join(sorted(unknown)) or "a format spec or conversion"
